@@ -1,0 +1,84 @@
+//! Command line: one file per subcommand. Only this module writes to stdout and chooses exit
+//! codes: 0 ok, 1 a gate or check said no, 2 the tool failed (bad input, unreachable service).
+
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit code when a gate or a check said no.
+pub const EXIT_REJECTED: u8 = 1;
+/// Exit code when the tool could not do its job.
+pub const EXIT_FAILED: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "mlops", version, about = "GitOps CI/CD/CT for machine-learning models")]
+pub struct Cli {
+    /// Path of mlops.yaml; its directory is the repository root for every step.
+    #[arg(long, global = true, env = "MLOPS_CONFIG", default_value = crate::config::DEFAULT_FILE)]
+    pub config: PathBuf,
+    /// More logs on stderr (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check mlops.yaml against its schema and rules; every error with file:line:column.
+    Validate(validate::Args),
+}
+
+/// Output formats shared by the commands that print results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    Markdown,
+    Github,
+}
+
+pub fn init_logging(cli: &Cli) {
+    let default = match (cli.quiet, cli.verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("mlops={default},warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match &cli.command {
+        Command::Validate(args) => validate::run(&cli, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            report_failure(&e);
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// Prints a tool failure (exit 2) on stderr, and as an annotation under GitHub Actions.
+fn report_failure(e: &anyhow::Error) {
+    let text = format!("{e:#}");
+    eprintln!("error: {text}");
+    if crate::gha::active() {
+        eprintln!("::error title=mlops::{}", crate::gha::escape_data(&text));
+    }
+}

@@ -1,0 +1,68 @@
+//! `mlops validate`: every problem in mlops.yaml, sorted by position.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::{Cli, Format, EXIT_REJECTED};
+use crate::config;
+use crate::diagnostic::Diagnostic;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// human (file:line:col), json (a list), github (workflow annotations).
+    #[arg(long, value_enum, default_value = "human", env = "MLOPS_FORMAT")]
+    pub format: Format,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+    let checked = config::check(&cli.config)?;
+    let diags = &checked.diagnostics;
+    let errors = diags
+        .iter()
+        .filter(|d| d.severity == crate::diagnostic::Severity::Error)
+        .count();
+    match args.format {
+        Format::Json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "file": cli.config.display().to_string(),
+                    "valid": errors == 0,
+                    "diagnostics": diags,
+                }))?
+            );
+        }
+        Format::Github => {
+            for d in diags {
+                println!("{}", d.github());
+            }
+            if errors == 0 {
+                println!("{} is valid", cli.config.display());
+            }
+        }
+        Format::Human | Format::Markdown => {
+            for d in diags {
+                println!("{}", d.human());
+            }
+            if errors == 0 {
+                println!("{} is valid", cli.config.display());
+            } else {
+                println!("{}", summary(errors, diags));
+            }
+        }
+    }
+    Ok(if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_REJECTED)
+    })
+}
+
+fn summary(errors: usize, diags: &[Diagnostic]) -> String {
+    let file = diags.first().map(|d| d.file.as_str()).unwrap_or("mlops.yaml");
+    format!(
+        "{file}: {errors} error{}",
+        if errors == 1 { "" } else { "s" }
+    )
+}

@@ -1,0 +1,8 @@
+//! mlops: continuous integration, delivery and training for machine-learning models, driven
+//! from the team's own git repository. The binary in `main.rs` is a thin shell over [`cli`].
+
+pub mod cli;
+pub mod config;
+pub mod diagnostic;
+pub mod gha;
+pub mod oci;

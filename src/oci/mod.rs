@@ -1,0 +1,3 @@
+//! OCI images: references, image assembly, registry client, on-disk image layouts.
+
+pub mod reference;
