@@ -6,3 +6,8 @@ pub mod config;
 pub mod diagnostic;
 pub mod gha;
 pub mod oci;
+pub mod environment;
+pub mod fsutil;
+pub mod runs;
+pub mod yamlio;
+pub mod git;

@@ -1,0 +1,100 @@
+//! Environment files `.mlops/environments/<env>.yaml` (committed): the desired state of an
+//! environment. Their git history is the audit trail of what ran where.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+pub const ENVIRONMENTS_DIR: &str = ".mlops/environments";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentState {
+    pub environment: String,
+    pub model: String,
+    /// `registry/repository@sha256:...` — always by digest.
+    pub image: String,
+    pub digest: String,
+    /// Who signed it: the public key's fingerprint (`sha256:...`) or a keyless identity.
+    #[serde(default)]
+    pub signature: Option<String>,
+    pub run_id: String,
+    pub git_commit: String,
+    /// Dataset name → `sha256:...`.
+    #[serde(default)]
+    pub data: IndexMap<String, String>,
+    #[serde(default)]
+    pub metrics: IndexMap<String, f64>,
+    pub promoted_at: String,
+    /// Where the champion's model can be found without the registry (a run directory, relative
+    /// to the repository root), used until the model is read from the image.
+    #[serde(default)]
+    pub model_dir: Option<String>,
+    /// The pull request (URL) or branch that carried this promotion.
+    #[serde(default)]
+    pub change: Option<String>,
+}
+
+pub fn path(repo_root: &Path, env: &str) -> PathBuf {
+    repo_root.join(ENVIRONMENTS_DIR).join(format!("{env}.yaml"))
+}
+
+/// Reads the desired state of `env`; `Ok(None)` when nothing was promoted there yet.
+pub fn read(repo_root: &Path, env: &str) -> Result<Option<EnvironmentState>> {
+    let p = path(repo_root, env);
+    let text = match std::fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", p.display())),
+    };
+    parse(&text).with_context(|| format!("{} is not a valid environment file", p.display())).map(Some)
+}
+
+pub fn parse(text: &str) -> Result<EnvironmentState> {
+    let value = crate::yamlio::from_yaml(text)?;
+    Ok(serde_json::from_value(value)?)
+}
+
+pub fn render(state: &EnvironmentState) -> Result<String> {
+    let value = serde_json::to_value(state)?;
+    Ok(format!(
+        "# Desired state of environment {}, written by `mlops promote`. Merging a change to this\n# file deploys it; its git history is the record of what ran here.\n{}",
+        state.environment,
+        crate::yamlio::to_yaml(&value)
+    ))
+}
+
+pub fn write(repo_root: &Path, state: &EnvironmentState) -> Result<()> {
+    crate::fsutil::write_atomic(&path(repo_root, &state.environment), render(state)?.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut metrics = IndexMap::new();
+        metrics.insert("f1".to_string(), 0.93);
+        let s = EnvironmentState {
+            environment: "staging".into(),
+            model: "churn".into(),
+            image: format!("127.0.0.1:5000/acme/churn@sha256:{}", "a".repeat(64)),
+            digest: format!("sha256:{}", "a".repeat(64)),
+            signature: Some("sha256:beef".into()),
+            run_id: "r1".into(),
+            git_commit: "abc".into(),
+            data: IndexMap::new(),
+            metrics,
+            promoted_at: "2026-11-22T00:00:00Z".into(),
+            model_dir: None,
+            change: None,
+        };
+        assert!(read(dir.path(), "staging").unwrap().is_none());
+        write(dir.path(), &s).unwrap();
+        assert_eq!(read(dir.path(), "staging").unwrap().unwrap(), s);
+    }
+}
