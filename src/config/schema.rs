@@ -102,9 +102,13 @@ fn strip_null(v: &mut Value) {
     }
 }
 
+/// The committed schema, embedded: parsing it is cheaper than generating it at every start, and
+/// `committed_schema_is_current` guarantees the two are the same.
+const EMBEDDED: &str = include_str!("../../schemas/mlops.schema.json");
+
 fn schema() -> &'static Value {
     static SCHEMA: OnceLock<Value> = OnceLock::new();
-    SCHEMA.get_or_init(generate)
+    SCHEMA.get_or_init(|| serde_json::from_str(EMBEDDED).unwrap_or_else(|_| generate()))
 }
 
 fn validator() -> Result<&'static jsonschema::Validator, String> {

@@ -99,7 +99,20 @@ fn datasets(cx: &mut Ctx) {
         };
         cx.must_exist(&pointer, "dataset", None);
         let path = cx.root.join(&rel);
-        if path.is_file() {
+        if path.is_dir() {
+            let has_data = std::fs::read_dir(&path).into_iter().flatten().flatten().any(|e| {
+                matches!(
+                    e.path().extension().and_then(|x| x.to_str()),
+                    Some("csv" | "parquet")
+                )
+            });
+            if !has_data {
+                cx.error(
+                    &pointer,
+                    format!("data.{name}.path: directory \"{rel}\" holds no .csv or .parquet file"),
+                );
+            }
+        } else if path.is_file() {
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
             if !matches!(ext, "csv" | "parquet") {
                 cx.error(

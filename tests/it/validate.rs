@@ -1,0 +1,91 @@
+//! `mlops validate` over every fixture: valid projects pass, each invalid config yields exactly
+//! the diagnostics in its `expected.txt` (MLOPS_BLESS=1 rewrites them; review the diff).
+
+use crate::common::{fixture, mlops, stdout};
+
+#[test]
+fn invalid_fixtures_give_exact_diagnostics() {
+    let dir = fixture("invalid");
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("mlops.yaml").exists())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 8, "expected the invalid fixtures, found {}", cases.len());
+    let mut failures = Vec::new();
+    for case in cases {
+        let out = mlops(&case).args(["validate"]).output().unwrap();
+        let got = stdout(&out);
+        let expected_path = case.join("expected.txt");
+        if std::env::var_os("MLOPS_BLESS").is_some() {
+            std::fs::write(&expected_path, &got).unwrap();
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if out.status.code() != Some(1) {
+            failures.push(format!("{}: exit {:?}, expected 1", case.display(), out.status.code()));
+        }
+        if got != expected {
+            failures.push(format!(
+                "{}:\n--- expected\n{expected}--- got\n{got}",
+                case.display()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn five_independent_mistakes_are_all_reported() {
+    let case = fixture("invalid/five-mistakes");
+    let out = mlops(&case).args(["validate", "--format", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let diags = v["diagnostics"].as_array().unwrap();
+    assert_eq!(diags.len(), 5, "{}", stdout(&out));
+    assert_eq!(v["valid"], false);
+    let lines: Vec<u64> = diags.iter().map(|d| d["line"].as_u64().unwrap()).collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted, "sorted by position");
+    for d in diags {
+        assert!(d["column"].as_u64().unwrap() >= 1);
+        assert_eq!(d["file"], "mlops.yaml");
+    }
+}
+
+#[test]
+fn github_format_prints_escaped_annotations() {
+    let case = fixture("invalid/unknown-key");
+    let out = mlops(&case).args(["validate", "--format", "github"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.starts_with("::error file=mlops.yaml,line=") && first.contains(",col="),
+        "{first}"
+    );
+    assert!(first.contains("did you mean \"params\"?"), "{first}");
+}
+
+#[test]
+fn valid_configs_pass() {
+    for name in ["valid/design-example", "churn", "regression"] {
+        let dir = fixture(name);
+        let out = mlops(&dir).args(["validate"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stdout(&out));
+        assert_eq!(stdout(&out), "mlops.yaml is valid\n");
+    }
+}
+
+#[test]
+fn unreadable_file_exits_2_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mlops(dir.path())
+        .args(["validate", "--config", "missing.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot read missing.yaml"), "{err}");
+}
