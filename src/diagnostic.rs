@@ -89,9 +89,7 @@ impl Diagnostic {
 /// Sorts by position, then message, and drops exact duplicates (a schema can report the same
 /// problem through two paths).
 pub fn sort_and_dedup(diags: &mut Vec<Diagnostic>) {
-    diags.sort_by(|a, b| {
-        (a.line, a.column, &a.message).cmp(&(b.line, b.column, &b.message))
-    });
+    diags.sort_by(|a, b| (a.line, a.column, &a.message).cmp(&(b.line, b.column, &b.message)));
     diags.dedup();
 }
 

@@ -49,7 +49,9 @@ pub fn read(repo_root: &Path, env: &str) -> Result<Option<EnvironmentState>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", p.display())),
     };
-    parse(&text).with_context(|| format!("{} is not a valid environment file", p.display())).map(Some)
+    parse(&text)
+        .with_context(|| format!("{} is not a valid environment file", p.display()))
+        .map(Some)
 }
 
 pub fn parse(text: &str) -> Result<EnvironmentState> {
@@ -67,7 +69,10 @@ pub fn render(state: &EnvironmentState) -> Result<String> {
 }
 
 pub fn write(repo_root: &Path, state: &EnvironmentState) -> Result<()> {
-    crate::fsutil::write_atomic(&path(repo_root, &state.environment), render(state)?.as_bytes())
+    crate::fsutil::write_atomic(
+        &path(repo_root, &state.environment),
+        render(state)?.as_bytes(),
+    )
 }
 
 #[cfg(test)]

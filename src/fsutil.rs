@@ -32,7 +32,8 @@ pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<
 
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("{} is not valid JSON of the expected shape", path.display()))
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not valid JSON of the expected shape", path.display()))
 }
 
 #[cfg(test)]

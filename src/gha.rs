@@ -100,7 +100,10 @@ mod tests {
 
     #[test]
     fn neutralises_commands() {
-        assert_eq!(neutralise_line("::set-output name=a::b"), ":\u{200b}:set-output name=a::b");
+        assert_eq!(
+            neutralise_line("::set-output name=a::b"),
+            ":\u{200b}:set-output name=a::b"
+        );
         assert_eq!(neutralise_line("plain"), "plain");
     }
 

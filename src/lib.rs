@@ -4,10 +4,10 @@
 pub mod cli;
 pub mod config;
 pub mod diagnostic;
-pub mod gha;
-pub mod oci;
 pub mod environment;
 pub mod fsutil;
+pub mod gha;
+pub mod git;
+pub mod oci;
 pub mod runs;
 pub mod yamlio;
-pub mod git;

@@ -106,7 +106,10 @@ pub fn create(repo_root: &Path) -> Result<RunDir> {
 
 /// Marks `run` as the newest run (`.mlops/runs/latest` holds its id).
 pub fn set_latest(repo_root: &Path, run: &RunDir) -> Result<()> {
-    fsutil::write_atomic(&runs_root(repo_root).join("latest"), format!("{}\n", run.id).as_bytes())
+    fsutil::write_atomic(
+        &runs_root(repo_root).join("latest"),
+        format!("{}\n", run.id).as_bytes(),
+    )
 }
 
 /// Opens the run named `id`, or the latest one when `id` is `None`.

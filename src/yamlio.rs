@@ -35,7 +35,11 @@ fn emit(v: &Value, indent: usize, out: &mut String, top: bool) {
     match v {
         Value::Object(map) if !map.is_empty() => {
             for (k, val) in map {
-                let key = if k.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) && !k.is_empty() {
+                let key = if k
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+                    && !k.is_empty()
+                {
                     k.clone()
                 } else {
                     scalar(&Value::String(k.clone()))

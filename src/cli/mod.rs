@@ -14,7 +14,11 @@ pub const EXIT_REJECTED: u8 = 1;
 pub const EXIT_FAILED: u8 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "mlops", version, about = "GitOps CI/CD/CT for machine-learning models")]
+#[command(
+    name = "mlops",
+    version,
+    about = "GitOps CI/CD/CT for machine-learning models"
+)]
 pub struct Cli {
     /// Path of mlops.yaml; its directory is the repository root for every step.
     #[arg(long, global = true, env = "MLOPS_CONFIG", default_value = crate::config::DEFAULT_FILE)]

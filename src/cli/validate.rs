@@ -60,7 +60,10 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
 }
 
 fn summary(errors: usize, diags: &[Diagnostic]) -> String {
-    let file = diags.first().map(|d| d.file.as_str()).unwrap_or("mlops.yaml");
+    let file = diags
+        .first()
+        .map(|d| d.file.as_str())
+        .unwrap_or("mlops.yaml");
     format!(
         "{file}: {errors} error{}",
         if errors == 1 { "" } else { "s" }

@@ -92,17 +92,17 @@ pub fn check_text(file: &str, path: &Path, text: &str) -> Checked {
     };
     if doc.is_null() {
         return Checked {
-            diagnostics: vec![Diagnostic::error(
-                file,
-                (1, 1),
-                "",
-                "the file is empty".into(),
-            )
-            .with_help("run `mlops init` to write a starting mlops.yaml")],
+            diagnostics: vec![
+                Diagnostic::error(file, (1, 1), "", "the file is empty".into())
+                    .with_help("run `mlops init` to write a starting mlops.yaml"),
+            ],
             config: None,
         };
     }
-    let root = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let root = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut diagnostics = schema::validate(file, &doc, &positions);
     if doc.is_object() {
         diagnostics.extend(semantic::check(file, root, &doc, &positions));
@@ -116,7 +116,12 @@ pub fn check_text(file: &str, path: &Path, text: &str) -> Checked {
         {
             Ok(c) => config = Some(c),
             // The schema and the types disagree: report it rather than hide it.
-            Err(e) => diagnostics.push(Diagnostic::error(file, (1, 1), "", format!("internal: {e}"))),
+            Err(e) => diagnostics.push(Diagnostic::error(
+                file,
+                (1, 1),
+                "",
+                format!("internal: {e}"),
+            )),
         }
     }
     Checked {

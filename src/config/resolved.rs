@@ -237,7 +237,9 @@ impl Config {
             target: raw.data.target.clone(),
             checks: ChecksConfig {
                 schema: checks.and_then(|c| c.schema).unwrap_or(SchemaCheck::Strict),
-                changed: checks.and_then(|c| c.changed).unwrap_or(ChangedCheck::Required),
+                changed: checks
+                    .and_then(|c| c.changed)
+                    .unwrap_or(ChangedCheck::Required),
                 drift: DriftConfig {
                     test: drift.and_then(|d| d.test).unwrap_or(DriftTest::Auto),
                     p_value: drift.and_then(|d| d.p_value).unwrap_or(0.01),
@@ -284,16 +286,16 @@ impl Config {
         };
         let e = &raw.evaluate;
         let evaluate = EvaluateConfig {
-                step: StepConfig {
-                    image: e
-                        .image
-                        .clone()
-                        .map(ImageSource::Image)
-                        .unwrap_or(train_image),
-                    command: e.command.clone(),
-                    ..train.clone()
-                },
-                champion: e.champion.unwrap_or(ChampionMode::Reevaluate),
+            step: StepConfig {
+                image: e
+                    .image
+                    .clone()
+                    .map(ImageSource::Image)
+                    .unwrap_or(train_image),
+                command: e.command.clone(),
+                ..train.clone()
+            },
+            champion: e.champion.unwrap_or(ChampionMode::Reevaluate),
         };
 
         let compare = match &raw.compare {
@@ -339,7 +341,9 @@ impl Config {
                 base: match (&p.base_image, &p.dockerfile) {
                     (Some(img), None) => ServingBase::Image(img.clone()),
                     (None, Some(df)) => ServingBase::Dockerfile(at(df)),
-                    _ => return Err("package needs exactly one of base_image and dockerfile".into()),
+                    _ => {
+                        return Err("package needs exactly one of base_image and dockerfile".into())
+                    }
                 },
                 model_path: p.model_path.clone().unwrap_or_else(|| "/model".into()),
                 command: p.command.clone().unwrap_or_default(),

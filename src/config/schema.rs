@@ -220,11 +220,16 @@ pub fn validate(file: &str, instance: &Value, positions: &Positions) -> Vec<Diag
                     if let Some(s) = suggest(name, allowed.iter().map(String::as_str)) {
                         message.push_str(&format!(" (did you mean \"{s}\"?)"));
                     }
-                    let mut d = Diagnostic::error(file, positions.key(&child), &dotted(&child), message);
+                    let mut d =
+                        Diagnostic::error(file, positions.key(&child), &dotted(&child), message);
                     if !allowed.is_empty() {
                         d = d.with_help(format!(
                             "allowed keys{}: {}",
-                            if key.is_empty() { String::new() } else { format!(" in {key}") },
+                            if key.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" in {key}")
+                            },
                             allowed.join(", ")
                         ));
                     }
@@ -255,18 +260,31 @@ pub fn validate(file: &str, instance: &Value, positions: &Positions) -> Vec<Diag
                         .join(" or "),
                 };
                 let msg = if key.is_empty() {
-                    format!("expected {expected} at the top level, found {}", type_name(instance_value))
+                    format!(
+                        "expected {expected} at the top level, found {}",
+                        type_name(instance_value)
+                    )
                 } else {
-                    format!("{key}: expected {expected}, found {}", type_name(instance_value))
+                    format!(
+                        "{key}: expected {expected}, found {}",
+                        type_name(instance_value)
+                    )
                 };
                 out.push(Diagnostic::error(file, at(&pointer), &key, msg));
             }
             ValidationErrorKind::Enum { options } => {
                 let opts: Vec<String> = options
                     .as_array()
-                    .map(|a| a.iter().map(|o| o.to_string().trim_matches('"').to_string()).collect())
+                    .map(|a| {
+                        a.iter()
+                            .map(|o| o.to_string().trim_matches('"').to_string())
+                            .collect()
+                    })
                     .unwrap_or_default();
-                let found = instance_value.as_str().map(str::to_string).unwrap_or_else(|| instance_value.to_string());
+                let found = instance_value
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| instance_value.to_string());
                 let mut msg = format!("{key}: invalid value \"{found}\"");
                 if let Some(s) = suggest(&found, opts.iter().map(String::as_str)) {
                     msg.push_str(&format!(" (did you mean \"{s}\"?)"));
@@ -288,14 +306,13 @@ pub fn validate(file: &str, instance: &Value, positions: &Positions) -> Vec<Diag
                 &key,
                 format!("{key}: {instance_value} is greater than the maximum {limit}"),
             )),
-            ValidationErrorKind::MinItems { .. } | ValidationErrorKind::MinProperties { .. } => {
-                out.push(Diagnostic::error(
+            ValidationErrorKind::MinItems { .. } | ValidationErrorKind::MinProperties { .. } => out
+                .push(Diagnostic::error(
                     file,
                     at(&pointer),
                     &key,
                     format!("{key}: must not be empty"),
-                ))
-            }
+                )),
             ValidationErrorKind::MinLength { .. } => out.push(Diagnostic::error(
                 file,
                 at(&pointer),
@@ -309,8 +326,17 @@ pub fn validate(file: &str, instance: &Value, positions: &Positions) -> Vec<Diag
                 format!("{key}: {instance_value} does not match {pattern}"),
             )),
             _ => {
-                let place = if key.is_empty() { "mlops.yaml".to_string() } else { key.clone() };
-                out.push(Diagnostic::error(file, at(&pointer), &key, format!("{place}: {error}")));
+                let place = if key.is_empty() {
+                    "mlops.yaml".to_string()
+                } else {
+                    key.clone()
+                };
+                out.push(Diagnostic::error(
+                    file,
+                    at(&pointer),
+                    &key,
+                    format!("{place}: {error}"),
+                ));
             }
         }
     }
@@ -324,7 +350,8 @@ mod tests {
     /// The committed schema is the generated one; `MLOPS_UPDATE_SCHEMA=1` rewrites it.
     #[test]
     fn committed_schema_is_current() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/mlops.schema.json");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/mlops.schema.json");
         let generated = format!("{}\n", serde_json::to_string_pretty(&generate()).unwrap());
         if std::env::var_os("MLOPS_UPDATE_SCHEMA").is_some() {
             std::fs::write(&path, &generated).unwrap();
@@ -338,8 +365,14 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(suggest("paramz", ["params", "command", "env"]), Some("params"));
+        assert_eq!(
+            suggest("paramz", ["params", "command", "env"]),
+            Some("params")
+        );
         assert_eq!(suggest("zzzzzz", ["params", "command"]), None);
-        assert_eq!(suggest("maximise", ["maximize", "minimize"]), Some("maximize"));
+        assert_eq!(
+            suggest("maximise", ["maximize", "minimize"]),
+            Some("maximize")
+        );
     }
 }

@@ -100,12 +100,16 @@ fn datasets(cx: &mut Ctx) {
         cx.must_exist(&pointer, "dataset", None);
         let path = cx.root.join(&rel);
         if path.is_dir() {
-            let has_data = std::fs::read_dir(&path).into_iter().flatten().flatten().any(|e| {
-                matches!(
-                    e.path().extension().and_then(|x| x.to_str()),
-                    Some("csv" | "parquet")
-                )
-            });
+            let has_data = std::fs::read_dir(&path)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| {
+                    matches!(
+                        e.path().extension().and_then(|x| x.to_str()),
+                        Some("csv" | "parquet")
+                    )
+                });
             if !has_data {
                 cx.error(
                     &pointer,
@@ -144,10 +148,7 @@ fn train(cx: &mut Ctx) {
         }
     }
     if cx.doc.pointer("/train/build").is_some() {
-        let context = cx
-            .str_at("/train/build/context")
-            .unwrap_or(".")
-            .to_string();
+        let context = cx.str_at("/train/build/context").unwrap_or(".").to_string();
         cx.must_exist("/train/build/context", "build context", Some(true));
         if let Some(df) = cx.str_at("/train/build/dockerfile").map(str::to_string) {
             let path = cx.root.join(&context).join(&df);
@@ -167,12 +168,18 @@ fn train(cx: &mut Ctx) {
     }
     if let Some(m) = cx.str_at("/train/resources/memory").map(str::to_string) {
         if let Err(e) = parse_size(&m) {
-            cx.error("/train/resources/memory", format!("train.resources.memory: {e}"));
+            cx.error(
+                "/train/resources/memory",
+                format!("train.resources.memory: {e}"),
+            );
         }
     }
     if let Some(t) = cx.str_at("/train/resources/timeout").map(str::to_string) {
         if let Err(e) = parse_duration(&t) {
-            cx.error("/train/resources/timeout", format!("train.resources.timeout: {e}"));
+            cx.error(
+                "/train/resources/timeout",
+                format!("train.resources.timeout: {e}"),
+            );
         }
     }
     if let Some(Value::Object(params)) = cx.doc.pointer("/train/params") {
@@ -213,9 +220,15 @@ fn environments(cx: &mut Ctx) -> HashSet<String> {
         if let Some(req) = env.get("requires").and_then(Value::as_str) {
             let pointer = format!("{base}/requires");
             if req == name {
-                cx.error(&pointer, format!("environments.{name}.requires: an environment cannot require itself"));
+                cx.error(
+                    &pointer,
+                    format!("environments.{name}.requires: an environment cannot require itself"),
+                );
             } else if !names.contains(req) {
-                let d = cx.error(&pointer, format!("environments.{name}.requires: unknown environment \"{req}\""));
+                let d = cx.error(
+                    &pointer,
+                    format!("environments.{name}.requires: unknown environment \"{req}\""),
+                );
                 d.help = Some(hint(req, &names));
             } else {
                 requires.insert(name.clone(), req.to_string());
@@ -227,7 +240,10 @@ fn environments(cx: &mut Ctx) -> HashSet<String> {
         };
         let (needed, allowed): (&[&str], &[&str]) = match target {
             "docker" => (&["port"], &["target", "port", "host", "health"]),
-            "kubernetes" => (&["template", "output"], &["target", "template", "output", "apply"]),
+            "kubernetes" => (
+                &["template", "output"],
+                &["target", "template", "output", "apply"],
+            ),
             "command" => (&["command"], &["target", "command"]),
             _ => continue,
         };
@@ -257,7 +273,9 @@ fn environments(cx: &mut Ctx) -> HashSet<String> {
             if !h.starts_with('/') {
                 cx.error(
                     &format!("{deploy}/health"),
-                    format!("environments.{name}.deploy.health: \"{h}\" must be a path starting with /"),
+                    format!(
+                        "environments.{name}.deploy.health: \"{h}\" must be a path starting with /"
+                    ),
                 );
             }
         }
@@ -280,7 +298,10 @@ fn environments(cx: &mut Ctx) -> HashSet<String> {
                     let first = cycle.iter().min().cloned().unwrap_or_default();
                     cx.error(
                         &format!("/environments/{}/requires", pointer_token(&first)),
-                        format!("environments: requires forms a cycle: {}", path.join(" -> ")),
+                        format!(
+                            "environments: requires forms a cycle: {}",
+                            path.join(" -> ")
+                        ),
                     );
                 }
                 break;
@@ -316,15 +337,23 @@ fn compare(cx: &mut Ctx, envs: &HashSet<String>) {
         let metrics = metrics.clone();
         for (name, rule) in metrics {
             let Value::Object(rule) = rule else { continue };
-            let rules = ["threshold", "min_absolute_change", "min_relative_change", "max_regression"];
+            let rules = [
+                "threshold",
+                "min_absolute_change",
+                "min_relative_change",
+                "max_regression",
+            ];
             if !rules.iter().any(|r| rule.contains_key(*r)) {
                 cx.key_error(
                     &format!("/compare/metrics/{}", pointer_token(&name)),
-                    format!("compare.metrics.{name}: no rule besides direction, so it can never fail"),
+                    format!(
+                        "compare.metrics.{name}: no rule besides direction, so it can never fail"
+                    ),
                 )
                 .help = Some(format!("add one of: {}", rules.join(", ")));
             }
-            let improve = rule.contains_key("min_absolute_change") || rule.contains_key("min_relative_change");
+            let improve = rule.contains_key("min_absolute_change")
+                || rule.contains_key("min_relative_change");
             if improve && rule.contains_key("max_regression") {
                 cx.key_error(
                     &format!("/compare/metrics/{}/max_regression", pointer_token(&name)),
@@ -342,7 +371,11 @@ fn package(cx: &mut Ctx) {
     if let Some(repo) = cx.str_at("/package/repository").map(str::to_string) {
         if let Some(path) = repo.strip_prefix("oci:") {
             if path.is_empty() {
-                cx.error("/package/repository", "package.repository: oci: needs a directory path, such as oci:build/images".into());
+                cx.error(
+                    "/package/repository",
+                    "package.repository: oci: needs a directory path, such as oci:build/images"
+                        .into(),
+                );
             }
         } else if let Err(e) = crate::oci::reference::parse_repository(&repo) {
             cx.error("/package/repository", format!("package.repository: {e}"))
@@ -369,7 +402,10 @@ fn package(cx: &mut Ctx) {
     cx.must_exist("/package/dockerfile", "dockerfile", Some(false));
     if let Some(p) = cx.str_at("/package/model_path").map(str::to_string) {
         if !p.starts_with('/') {
-            cx.error("/package/model_path", format!("package.model_path: \"{p}\" must be an absolute path in the image"));
+            cx.error(
+                "/package/model_path",
+                format!("package.model_path: \"{p}\" must be an absolute path in the image"),
+            );
         }
     }
 }
@@ -379,18 +415,31 @@ fn sign(cx: &mut Ctx) {
         return;
     }
     let key = cx.str_at("/sign/key").map(str::to_string);
-    let keyless = cx.doc.pointer("/sign/keyless").and_then(Value::as_bool).unwrap_or(false);
+    let keyless = cx
+        .doc
+        .pointer("/sign/keyless")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     match (&key, keyless) {
         (Some(_), true) => {
-            cx.key_error("/sign", "sign: give either key or keyless: true, not both".into());
+            cx.key_error(
+                "/sign",
+                "sign: give either key or keyless: true, not both".into(),
+            );
         }
         (None, false) => {
-            cx.key_error("/sign", "sign: needs key (a file or env:VAR) or keyless: true".into());
+            cx.key_error(
+                "/sign",
+                "sign: needs key (a file or env:VAR) or keyless: true".into(),
+            );
         }
         (Some(k), false) => {
             if let Some(var) = k.strip_prefix("env:") {
                 if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    cx.error("/sign/key", format!("sign.key: \"{k}\" is not a valid env:VARIABLE"));
+                    cx.error(
+                        "/sign/key",
+                        format!("sign.key: \"{k}\" is not a valid env:VARIABLE"),
+                    );
                 }
             } else {
                 cx.must_exist("/sign/key", "key file", Some(false));

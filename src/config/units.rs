@@ -37,13 +37,17 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         total += value * factor;
     }
     if !(total > 0.0 && total.is_finite()) {
-        return Err(format!("invalid duration {text:?}: must be greater than zero"));
+        return Err(format!(
+            "invalid duration {text:?}: must be greater than zero"
+        ));
     }
     Ok(Duration::from_secs_f64(total))
 }
 
 pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
-    let bad = || format!("invalid size {text:?}: use a number with an optional unit b, k, m or g, such as 512m or 4g");
+    let bad = || {
+        format!("invalid size {text:?}: use a number with an optional unit b, k, m or g, such as 512m or 4g")
+    };
     let s = text.trim().to_ascii_lowercase();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

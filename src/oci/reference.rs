@@ -86,13 +86,24 @@ fn valid_tag(t: &str) -> bool {
     !t.is_empty()
         && t.len() <= 128
         && t.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-        && t.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 pub fn valid_digest(d: &str) -> bool {
     match d.split_once(':') {
-        Some(("sha256", hex)) => hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
-        Some(("sha512", hex)) => hex.len() == 128 && hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+        Some(("sha256", hex)) => {
+            hex.len() == 64
+                && hex
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        }
+        Some(("sha512", hex)) => {
+            hex.len() == 128
+                && hex
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        }
         _ => false,
     }
 }
@@ -103,7 +114,9 @@ pub fn parse_image(text: &str) -> Result<ImageRef, String> {
     let (rest, digest) = match text.split_once('@') {
         Some((r, d)) => {
             if !valid_digest(d) {
-                return Err(bad("the digest must be sha256: followed by 64 lowercase hex digits"));
+                return Err(bad(
+                    "the digest must be sha256: followed by 64 lowercase hex digits",
+                ));
             }
             (r, Some(d.to_string()))
         }
@@ -164,13 +177,24 @@ mod tests {
         let d = format!("sha256:{}", "a".repeat(64));
         let r = parse_image(&format!("localhost/x@{d}")).unwrap();
         assert_eq!(r.digest.as_deref(), Some(d.as_str()));
-        assert_eq!(parse_image("mlops-test/python-sklearn").unwrap().registry, "docker.io");
+        assert_eq!(
+            parse_image("mlops-test/python-sklearn").unwrap().registry,
+            "docker.io"
+        );
         assert_eq!(r.with_digest(&d).to_string(), format!("localhost/x@{d}"));
     }
 
     #[test]
     fn rejects_bad_references() {
-        for bad in ["", "UPPER/case", "a//b", "host:port/x", "a/b:", "a/b@sha256:xyz", "a-/b"] {
+        for bad in [
+            "",
+            "UPPER/case",
+            "a//b",
+            "host:port/x",
+            "a/b:",
+            "a/b@sha256:xyz",
+            "a-/b",
+        ] {
             assert!(parse_image(bad).is_err(), "{bad:?} should fail");
         }
         assert!(parse_repository("127.0.0.1:5000/acme/churn:1").is_err());

@@ -12,7 +12,11 @@ fn invalid_fixtures_give_exact_diagnostics() {
         .filter(|p| p.join("mlops.yaml").exists())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 8, "expected the invalid fixtures, found {}", cases.len());
+    assert!(
+        cases.len() >= 8,
+        "expected the invalid fixtures, found {}",
+        cases.len()
+    );
     let mut failures = Vec::new();
     for case in cases {
         let out = mlops(&case).args(["validate"]).output().unwrap();
@@ -23,7 +27,11 @@ fn invalid_fixtures_give_exact_diagnostics() {
         }
         let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
         if out.status.code() != Some(1) {
-            failures.push(format!("{}: exit {:?}, expected 1", case.display(), out.status.code()));
+            failures.push(format!(
+                "{}: exit {:?}, expected 1",
+                case.display(),
+                out.status.code()
+            ));
         }
         if got != expected {
             failures.push(format!(
@@ -38,7 +46,10 @@ fn invalid_fixtures_give_exact_diagnostics() {
 #[test]
 fn five_independent_mistakes_are_all_reported() {
     let case = fixture("invalid/five-mistakes");
-    let out = mlops(&case).args(["validate", "--format", "json"]).output().unwrap();
+    let out = mlops(&case)
+        .args(["validate", "--format", "json"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let diags = v["diagnostics"].as_array().unwrap();
@@ -57,7 +68,10 @@ fn five_independent_mistakes_are_all_reported() {
 #[test]
 fn github_format_prints_escaped_annotations() {
     let case = fixture("invalid/unknown-key");
-    let out = mlops(&case).args(["validate", "--format", "github"]).output().unwrap();
+    let out = mlops(&case)
+        .args(["validate", "--format", "github"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     let first = text.lines().next().unwrap();
