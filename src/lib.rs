@@ -2,12 +2,15 @@
 //! from the team's own git repository. The binary in `main.rs` is a thin shell over [`cli`].
 
 pub mod cli;
+pub mod compare;
 pub mod config;
+pub mod data;
 pub mod diagnostic;
 pub mod environment;
 pub mod fsutil;
 pub mod gha;
 pub mod git;
 pub mod oci;
+pub mod runner;
 pub mod runs;
 pub mod yamlio;

@@ -1,6 +1,8 @@
 //! Command line: one file per subcommand. Only this module writes to stdout and chooses exit
 //! codes: 0 ok, 1 a gate or check said no, 2 the tool failed (bad input, unreachable service).
 
+mod evaluate;
+mod train;
 mod validate;
 
 use std::path::PathBuf;
@@ -12,6 +14,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub const EXIT_REJECTED: u8 = 1;
 /// Exit code when the tool could not do its job.
 pub const EXIT_FAILED: u8 = 2;
+/// Exit code after Ctrl-C or SIGTERM (128 + SIGINT), once containers are cleaned up.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,6 +41,10 @@ pub struct Cli {
 pub enum Command {
     /// Check mlops.yaml against its schema and rules; every error with file:line:column.
     Validate(validate::Args),
+    /// Train in a container: a new run in .mlops/runs/<id>/ with the model and run.json.
+    Train(train::Args),
+    /// Score the run's model and the champion's on the same test set.
+    Evaluate(evaluate::Args),
 }
 
 /// Output formats shared by the commands that print results.
@@ -68,6 +76,8 @@ pub fn init_logging(cli: &Cli) {
 pub fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
         Command::Validate(args) => validate::run(&cli, args),
+        Command::Train(args) => train::run(&cli, args),
+        Command::Evaluate(args) => evaluate::run(&cli, args),
     };
     match result {
         Ok(code) => code,
@@ -85,4 +95,49 @@ fn report_failure(e: &anyhow::Error) {
     if crate::gha::active() {
         eprintln!("::error title=mlops::{}", crate::gha::escape_data(&text));
     }
+}
+
+/// Runs async work on a runtime made for this one command.
+fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
+    f: F,
+) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(f)
+}
+
+/// The exit code for a step that did not succeed (None when it did), with the reason on stderr.
+fn step_exit(
+    what: &str,
+    result: &crate::runner::StepResult,
+    run: &crate::runs::RunDir,
+) -> Option<ExitCode> {
+    use crate::runner::Outcome;
+    let reason = match result.outcome {
+        Outcome::Ok => return None,
+        Outcome::Interrupted => {
+            eprintln!(
+                "{what} interrupted; its container was removed (run {})",
+                run.id
+            );
+            return Some(ExitCode::from(EXIT_INTERRUPTED));
+        }
+        Outcome::Failed => format!(
+            "{what} failed with exit code {}",
+            result.exit_code.unwrap_or(-1)
+        ),
+        Outcome::Timeout => format!("{what} timed out"),
+        Outcome::Oom => format!("{what} was killed: out of memory (raise train.resources.memory)"),
+    };
+    eprintln!("error: {reason} (run {}); last lines of its log:", run.id);
+    for line in &result.tail {
+        eprintln!("  | {}", crate::gha::neutralise_line(line));
+    }
+    eprintln!("full log: {}", run.logs_dir().display());
+    if crate::gha::active() {
+        eprintln!("::error title=mlops::{}", crate::gha::escape_data(&reason));
+    }
+    Some(ExitCode::from(EXIT_REJECTED))
 }

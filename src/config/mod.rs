@@ -9,6 +9,10 @@ pub mod yaml;
 
 use std::path::{Path, PathBuf};
 
+pub use raw::{
+    ChampionMode, ChangedCheck, Compression, DeployTarget, Direction, DriftTest, ForgeKind,
+    SchemaCheck,
+};
 pub use resolved::*;
 
 use crate::diagnostic::{sort_and_dedup, Diagnostic};

@@ -1,0 +1,50 @@
+//! `mlops evaluate`: the challenger and, when an environment pins one, the champion, scored on
+//! the same frozen test set.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::{block_on, step_exit, Cli};
+use crate::config;
+use crate::runner::steps::{self, ChampionEvaluation};
+use crate::runner::{self};
+use crate::runs;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The run to evaluate (default: the latest).
+    #[arg(long = "run", value_name = "ID", env = "MLOPS_RUN_ID")]
+    pub run_id: Option<String>,
+    #[arg(long, value_parser = ["docker", "process"], default_value = "docker", env = "MLOPS_RUNNER")]
+    pub runner: String,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+    let config = config::load(&cli.config)?;
+    let run = runs::open(&config.root, args.run_id.as_deref())?;
+    block_on(async {
+        let runner = runner::select(&args.runner).await?;
+        let eval = steps::evaluate(&config, runner.as_ref(), &run).await?;
+        if let Some(code) = step_exit("evaluation of the challenger", &eval.challenger, &run) {
+            return Ok(code);
+        }
+        match &eval.champion {
+            None => eprintln!("no champion to score: the comparison will apply thresholds only"),
+            Some(ChampionEvaluation::Recorded { env }) => {
+                eprintln!("champion of {env}: using its recorded metrics")
+            }
+            Some(ChampionEvaluation::Reevaluated { env, result }) => {
+                if let Some(code) = step_exit(
+                    &format!("evaluation of the champion of {env}"),
+                    result,
+                    &run,
+                ) {
+                    return Ok(code);
+                }
+            }
+        }
+        println!("{}", run.eval_dir(runs::Side::Challenger).display());
+        Ok(ExitCode::SUCCESS)
+    })
+}

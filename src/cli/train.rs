@@ -1,0 +1,34 @@
+//! `mlops train`: a new run directory, the training container, the run record.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::{block_on, step_exit, Cli};
+use crate::config;
+use crate::runner::{self, steps};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Override a training parameter (repeatable): --param C=0.5 --param solver=saga.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Where the step runs: docker (a container, the default) or process (this machine, to debug).
+    #[arg(long, value_parser = ["docker", "process"], default_value = "docker", env = "MLOPS_RUNNER")]
+    pub runner: String,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+    let config = config::load(&cli.config)?;
+    let overrides = steps::parse_overrides(&args.params)?;
+    block_on(async {
+        let runner = runner::select(&args.runner).await?;
+        let (run, result) = steps::train(&config, runner.as_ref(), &overrides).await?;
+        crate::gha::set_outputs(&[("run-id", run.id.as_str())])?;
+        if let Some(code) = step_exit("training", &result, &run) {
+            return Ok(code);
+        }
+        println!("{}", run.id);
+        Ok(ExitCode::SUCCESS)
+    })
+}

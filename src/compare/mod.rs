@@ -1,0 +1,3 @@
+//! The champion/challenger gate: rules, verdict, significance.
+
+pub mod metrics;

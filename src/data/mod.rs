@@ -1,0 +1,24 @@
+//! Datasets: digests, readers, profiles, accepted references and the checks against them.
+
+pub mod digest;
+
+use anyhow::Result;
+use indexmap::IndexMap;
+
+use crate::config::Config;
+use crate::runs::DatasetDigest;
+
+/// The digest of every configured dataset, for run records and provenance.
+pub fn dataset_digests(config: &Config) -> Result<IndexMap<String, DatasetDigest>> {
+    let mut out = IndexMap::new();
+    for (name, ds) in &config.data.datasets {
+        out.insert(
+            name.clone(),
+            DatasetDigest {
+                path: ds.path.clone(),
+                digest: digest::digest_path(&ds.abs_path)?,
+            },
+        );
+    }
+    Ok(out)
+}

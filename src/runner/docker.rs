@@ -1,0 +1,479 @@
+//! The default runner: one container per step through the Docker engine API (bollard).
+//! Containers run as a non-root user, with no new privileges, every capability dropped, a
+//! read-only root filesystem (tmpfs on /tmp) and no network unless the config asks for one.
+//! They are removed on every path: success, failure, timeout, Ctrl-C and SIGTERM.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    KillContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use super::{
+    dataset_file_name, protocol_env, DatasetMount, LogSink, Outcome, ProtocolPaths, Runner,
+    RunnerError, StepResult, StepSpec, CONTAINER_DATA, CONTAINER_MODEL, CONTAINER_OUTPUTS,
+    CONTAINER_PARAMS, CONTAINER_WORKSPACE,
+};
+use crate::config::ImageSource;
+use crate::runs::ImageInfo;
+
+/// Label on every container this toolkit starts: the run it belongs to.
+pub const RUN_LABEL: &str = "dev.mlops.run";
+pub const STEP_LABEL: &str = "dev.mlops.step";
+
+pub struct DockerRunner {
+    docker: Docker,
+}
+
+fn endpoint() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
+impl DockerRunner {
+    pub async fn connect() -> Result<DockerRunner, RunnerError> {
+        let engine = |source| RunnerError::Engine {
+            endpoint: endpoint(),
+            source,
+        };
+        let docker = Docker::connect_with_defaults().map_err(engine)?;
+        // The engine may speak an older API than bollard's default (Debian's 20.10 speaks 1.41).
+        let docker = docker.negotiate_version().await.map_err(engine)?;
+        Ok(DockerRunner { docker })
+    }
+
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// Makes sure the image exists locally (pulling or building it) and returns its reference and id.
+    pub async fn prepare_image(
+        &self,
+        source: &ImageSource,
+        tag_hint: &str,
+        log: &mut LogSink,
+    ) -> Result<ImageInfo, RunnerError> {
+        match source {
+            ImageSource::Image(reference) => {
+                if let Ok(found) = self.docker.inspect_image(reference).await {
+                    return Ok(ImageInfo {
+                        reference: reference.clone(),
+                        digest: found.id.unwrap_or_default(),
+                    });
+                }
+                self.pull(reference, log).await?;
+                let found = self.docker.inspect_image(reference).await.map_err(|e| {
+                    RunnerError::ImageUnavailable {
+                        image: reference.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                Ok(ImageInfo {
+                    reference: reference.clone(),
+                    digest: found.id.unwrap_or_default(),
+                })
+            }
+            ImageSource::Build {
+                context,
+                dockerfile,
+            } => {
+                let tag = format!("mlops-build/{tag_hint}:latest");
+                self.build(context, dockerfile, &tag, log).await?;
+                let found = self.docker.inspect_image(&tag).await?;
+                Ok(ImageInfo {
+                    reference: tag,
+                    digest: found.id.unwrap_or_default(),
+                })
+            }
+        }
+    }
+
+    async fn pull(&self, reference: &str, log: &mut LogSink) -> Result<(), RunnerError> {
+        log.note(&format!("pulling {reference}"));
+        let (from_image, tag) = split_tag(reference);
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(from_image)
+            .tag(tag)
+            .build();
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        let mut last_report = std::time::Instant::now();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(err) = info.error_detail.and_then(|e| e.message) {
+                        return Err(RunnerError::ImageUnavailable {
+                            image: reference.into(),
+                            reason: err,
+                        });
+                    }
+                    // Plain periodic lines: readable in CI logs and on a terminal alike.
+                    if last_report.elapsed() > Duration::from_secs(2) {
+                        if let Some(status) = info.status {
+                            log.note(&format!("pull {reference}: {status}"));
+                        }
+                        last_report = std::time::Instant::now();
+                    }
+                }
+                Err(e) => {
+                    return Err(RunnerError::ImageUnavailable {
+                        image: reference.into(),
+                        reason: e.to_string(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn build(
+        &self,
+        context: &std::path::Path,
+        dockerfile: &std::path::Path,
+        tag: &str,
+        log: &mut LogSink,
+    ) -> Result<(), RunnerError> {
+        let build_err = |reason: String| RunnerError::Build {
+            dockerfile: dockerfile.display().to_string(),
+            reason,
+        };
+        let rel = dockerfile
+            .strip_prefix(context)
+            .map_err(|_| build_err("the Dockerfile must be inside the build context".into()))?
+            .to_string_lossy()
+            .into_owned();
+        let tar = context_tar(context)
+            .map_err(|e| build_err(format!("cannot read the build context: {e}")))?;
+        log.note(&format!("building {tag} from {}", dockerfile.display()));
+        let options = BuildImageOptionsBuilder::default()
+            .dockerfile(&rel)
+            .t(tag)
+            .rm(true)
+            .forcerm(true)
+            .build();
+        let mut stream =
+            self.docker
+                .build_image(options, None, Some(bollard::body_full(tar.into())));
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| build_err(e.to_string()))?;
+            if let Some(detail) = info.error_detail {
+                return Err(build_err(detail.message.unwrap_or_default()));
+            }
+            if let Some(text) = info.stream {
+                log.write(text.as_bytes());
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, id: &str) {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        if let Err(e) = self.docker.remove_container(id, Some(options)).await {
+            tracing::warn!("could not remove container {id}: {e}");
+        }
+    }
+}
+
+fn split_tag(reference: &str) -> (&str, &str) {
+    if reference.contains('@') {
+        return (reference, "");
+    }
+    match reference.rfind(':') {
+        Some(i) if !reference[i..].contains('/') => (&reference[..i], &reference[i + 1..]),
+        _ => (reference, "latest"),
+    }
+}
+
+/// The build context as a tar archive; `.git` and `.mlops` never go to the engine.
+fn context_tar(context: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    let mut stack = vec![context.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let rel = path.strip_prefix(context).unwrap_or(&path);
+            if rel == std::path::Path::new(".git") || rel == std::path::Path::new(".mlops") {
+                continue;
+            }
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                builder.append_dir(rel, &path)?;
+                stack.push(path);
+            } else {
+                builder.append_path_with_name(&path, rel)?;
+            }
+        }
+    }
+    builder.into_inner()
+}
+
+/// The user steps run as: the caller's uid:gid, or nobody (65534) when the caller is root.
+pub fn step_user() -> (u32, u32) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .and_then(|v| v.parse::<u32>().ok())
+    };
+    match (field("Uid:"), field("Gid:")) {
+        (Some(0), _) | (None, _) => (65534, 65534),
+        (Some(u), Some(g)) => (u, g),
+        (Some(u), None) => (u, u),
+    }
+}
+
+/// Gives the step's user the directories it must write to.
+fn hand_over(dir: &std::path::Path, (uid, gid): (u32, u32)) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::os::unix::fs::chown(dir, Some(uid), Some(gid))
+}
+
+fn bind(host: &std::path::Path, container: &str, writable: bool) -> String {
+    format!(
+        "{}:{}:{}",
+        host.display(),
+        container,
+        if writable { "rw" } else { "ro" }
+    )
+}
+
+fn data_binds(datasets: &[DatasetMount]) -> (Vec<String>, Vec<(String, String)>) {
+    let mut binds = Vec::new();
+    let mut seen = Vec::new();
+    for d in datasets {
+        let base = format!("{CONTAINER_DATA}/{}", d.name);
+        if d.host_path.is_dir() {
+            binds.push(bind(&d.host_path, &base, false));
+            seen.push((d.name.clone(), base));
+        } else {
+            let inside = format!("{base}/{}", dataset_file_name(&d.host_path));
+            binds.push(bind(&d.host_path, &inside, false));
+            seen.push((d.name.clone(), inside));
+        }
+    }
+    (binds, seen)
+}
+
+#[async_trait]
+impl Runner for DockerRunner {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    async fn run(&self, spec: &StepSpec) -> Result<StepResult, RunnerError> {
+        let mut log = LogSink::open(&spec.step, &spec.log_file)?;
+        let image = self
+            .prepare_image(&spec.image, &spec.run_id.to_ascii_lowercase(), &mut log)
+            .await?;
+        let user = step_user();
+        hand_over(&spec.outputs_dir, user)?;
+        if spec.model_writable {
+            hand_over(&spec.model_dir, user)?;
+        }
+
+        let (mut binds, datasets) = data_binds(&spec.datasets);
+        binds.push(bind(&spec.workspace, CONTAINER_WORKSPACE, false));
+        binds.push(bind(&spec.model_dir, CONTAINER_MODEL, spec.model_writable));
+        binds.push(bind(&spec.outputs_dir, CONTAINER_OUTPUTS, true));
+        binds.push(bind(&spec.params_file, CONTAINER_PARAMS, false));
+        let paths = ProtocolPaths {
+            data_dir: CONTAINER_DATA.into(),
+            datasets,
+            model_dir: CONTAINER_MODEL.into(),
+            outputs_dir: CONTAINER_OUTPUTS.into(),
+            params_file: CONTAINER_PARAMS.into(),
+        };
+        let env: Vec<String> = protocol_env(spec, &paths)
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+
+        let r = &spec.resources;
+        let host_config = HostConfig {
+            binds: Some(binds),
+            network_mode: Some(if spec.network { "bridge" } else { "none" }.into()),
+            nano_cpus: r.cpus.map(|c| (c * 1e9) as i64),
+            memory: r.memory_bytes.map(|m| m as i64),
+            // Swap equal to memory: hitting the limit kills instead of swapping.
+            memory_swap: r.memory_bytes.map(|m| m as i64),
+            device_requests: (r.gpus > 0).then(|| {
+                vec![DeviceRequest {
+                    driver: Some("nvidia".into()),
+                    count: Some(r.gpus as i64),
+                    capabilities: Some(vec![vec!["gpu".into()]]),
+                    ..Default::default()
+                }]
+            }),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            cap_drop: Some(vec!["ALL".into()]),
+            readonly_rootfs: Some(true),
+            tmpfs: Some(HashMap::from([(
+                "/tmp".to_string(),
+                "rw,exec,size=1g".to_string(),
+            )])),
+            ..Default::default()
+        };
+        let mut labels = HashMap::new();
+        labels.insert(RUN_LABEL.to_string(), spec.run_id.clone());
+        labels.insert(STEP_LABEL.to_string(), spec.step.clone());
+        let body = ContainerCreateBody {
+            image: Some(image.reference.clone()),
+            cmd: Some(spec.command.clone()),
+            env: Some(env),
+            working_dir: Some(CONTAINER_WORKSPACE.into()),
+            user: Some(format!("{}:{}", user.0, user.1)),
+            labels: Some(labels),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let name = format!("mlops-{}-{}", spec.run_id.to_ascii_lowercase(), spec.step);
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let started_at = chrono::Utc::now();
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| RunnerError::Start {
+                step: spec.step.clone(),
+                reason: e.to_string(),
+            })?;
+        let id = created.id;
+        let result = self.supervise(&id, spec, &mut log).await;
+        self.remove(&id).await;
+        let tail = log.finish();
+        let (outcome, exit_code) = result?;
+        Ok(StepResult {
+            outcome,
+            exit_code,
+            image: Some(image),
+            started_at,
+            finished_at: chrono::Utc::now(),
+            tail,
+        })
+    }
+}
+
+impl DockerRunner {
+    /// Starts the container and follows it to the end: exit, timeout or a signal to us.
+    async fn supervise(
+        &self,
+        id: &str,
+        spec: &StepSpec,
+        log: &mut LogSink,
+    ) -> Result<(Outcome, Option<i64>), RunnerError> {
+        let mut sigterm =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        // Attach before starting so that no early output is lost.
+        let logs_options = LogsOptionsBuilder::default()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let mut logs = self.docker.logs(id, Some(logs_options));
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(|e| RunnerError::Start {
+                step: spec.step.clone(),
+                reason: e.to_string(),
+            })?;
+        let deadline = tokio::time::sleep(spec.resources.timeout);
+        tokio::pin!(deadline);
+        let mut interrupted = false;
+        let mut timed_out = false;
+        loop {
+            tokio::select! {
+                item = logs.next() => match item {
+                    Some(Ok(output)) => log.write(&output.into_bytes()),
+                    Some(Err(e)) => { tracing::debug!("log stream: {e}"); break; }
+                    None => break,
+                },
+                _ = &mut deadline => { timed_out = true; break; }
+                _ = tokio::signal::ctrl_c() => { interrupted = true; break; }
+                _ = sigterm.recv() => { interrupted = true; break; }
+            }
+        }
+        if timed_out || interrupted {
+            let kill = KillContainerOptionsBuilder::default()
+                .signal("KILL")
+                .build();
+            let _ = self.docker.kill_container(id, Some(kill)).await;
+            if timed_out {
+                log.note(&format!(
+                    "timed out after {}; container killed",
+                    humanize(spec.resources.timeout)
+                ));
+                return Ok((Outcome::Timeout, None));
+            }
+            log.note("interrupted; container removed");
+            return Ok((Outcome::Interrupted, None));
+        }
+        // The log stream ends when the container stops; read its final state.
+        let mut wait = self.docker.wait_container(id, None);
+        let code = match wait.next().await {
+            Some(Ok(r)) => r.status_code,
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+            Some(Err(e)) => return Err(e.into()),
+            None => -1,
+        };
+        let inspect = self.docker.inspect_container(id, None).await?;
+        let oom = inspect
+            .state
+            .as_ref()
+            .and_then(|s| s.oom_killed)
+            .unwrap_or(false);
+        let outcome = if oom {
+            let limit = spec
+                .resources
+                .memory_bytes
+                .map(|b| format!(" (limit {} MiB)", b >> 20))
+                .unwrap_or_default();
+            log.note(&format!("killed: out of memory{limit}"));
+            Outcome::Oom
+        } else if code == 0 {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        };
+        Ok((outcome, Some(code)))
+    }
+}
+
+pub fn humanize(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=119 => format!("{}s", d.as_secs_f64()),
+        120..=7199 => format!("{}m{}s", s / 60, s % 60),
+        _ => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_split() {
+        assert_eq!(split_tag("a/b"), ("a/b", "latest"));
+        assert_eq!(
+            split_tag("127.0.0.1:5000/a/b:1"),
+            ("127.0.0.1:5000/a/b", "1")
+        );
+        assert_eq!(
+            split_tag("127.0.0.1:5000/a/b"),
+            ("127.0.0.1:5000/a/b", "latest")
+        );
+    }
+}

@@ -1,0 +1,293 @@
+//! The train and evaluate steps: build the step from the config and the run, run it, record it
+//! in run.json.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use indexmap::IndexMap;
+
+use super::{DatasetMount, Outcome, Runner, StepResult, StepSpec};
+use crate::config::{ChampionMode, Config, StepConfig};
+use crate::runs::{self, RunDir, RunRecord, Side, StepRecord};
+
+fn datasets(config: &Config) -> Vec<DatasetMount> {
+    config
+        .data
+        .datasets
+        .iter()
+        .map(|(name, ds)| DatasetMount {
+            name: name.clone(),
+            host_path: ds.abs_path.clone(),
+        })
+        .collect()
+}
+
+/// Which model a step sees and where its outputs go.
+struct Io {
+    model_dir: PathBuf,
+    model_writable: bool,
+    outputs_dir: PathBuf,
+}
+
+fn spec(
+    config: &Config,
+    run: &RunDir,
+    step: &str,
+    cfg: &StepConfig,
+    params: &IndexMap<String, serde_json::Value>,
+    io: Io,
+) -> StepSpec {
+    let Io {
+        model_dir,
+        model_writable,
+        outputs_dir,
+    } = io;
+    StepSpec {
+        step: step.to_string(),
+        run_id: run.id.clone(),
+        image: cfg.image.clone(),
+        command: cfg.command.clone(),
+        workspace: config.root.clone(),
+        datasets: datasets(config),
+        model_dir,
+        model_writable,
+        outputs_dir,
+        params_file: run.path.join("params.json"),
+        params: params.clone(),
+        env: cfg.env.clone(),
+        resources: cfg.resources.clone(),
+        network: cfg.network,
+        log_file: run.logs_dir().join(format!("{step}.log")),
+    }
+}
+
+fn record(result: &StepResult, runner: &dyn Runner, spec: &StepSpec) -> StepRecord {
+    StepRecord {
+        runner: runner.name().to_string(),
+        image: result.image.clone(),
+        command: spec.command.clone(),
+        started_at: result.started_at.to_rfc3339(),
+        finished_at: result.finished_at.to_rfc3339(),
+        duration_secs: (result.finished_at - result.started_at)
+            .num_milliseconds()
+            .max(0) as f64
+            / 1000.0,
+        exit_code: result.exit_code,
+        outcome: result.outcome.as_str().to_string(),
+        log: spec
+            .log_file
+            .strip_prefix(&spec.workspace)
+            .unwrap_or(&spec.log_file)
+            .display()
+            .to_string(),
+    }
+}
+
+/// Parses `key=value` overrides; values that parse as JSON (numbers, booleans, lists) keep their
+/// type, anything else is a string.
+pub fn parse_overrides(overrides: &[String]) -> Result<IndexMap<String, serde_json::Value>> {
+    let mut out = IndexMap::new();
+    for o in overrides {
+        let Some((k, v)) = o.split_once('=') else {
+            bail!("--param {o:?}: expected key=value");
+        };
+        if k.is_empty() {
+            bail!("--param {o:?}: the key is empty");
+        }
+        let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.into()));
+        out.insert(k.to_string(), value);
+    }
+    Ok(out)
+}
+
+/// Creates a run and trains in it. The run record is written whatever the outcome.
+pub async fn train(
+    config: &Config,
+    runner: &dyn Runner,
+    overrides: &IndexMap<String, serde_json::Value>,
+) -> Result<(RunDir, StepResult)> {
+    let mut params = config.train.params.clone();
+    for (k, v) in overrides {
+        params.insert(k.clone(), v.clone());
+    }
+    let data = crate::data::dataset_digests(config)?;
+    let run = runs::create(&config.root)?;
+    runs::set_latest(&config.root, &run)?;
+    crate::fsutil::write_json_atomic(&run.path.join("params.json"), &params)?;
+    std::fs::create_dir_all(run.model_dir())?;
+    let r = &config.train.resources;
+    let mut record_ = RunRecord {
+        run_id: run.id.clone(),
+        model: config.model.clone(),
+        git: crate::git::info(&config.root),
+        params: params.clone(),
+        data,
+        resources: serde_json::json!({
+            "cpus": r.cpus, "memory_bytes": r.memory_bytes, "gpus": r.gpus,
+            "timeout_secs": r.timeout.as_secs_f64(), "network": config.train.network,
+        }),
+        steps: IndexMap::new(),
+    };
+    run.write_record(&record_)?;
+    tracing::info!("run {} in {}", run.id, run.path.display());
+    let s = spec(
+        config,
+        &run,
+        "train",
+        &config.train,
+        &params,
+        Io {
+            model_dir: run.model_dir(),
+            model_writable: true,
+            outputs_dir: run.train_outputs(),
+        },
+    );
+    let result = runner.run(&s).await?;
+    record_
+        .steps
+        .insert("train".into(), record(&result, runner, &s));
+    run.write_record(&record_)?;
+    Ok((run, result))
+}
+
+/// What evaluate did for each side.
+pub struct Evaluation {
+    pub challenger: StepResult,
+    /// None: no champion (first run, or nothing pinned in the environment compared against).
+    pub champion: Option<ChampionEvaluation>,
+}
+
+pub enum ChampionEvaluation {
+    Reevaluated { env: String, result: StepResult },
+    Recorded { env: String },
+}
+
+/// Scores the run's model (the challenger) and, when an environment pins one, the champion.
+pub async fn evaluate(config: &Config, runner: &dyn Runner, run: &RunDir) -> Result<Evaluation> {
+    let mut rec = run.read_record()?;
+    match rec.steps.get("train") {
+        Some(t) if t.outcome == "ok" => {}
+        Some(t) => bail!(
+            "run {} did not train successfully (outcome: {}); train again before evaluating",
+            run.id,
+            t.outcome
+        ),
+        None => bail!("run {} has no trained model", run.id),
+    }
+    let params = rec.params.clone();
+    let challenger_spec = spec(
+        config,
+        run,
+        "evaluate-challenger",
+        &config.evaluate.step,
+        &params,
+        Io {
+            model_dir: run.model_dir(),
+            model_writable: false,
+            outputs_dir: run.eval_dir(Side::Challenger),
+        },
+    );
+    let challenger = runner.run(&challenger_spec).await?;
+    rec.steps.insert(
+        "evaluate-challenger".into(),
+        record(&challenger, runner, &challenger_spec),
+    );
+    run.write_record(&rec)?;
+    if challenger.outcome != Outcome::Ok {
+        return Ok(Evaluation {
+            challenger,
+            champion: None,
+        });
+    }
+    crate::compare::metrics::load_metrics(&run.metrics(Side::Challenger))?;
+
+    let Some(env) = config.compare.against.clone() else {
+        return Ok(Evaluation {
+            challenger,
+            champion: None,
+        });
+    };
+    let Some(state) = crate::environment::read(&config.root, &env)? else {
+        tracing::info!("no champion: nothing is promoted to {env} yet");
+        return Ok(Evaluation {
+            challenger,
+            champion: None,
+        });
+    };
+    let champion_dir = run.eval_dir(Side::Champion);
+    match config.evaluate.champion {
+        ChampionMode::Recorded => {
+            if state.metrics.is_empty() {
+                bail!("environment {env} records no metrics for its champion; use evaluate.champion: reevaluate");
+            }
+            crate::fsutil::write_json_atomic(&champion_dir.join("metrics.json"), &state.metrics)?;
+            Ok(Evaluation {
+                challenger,
+                champion: Some(ChampionEvaluation::Recorded { env }),
+            })
+        }
+        ChampionMode::Reevaluate => {
+            let model_dir = champion_model(config, &state, &env)?;
+            let champion_params = champion_params(config, &state);
+            let s = spec(
+                config,
+                run,
+                "evaluate-champion",
+                &config.evaluate.step,
+                &champion_params,
+                Io {
+                    model_dir,
+                    model_writable: false,
+                    outputs_dir: champion_dir,
+                },
+            );
+            let result = runner.run(&s).await?;
+            rec.steps
+                .insert("evaluate-champion".into(), record(&result, runner, &s));
+            run.write_record(&rec)?;
+            if result.outcome == Outcome::Ok {
+                crate::compare::metrics::load_metrics(&run.metrics(Side::Champion))?;
+            }
+            Ok(Evaluation {
+                challenger,
+                champion: Some(ChampionEvaluation::Reevaluated { env, result }),
+            })
+        }
+    }
+}
+
+/// The champion's model directory: the run directory the environment file names.
+fn champion_model(
+    config: &Config,
+    state: &crate::environment::EnvironmentState,
+    env: &str,
+) -> Result<PathBuf> {
+    if let Some(dir) = &state.model_dir {
+        let path = config.root.join(dir);
+        if path.is_dir() {
+            return Ok(path);
+        }
+    }
+    let run_model = runs::runs_root(&config.root)
+        .join(&state.run_id)
+        .join("model");
+    if run_model.is_dir() {
+        return Ok(run_model);
+    }
+    Err(anyhow::anyhow!(
+        "the champion of {env} (run {}, image {}) has no model directory on this machine",
+        state.run_id,
+        state.image
+    ))
+    .context("set evaluate.champion: recorded to compare against its recorded metrics instead")
+}
+
+fn champion_params(
+    config: &Config,
+    state: &crate::environment::EnvironmentState,
+) -> IndexMap<String, serde_json::Value> {
+    let path = runs::runs_root(&config.root)
+        .join(&state.run_id)
+        .join("params.json");
+    crate::fsutil::read_json(&path).unwrap_or_else(|_| config.train.params.clone())
+}
