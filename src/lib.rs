@@ -11,6 +11,7 @@ pub mod fsutil;
 pub mod gha;
 pub mod git;
 pub mod oci;
+pub mod report;
 pub mod runner;
 pub mod runs;
 pub mod yamlio;

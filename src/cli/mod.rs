@@ -1,6 +1,7 @@
 //! Command line: one file per subcommand. Only this module writes to stdout and chooses exit
 //! codes: 0 ok, 1 a gate or check said no, 2 the tool failed (bad input, unreachable service).
 
+mod compare;
 mod evaluate;
 mod train;
 mod validate;
@@ -45,6 +46,8 @@ pub enum Command {
     Train(train::Args),
     /// Score the run's model and the champion's on the same test set.
     Evaluate(evaluate::Args),
+    /// The champion/challenger gate: exit 0 promote, 1 reject; writes compare.json and report.md.
+    Compare(compare::Args),
 }
 
 /// Output formats shared by the commands that print results.
@@ -78,6 +81,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate(args) => validate::run(&cli, args),
         Command::Train(args) => train::run(&cli, args),
         Command::Evaluate(args) => evaluate::run(&cli, args),
+        Command::Compare(args) => compare::run(&cli, args),
     };
     match result {
         Ok(code) => code,

@@ -1,3 +1,200 @@
-//! The champion/challenger gate: rules, verdict, significance.
+//! The champion/challenger gate: rules, significance and the verdict, for a run or for two
+//! metrics files.
 
 pub mod metrics;
+pub mod rules;
+pub mod significance;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use crate::config::{Config, Direction};
+use crate::runs::{RunDir, Side};
+use rules::Check;
+use significance::{Interval, McNemar};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Promote,
+    Reject,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SignificanceReport {
+    pub required: bool,
+    pub passed: bool,
+    pub intervals: Vec<Interval>,
+    pub mcnemar: Option<McNemar>,
+    /// Why significance could not be computed, when it could not.
+    pub skipped: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub verdict: Verdict,
+    pub model: String,
+    pub run_id: Option<String>,
+    /// The environment whose champion was compared against.
+    pub against: Option<String>,
+    /// No champion: only thresholds applied.
+    pub first_run: bool,
+    pub checks: Vec<Check>,
+    pub significance: Option<SignificanceReport>,
+    pub challenger: IndexMap<String, f64>,
+    pub champion: Option<IndexMap<String, f64>>,
+    /// One line per reason the verdict is reject.
+    pub reasons: Vec<String>,
+}
+
+/// Inputs of a comparison: metrics of both sides, and predictions when significance is asked.
+pub struct Inputs<'a> {
+    pub challenger: IndexMap<String, f64>,
+    pub champion: Option<IndexMap<String, f64>>,
+    pub predictions: Option<(&'a Path, &'a Path)>,
+    pub run_id: Option<String>,
+}
+
+pub fn compare(config: &Config, inputs: Inputs) -> Result<Comparison> {
+    let rules = &config.compare.metrics;
+    let checks = rules::evaluate(rules, &inputs.challenger, inputs.champion.as_ref());
+    let mut reasons: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{} {}: {}", c.metric, c.rule, c.reason))
+        .collect();
+    let significance = match (
+        &config.compare.significance,
+        inputs.predictions,
+        &inputs.champion,
+    ) {
+        (Some(sig), Some((chal_path, champ_path)), Some(_)) => {
+            let report = significance_report(config, sig, chal_path, champ_path)?;
+            if report.required && !report.passed {
+                reasons.push(
+                    "significance: the improvement's confidence interval does not exclude zero"
+                        .into(),
+                );
+            }
+            Some(report)
+        }
+        (Some(sig), _, Some(_)) => Some(SignificanceReport {
+            required: sig.require,
+            passed: !sig.require,
+            intervals: Vec::new(),
+            mcnemar: None,
+            skipped: Some("both sides must write predictions.csv".into()),
+        }),
+        _ => None,
+    };
+    if let Some(s) = &significance {
+        if s.required && s.skipped.is_some() {
+            reasons.push(format!(
+                "significance is required but could not be computed: {}",
+                s.skipped.clone().unwrap_or_default()
+            ));
+        }
+    }
+    Ok(Comparison {
+        verdict: if reasons.is_empty() {
+            Verdict::Promote
+        } else {
+            Verdict::Reject
+        },
+        model: config.model.clone(),
+        run_id: inputs.run_id,
+        against: config.compare.against.clone(),
+        first_run: inputs.champion.is_none(),
+        checks,
+        significance,
+        challenger: inputs.challenger,
+        champion: inputs.champion,
+        reasons,
+    })
+}
+
+fn significance_report(
+    config: &Config,
+    sig: &crate::config::SignificanceConfig,
+    chal_path: &Path,
+    champ_path: &Path,
+) -> Result<SignificanceReport> {
+    if !chal_path.exists() || !champ_path.exists() {
+        return Ok(SignificanceReport {
+            required: sig.require,
+            passed: !sig.require,
+            intervals: Vec::new(),
+            mcnemar: None,
+            skipped: Some("both sides must write predictions.csv".into()),
+        });
+    }
+    let chal = significance::read_predictions(chal_path)?;
+    let champ = significance::read_predictions(champ_path)?;
+    let metrics: Vec<String> = config.compare.metrics.keys().cloned().collect();
+    let intervals = significance::bootstrap(
+        &chal,
+        &champ,
+        &metrics,
+        sig.confidence,
+        sig.resamples,
+        sig.seed,
+    )
+    .with_context(|| {
+        format!(
+            "comparing {} with {}",
+            chal_path.display(),
+            champ_path.display()
+        )
+    })?;
+    let mcnemar = significance::mcnemar(&chal, &champ)?;
+    let passed = intervals.iter().all(|i| {
+        match config.compare.metrics.get(&i.metric).map(|r| r.direction) {
+            Some(Direction::Minimize) => i.high < 0.0,
+            _ => i.low > 0.0,
+        }
+    });
+    Ok(SignificanceReport {
+        required: sig.require,
+        passed: passed && !intervals.is_empty(),
+        intervals,
+        mcnemar,
+        skipped: None,
+    })
+}
+
+/// Compares a run's challenger with its champion and writes compare.json and report.md.
+pub fn compare_run(config: &Config, run: &RunDir) -> Result<Comparison> {
+    let chal_metrics = run.metrics(Side::Challenger);
+    if !chal_metrics.exists() {
+        anyhow::bail!(
+            "run {} has no {}: run `mlops evaluate` first",
+            run.id,
+            chal_metrics.display()
+        );
+    }
+    let challenger = metrics::load_metrics(&chal_metrics)?;
+    let champ_metrics = run.metrics(Side::Champion);
+    let champion = if champ_metrics.exists() {
+        Some(metrics::load_metrics(&champ_metrics)?)
+    } else {
+        None
+    };
+    let chal_pred = run.predictions(Side::Challenger);
+    let champ_pred = run.predictions(Side::Champion);
+    let comparison = compare(
+        config,
+        Inputs {
+            challenger,
+            champion,
+            predictions: Some((&chal_pred, &champ_pred)),
+            run_id: Some(run.id.clone()),
+        },
+    )?;
+    crate::fsutil::write_json_atomic(&run.compare_json(), &comparison)?;
+    let report = crate::report::markdown(&comparison, Some(run))?;
+    crate::fsutil::write_atomic(&run.report_md(), report.as_bytes())?;
+    Ok(comparison)
+}

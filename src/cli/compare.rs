@@ -1,0 +1,83 @@
+//! `mlops compare`: the champion/challenger gate. Exit 0 promote, 1 reject, 2 bad input.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::{Cli, Format, EXIT_REJECTED};
+use crate::compare::{self, metrics, Inputs, Verdict};
+use crate::{config, gha, report, runs};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The run whose evaluation to judge (default: the latest).
+    #[arg(
+        long = "run",
+        value_name = "ID",
+        env = "MLOPS_RUN_ID",
+        conflicts_with = "challenger"
+    )]
+    pub run_id: Option<String>,
+    /// Compare two metrics.json files directly instead of a run.
+    #[arg(long, value_name = "FILE")]
+    pub challenger: Option<PathBuf>,
+    /// The champion's metrics.json (leave out for a first run: thresholds only).
+    #[arg(long, value_name = "FILE", requires = "challenger")]
+    pub champion: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "human", env = "MLOPS_FORMAT")]
+    pub format: Format,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+    let config = config::load(&cli.config)?;
+    let (comparison, run) = match &args.challenger {
+        Some(chal) => {
+            let challenger = metrics::load_metrics(chal)?;
+            let champion = args
+                .champion
+                .as_deref()
+                .map(metrics::load_metrics)
+                .transpose()?;
+            let pred = |p: &std::path::Path| p.with_file_name("predictions.csv");
+            let preds = args.champion.as_ref().map(|c| (pred(chal), pred(c)));
+            let c = compare::compare(
+                &config,
+                Inputs {
+                    challenger,
+                    champion,
+                    predictions: preds.as_ref().map(|(a, b)| (a.as_path(), b.as_path())),
+                    run_id: None,
+                },
+            )?;
+            (c, None)
+        }
+        None => {
+            let run = runs::open(&config.root, args.run_id.as_deref())?;
+            (compare::compare_run(&config, &run)?, Some(run))
+        }
+    };
+    let markdown = report::markdown(&comparison, run.as_ref())?;
+    match args.format {
+        Format::Human => print!("{}", report::human(&comparison)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&comparison)?),
+        Format::Markdown => print!("{markdown}"),
+        Format::Github => print!("{}", report::github(&comparison)),
+    }
+    let verdict = match comparison.verdict {
+        Verdict::Promote => "promote",
+        Verdict::Reject => "reject",
+    };
+    if gha::active() {
+        gha::append_summary(&markdown)?;
+        let report_path = run
+            .as_ref()
+            .map(|r| r.report_md().display().to_string())
+            .unwrap_or_default();
+        gha::set_outputs(&[("verdict", verdict), ("report", &report_path)])?;
+    }
+    Ok(match comparison.verdict {
+        Verdict::Promote => ExitCode::SUCCESS,
+        Verdict::Reject => ExitCode::from(EXIT_REJECTED),
+    })
+}

@@ -1,0 +1,562 @@
+//! Is the challenger's improvement more than noise? Paired on the same test rows:
+//!
+//! - a paired bootstrap: resample the rows with replacement (the same rows for both models),
+//!   recompute each metric for both, and take percentile bounds of the difference
+//!   challenger − champion at the configured confidence; seeded, so reports reproduce;
+//! - McNemar's exact test for classifiers: of the rows exactly one model gets right, is the split
+//!   more lopsided than a fair coin would make it (two-sided binomial test)?
+//!
+//! Rows are drawn with a small xoshiro256++ generator and Lemire's multiply-shift bound, and the
+//! resamples are split across threads: 10,000 resamples of 100,000 rows is 10⁹ draws.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+/// One model's predictions for the test rows.
+#[derive(Debug, Clone)]
+pub struct Predictions {
+    pub y_true: Vec<f64>,
+    pub y_pred: Vec<f64>,
+    pub score: Option<Vec<f64>>,
+}
+
+pub fn read_predictions(path: &Path) -> Result<Predictions> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .with_context(|| format!("{} is empty", path.display()))?
+        .split(',')
+        .map(str::trim)
+        .collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let (Some(t), Some(p)) = (col("y_true"), col("y_pred")) else {
+        bail!(
+            "{}: the header must name y_true and y_pred (and optionally score)",
+            path.display()
+        );
+    };
+    let s = col("score");
+    let mut out = Predictions {
+        y_true: Vec::new(),
+        y_pred: Vec::new(),
+        score: s.map(|_| Vec::new()),
+    };
+    for (i, line) in lines.enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').collect();
+        let num = |idx: usize, what: &str| -> Result<f64> {
+            let field = fields.get(idx).map(|f| f.trim()).unwrap_or("");
+            field
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .with_context(|| {
+                    format!(
+                        "{}:{}: {what} {field:?} is not a finite number",
+                        path.display(),
+                        i + 2
+                    )
+                })
+        };
+        out.y_true.push(num(t, "y_true")?);
+        out.y_pred.push(num(p, "y_pred")?);
+        if let (Some(si), Some(scores)) = (s, out.score.as_mut()) {
+            scores.push(num(si, "score")?);
+        }
+    }
+    if out.y_true.is_empty() {
+        bail!("{} has no rows", path.display());
+    }
+    Ok(out)
+}
+
+/// Metrics computable from predictions.
+pub const SUPPORTED: &[&str] = &[
+    "accuracy",
+    "f1",
+    "precision",
+    "recall",
+    "roc_auc",
+    "rmse",
+    "mae",
+];
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Interval {
+    pub metric: String,
+    /// challenger − champion on the full test set.
+    pub observed: f64,
+    pub low: f64,
+    pub high: f64,
+    pub confidence: f64,
+    pub resamples: u32,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct McNemar {
+    /// Rows only the challenger got right.
+    pub challenger_only: u64,
+    /// Rows only the champion got right.
+    pub champion_only: u64,
+    pub p_value: f64,
+}
+
+/// Checks that both sides scored the same rows: same count and the same y_true in order.
+pub fn check_paired(challenger: &Predictions, champion: &Predictions) -> Result<()> {
+    if challenger.y_true.len() != champion.y_true.len() {
+        bail!(
+            "the challenger has {} predictions and the champion {}: both must score the same test rows",
+            challenger.y_true.len(),
+            champion.y_true.len()
+        );
+    }
+    if let Some(i) = challenger
+        .y_true
+        .iter()
+        .zip(&champion.y_true)
+        .position(|(a, b)| a != b)
+    {
+        bail!(
+            "y_true differs at row {} ({} vs {}): both predictions.csv must list the same test rows in the same order",
+            i + 1,
+            challenger.y_true[i],
+            champion.y_true[i]
+        );
+    }
+    Ok(())
+}
+
+fn is_classification(p: &Predictions) -> bool {
+    p.y_true
+        .iter()
+        .chain(&p.y_pred)
+        .all(|v| *v == 0.0 || *v == 1.0)
+}
+
+/// xoshiro256++, seeded through splitmix64.
+struct Rng([u64; 4]);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        let mut z = seed;
+        let mut next = || {
+            z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut x = z;
+            x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            x ^ (x >> 31)
+        };
+        Rng([next(), next(), next(), next()])
+    }
+
+    #[inline]
+    fn next_u64(&mut self) -> u64 {
+        let s = &mut self.0;
+        let result = (s[0].wrapping_add(s[3])).rotate_left(23).wrapping_add(s[0]);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        result
+    }
+
+    /// Uniform in 0..n (Lemire's multiply-shift; the bias is below 2⁻³² for n < 2³²).
+    #[inline]
+    fn below(&mut self, n: u32) -> usize {
+        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
+    }
+}
+
+fn class_metric(name: &str, tp: f64, fp: f64, fn_: f64, tn: f64) -> f64 {
+    let div = |a: f64, b: f64| if b == 0.0 { 0.0 } else { a / b };
+    match name {
+        "accuracy" => div(tp + tn, tp + fp + fn_ + tn),
+        "precision" => div(tp, tp + fp),
+        "recall" => div(tp, tp + fn_),
+        _ => div(2.0 * tp, 2.0 * tp + fp + fn_),
+    }
+}
+
+/// Confusion counts [tp, fp, fn, tn] of each side from the 8 cell counts.
+fn confusion(cells: &[f64; 8]) -> [[f64; 4]; 2] {
+    let mut out = [[0.0; 4]; 2];
+    for (code, count) in cells.iter().enumerate() {
+        let truth = code >> 2;
+        for (side, pred) in [(code >> 1) & 1, code & 1].into_iter().enumerate() {
+            let k = match (truth, pred) {
+                (1, 1) => 0,
+                (0, 1) => 1,
+                (1, 0) => 2,
+                _ => 3,
+            };
+            out[side][k] += count;
+        }
+    }
+    out
+}
+
+/// Weighted AUC (Mann–Whitney, ties counted half) with multiplicities per row; rows in `order`
+/// are sorted by score.
+fn weighted_auc(order: &[u32], scores: &[f64], y: &[f64], w: &[u32]) -> f64 {
+    let (mut pos_total, mut neg_total, mut sum, mut neg_below) = (0.0, 0.0, 0.0, 0.0);
+    let mut i = 0;
+    while i < order.len() {
+        let s = scores[order[i] as usize];
+        let (mut pos_run, mut neg_run) = (0.0, 0.0);
+        while i < order.len() && scores[order[i] as usize] == s {
+            let r = order[i] as usize;
+            if y[r] == 1.0 {
+                pos_run += w[r] as f64;
+            } else {
+                neg_run += w[r] as f64;
+            }
+            i += 1;
+        }
+        sum += pos_run * (neg_below + 0.5 * neg_run);
+        neg_below += neg_run;
+        pos_total += pos_run;
+        neg_total += neg_run;
+    }
+    if pos_total == 0.0 || neg_total == 0.0 {
+        f64::NAN
+    } else {
+        sum / (pos_total * neg_total)
+    }
+}
+
+/// Per-row data prepared once, so that a resample is a tally.
+struct Prepared {
+    n: usize,
+    y_true: Vec<f64>,
+    /// Classification: per row, y_true*4 + challenger_pred*2 + champion_pred.
+    cells: Option<Vec<u8>>,
+    /// Regression: per-row squared and absolute errors of each side.
+    errors: Option<Vec<[f64; 4]>>,
+    /// Scores of each side, with the row order sorted by score.
+    scores: Option<[(Vec<u32>, Vec<f64>); 2]>,
+}
+
+impl Prepared {
+    fn new(chal: &Predictions, champ: &Predictions) -> Prepared {
+        let n = chal.y_true.len();
+        let classification = is_classification(chal) && is_classification(champ);
+        let cells = classification.then(|| {
+            (0..n)
+                .map(|i| {
+                    ((chal.y_true[i] as u8) << 2)
+                        | ((chal.y_pred[i] as u8) << 1)
+                        | champ.y_pred[i] as u8
+                })
+                .collect()
+        });
+        let errors = (!classification).then(|| {
+            (0..n)
+                .map(|i| {
+                    let (a, b) = (
+                        chal.y_pred[i] - chal.y_true[i],
+                        champ.y_pred[i] - champ.y_true[i],
+                    );
+                    [a * a, b * b, a.abs(), b.abs()]
+                })
+                .collect()
+        });
+        let scores = match (&chal.score, &champ.score) {
+            (Some(a), Some(b)) if classification => {
+                let order = |s: &Vec<f64>| {
+                    let mut o: Vec<u32> = (0..n as u32).collect();
+                    o.sort_by(|x, y| s[*x as usize].total_cmp(&s[*y as usize]));
+                    (o, s.clone())
+                };
+                Some([order(a), order(b)])
+            }
+            _ => None,
+        };
+        Prepared {
+            n,
+            y_true: chal.y_true.clone(),
+            cells,
+            errors,
+            scores,
+        }
+    }
+
+    fn supports(&self, metric: &str) -> bool {
+        match metric {
+            "accuracy" | "precision" | "recall" | "f1" => self.cells.is_some(),
+            "rmse" | "mae" => self.errors.is_some(),
+            "roc_auc" => self.scores.is_some(),
+            _ => false,
+        }
+    }
+
+    /// (challenger, champion) values of `metric` with row multiplicities `w` (None = all 1).
+    fn values(&self, metric: &str, w: Option<&[u32]>) -> (f64, f64) {
+        let weight = |i: usize| w.map_or(1.0, |w| w[i] as f64);
+        match metric {
+            "accuracy" | "precision" | "recall" | "f1" => {
+                let mut tally = [0.0f64; 8];
+                for (i, c) in self.cells.iter().flatten().enumerate() {
+                    tally[*c as usize] += weight(i);
+                }
+                let c = confusion(&tally);
+                (
+                    class_metric(metric, c[0][0], c[0][1], c[0][2], c[0][3]),
+                    class_metric(metric, c[1][0], c[1][1], c[1][2], c[1][3]),
+                )
+            }
+            "rmse" | "mae" => {
+                let mut sums = [0.0f64; 4];
+                let mut total = 0.0;
+                for (i, e) in self.errors.iter().flatten().enumerate() {
+                    let wi = weight(i);
+                    total += wi;
+                    for k in 0..4 {
+                        sums[k] += wi * e[k];
+                    }
+                }
+                if metric == "rmse" {
+                    ((sums[0] / total).sqrt(), (sums[1] / total).sqrt())
+                } else {
+                    (sums[2] / total, sums[3] / total)
+                }
+            }
+            _ => {
+                let ones;
+                let w = match w {
+                    Some(w) => w,
+                    None => {
+                        ones = vec![1u32; self.n];
+                        &ones
+                    }
+                };
+                match &self.scores {
+                    Some([(o1, s1), (o2, s2)]) => (
+                        weighted_auc(o1, s1, &self.y_true, w),
+                        weighted_auc(o2, s2, &self.y_true, w),
+                    ),
+                    None => (f64::NAN, f64::NAN),
+                }
+            }
+        }
+    }
+}
+
+/// Paired bootstrap intervals of challenger − champion for each metric that predictions allow.
+pub fn bootstrap(
+    challenger: &Predictions,
+    champion: &Predictions,
+    metrics: &[String],
+    confidence: f64,
+    resamples: u32,
+    seed: u64,
+) -> Result<Vec<Interval>> {
+    check_paired(challenger, champion)?;
+    let prep = Prepared::new(challenger, champion);
+    let wanted: Vec<&String> = metrics.iter().filter(|m| prep.supports(m)).collect();
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let per = (resamples as usize).div_ceil(threads);
+    let n = prep.n;
+    // diffs[metric][resample]
+    let mut diffs: Vec<Vec<f64>> = vec![Vec::with_capacity(resamples as usize); wanted.len()];
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let prep = &prep;
+                let wanted = &wanted;
+                scope.spawn(move || {
+                    // One stream per thread, derived from the seed: results depend only on
+                    // the seed and the thread count cap, never on scheduling.
+                    let mut rng = Rng::new(seed ^ (t as u64).wrapping_mul(0xA076_1D64_78BD_642F));
+                    let start = t * per;
+                    let end = ((t + 1) * per).min(resamples as usize);
+                    let mut counts = vec![0u32; n];
+                    let mut local: Vec<Vec<f64>> = vec![Vec::new(); wanted.len()];
+                    for _ in start..end {
+                        counts.iter_mut().for_each(|c| *c = 0);
+                        for _ in 0..n {
+                            counts[rng.below(n as u32)] += 1;
+                        }
+                        for (k, m) in wanted.iter().enumerate() {
+                            let (a, b) = prep.values(m, Some(&counts));
+                            local[k].push(a - b);
+                        }
+                    }
+                    local
+                })
+            })
+            .collect();
+        for h in handles {
+            if let Ok(local) = h.join() {
+                for (k, v) in local.into_iter().enumerate() {
+                    diffs[k].extend(v);
+                }
+            }
+        }
+    });
+    let alpha = (1.0 - confidence) / 2.0;
+    let mut out = Vec::new();
+    for (k, m) in wanted.iter().enumerate() {
+        let (a, b) = prep.values(m, None);
+        let mut d: Vec<f64> = diffs[k].iter().copied().filter(|x| x.is_finite()).collect();
+        d.sort_by(f64::total_cmp);
+        out.push(Interval {
+            metric: (*m).clone(),
+            observed: a - b,
+            low: quantile(&d, alpha),
+            high: quantile(&d, 1.0 - alpha),
+            confidence,
+            resamples,
+        });
+    }
+    Ok(out)
+}
+
+/// Linear-interpolated quantile of sorted data (numpy's default).
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// McNemar's exact test on the discordant rows (classifiers only).
+pub fn mcnemar(challenger: &Predictions, champion: &Predictions) -> Result<Option<McNemar>> {
+    check_paired(challenger, champion)?;
+    if !(is_classification(challenger) && is_classification(champion)) {
+        return Ok(None);
+    }
+    let (mut b, mut c) = (0u64, 0u64);
+    for i in 0..challenger.y_true.len() {
+        let chal_right = challenger.y_pred[i] == challenger.y_true[i];
+        let champ_right = champion.y_pred[i] == champion.y_true[i];
+        match (chal_right, champ_right) {
+            (true, false) => b += 1,
+            (false, true) => c += 1,
+            _ => {}
+        }
+    }
+    Ok(Some(McNemar {
+        challenger_only: b,
+        champion_only: c,
+        p_value: binomial_two_sided(b.min(c), b + c),
+    }))
+}
+
+/// P(X ≤ k or X ≥ n−k) for X ~ Binomial(n, ½), computed in log space (n can be large).
+pub fn binomial_two_sided(k: u64, n: u64) -> f64 {
+    if n == 0 {
+        return 1.0;
+    }
+    let ln2 = std::f64::consts::LN_2;
+    // log C(n, i) built incrementally; log-sum-exp of the lower tail.
+    let mut log_c = 0.0f64;
+    let mut terms = Vec::with_capacity(k as usize + 1);
+    for i in 0..=k {
+        if i > 0 {
+            log_c += ((n - i + 1) as f64).ln() - (i as f64).ln();
+        }
+        terms.push(log_c - n as f64 * ln2);
+    }
+    let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let tail = max.exp() * terms.iter().map(|t| (t - max).exp()).sum::<f64>();
+    (2.0 * tail).min(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn preds(y: &[f64], p: &[f64], s: Option<&[f64]>) -> Predictions {
+        Predictions {
+            y_true: y.to_vec(),
+            y_pred: p.to_vec(),
+            score: s.map(|s| s.to_vec()),
+        }
+    }
+
+    #[test]
+    fn binomial_matches_known_values() {
+        // scipy.stats.binomtest(1, 10, 0.5).pvalue == 0.021484375
+        assert!((binomial_two_sided(1, 10) - 0.021484375).abs() < 1e-15);
+        assert!((binomial_two_sided(5, 10) - 1.0).abs() < 1e-15);
+        assert_eq!(binomial_two_sided(0, 0), 1.0);
+        // binomtest(0, 20).pvalue == 2 * 0.5**20
+        assert!((binomial_two_sided(0, 20) - 2.0 * 0.5f64.powi(20)).abs() < 1e-18);
+    }
+
+    #[test]
+    fn auc_with_ties() {
+        // sklearn.metrics.roc_auc_score([0,0,1,1],[0.1,0.4,0.35,0.8]) == 0.75
+        let y = [0.0, 0.0, 1.0, 1.0];
+        let s = [0.1f64, 0.4, 0.35, 0.8];
+        let mut o: Vec<u32> = (0..4).collect();
+        o.sort_by(|a, b| s[*a as usize].total_cmp(&s[*b as usize]));
+        assert!((weighted_auc(&o, &s, &y, &[1, 1, 1, 1]) - 0.75).abs() < 1e-12);
+        let s = [0.5f64, 0.5, 0.5, 0.5];
+        assert!((weighted_auc(&o, &s, &y, &[1, 1, 1, 1]) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bootstrap_is_reproducible_and_brackets_the_observed_difference() {
+        let n = 400;
+        let y: Vec<f64> = (0..n).map(|i| (i % 2) as f64).collect();
+        let better: Vec<f64> = (0..n)
+            .map(|i| if i % 10 == 0 { 1.0 - y[i] } else { y[i] })
+            .collect();
+        let worse: Vec<f64> = (0..n)
+            .map(|i| if i % 4 == 0 { 1.0 - y[i] } else { y[i] })
+            .collect();
+        let a = preds(&y, &better, None);
+        let b = preds(&y, &worse, None);
+        let m = vec![
+            "accuracy".to_string(),
+            "f1".to_string(),
+            "roc_auc".to_string(),
+        ];
+        let r1 = bootstrap(&a, &b, &m, 0.95, 500, 7).unwrap();
+        let r2 = bootstrap(&a, &b, &m, 0.95, 500, 7).unwrap();
+        assert_eq!(r1, r2);
+        assert_eq!(r1.len(), 2, "no scores: roc_auc is skipped");
+        let acc = &r1[0];
+        assert!((acc.observed - 0.15).abs() < 1e-12);
+        assert!(acc.low < acc.observed && acc.observed < acc.high);
+        assert!(acc.low > 0.0, "a 15-point gain on 400 rows is significant");
+        let mc = mcnemar(&a, &b).unwrap().unwrap();
+        // Rows 0,20,40..: both wrong; rows 4,8,12,16 (mod 20, not mod 10): only the champion is
+        // wrong; rows 10,30,..: only the challenger is wrong.
+        assert_eq!((mc.challenger_only, mc.champion_only), (80, 20));
+        assert!(mc.p_value < 1e-8);
+    }
+
+    #[test]
+    fn unpaired_predictions_are_rejected() {
+        let a = preds(&[0.0, 1.0], &[0.0, 1.0], None);
+        let b = preds(&[0.0, 1.0, 1.0], &[0.0, 1.0, 1.0], None);
+        assert!(check_paired(&a, &b)
+            .unwrap_err()
+            .to_string()
+            .contains("2 predictions"));
+        let c = preds(&[1.0, 1.0], &[0.0, 1.0], None);
+        assert!(check_paired(&a, &c)
+            .unwrap_err()
+            .to_string()
+            .contains("row 1"));
+    }
+}

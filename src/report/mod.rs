@@ -1,0 +1,259 @@
+//! Reports over a comparison: markdown (PR body, sticky comment, step summary) rendered from
+//! templates embedded in the binary, human text, and GitHub annotations. Everything taken from
+//! files (metric names, reasons) is escaped for its destination and can never start a workflow
+//! command.
+
+use anyhow::{Context, Result};
+use minijinja::{Environment, UndefinedBehavior, Value};
+use serde::Serialize;
+
+use crate::compare::{Comparison, Verdict};
+use crate::gha;
+use crate::runs::RunDir;
+
+const COMPARISON_MD: &str = include_str!("../../templates/report/comparison.md.j2");
+
+/// Escapes text for a markdown table cell or paragraph: no markup, no HTML, one line.
+pub fn escape_markdown(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' | '!' => {
+                out.push('\\');
+                out.push(ch);
+            }
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\n' | '\r' => out.push(' '),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text inside a code span: backticks cannot close it, newlines cannot break it.
+fn escape_code(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c == '`' {
+                '\''
+            } else if c.is_control() {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// A quoted Mermaid label.
+fn escape_label(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c == '"' {
+                '\''
+            } else if c.is_control() {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// Control characters in untrusted text shown on a terminal or a CI log, made visible.
+pub fn clean(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+fn fmt_num(v: &Value) -> String {
+    if v.is_none() || v.is_undefined() {
+        return "—".into();
+    }
+    if let Some(s) = v.as_str() {
+        return escape_markdown(s);
+    }
+    match f64::try_from(v.clone()) {
+        Ok(x) => {
+            let d = crate::compare::rules::dec(x);
+            let rounded = d.with_scale_round(6, bigdecimal::RoundingMode::HalfEven);
+            crate::compare::rules::show(&rounded)
+        }
+        Err(_) => escape_markdown(&v.to_string()),
+    }
+}
+
+fn environment() -> Result<Environment<'static>> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.add_filter("md", |s: String| escape_markdown(&s));
+    env.add_filter("code", |s: String| escape_code(&s));
+    env.add_filter("num", |v: Value| fmt_num(&v));
+    env.add_template("comparison.md", COMPARISON_MD)
+        .context("internal: the comparison template does not parse")?;
+    Ok(env)
+}
+
+#[derive(Serialize)]
+struct Chart {
+    title: String,
+    labels: Vec<String>,
+    champion: Option<Vec<String>>,
+    challenger: Vec<String>,
+}
+
+fn chart(c: &Comparison) -> Option<Chart> {
+    let names: Vec<&String> = c
+        .checks
+        .iter()
+        .map(|k| &k.metric)
+        .fold(Vec::new(), |mut acc, m| {
+            if !acc.contains(&m) {
+                acc.push(m);
+            }
+            acc
+        })
+        .into_iter()
+        .filter(|m| c.challenger.contains_key(*m))
+        .collect();
+    if names.is_empty() {
+        return None;
+    }
+    let value = |m: &IndexMapLike, k: &String| {
+        m.get(k)
+            .map(|v| format!("{v}"))
+            .unwrap_or_else(|| "0".into())
+    };
+    Some(Chart {
+        title: escape_label(&format!("{}: champion vs challenger", c.model)),
+        labels: names.iter().map(|n| escape_label(n)).collect(),
+        champion: c
+            .champion
+            .as_ref()
+            .map(|ch| names.iter().map(|n| value(ch, n)).collect()),
+        challenger: names.iter().map(|n| value(&c.challenger, n)).collect(),
+    })
+}
+
+type IndexMapLike = indexmap::IndexMap<String, f64>;
+
+/// The markdown report: PR body, sticky comment and step summary.
+pub fn markdown(c: &Comparison, run: Option<&RunDir>) -> Result<String> {
+    let env = environment()?;
+    let record = run.and_then(|r| r.read_record().ok());
+    let data_check: Option<serde_json::Value> =
+        run.and_then(|r| crate::fsutil::read_json(&r.data_check_json()).ok());
+    let text = env
+        .get_template("comparison.md")?
+        .render(minijinja::context! {
+            c => Value::from(minijinja::value::Serde(c)),
+            chart => Value::from(minijinja::value::Serde(chart(c))),
+            run => Value::from(minijinja::value::Serde(&record)),
+            data_check => Value::from(minijinja::value::Serde(&data_check)),
+        })
+        .context("rendering the comparison report")?;
+    Ok(defuse(&text))
+}
+
+/// Final guard for anything printed: no line may start a workflow command.
+pub fn defuse(text: &str) -> String {
+    let mut out: String = text
+        .lines()
+        .map(gha::neutralise_line)
+        .collect::<Vec<_>>()
+        .join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+pub fn human(c: &Comparison) -> String {
+    let mut out = String::new();
+    let verdict = match c.verdict {
+        Verdict::Promote => "PROMOTE",
+        Verdict::Reject => "REJECT",
+    };
+    out.push_str(&format!("{}: {verdict}", clean(&c.model)));
+    if let Some(id) = &c.run_id {
+        out.push_str(&format!(" (run {id})"));
+    }
+    out.push('\n');
+    if c.first_run {
+        out.push_str("first run: no champion, only thresholds apply\n");
+    } else if let Some(env) = &c.against {
+        out.push_str(&format!("against the champion of {env}\n"));
+    }
+    for k in &c.checks {
+        let num = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_else(|| "-".into());
+        out.push_str(&format!(
+            "  {} {:<20} {:<20} champion {:<12} challenger {:<12} {}\n",
+            if k.passed { "ok  " } else { "FAIL" },
+            clean(&k.metric),
+            format!("{} {}", k.rule, k.limit),
+            num(k.champion),
+            num(k.challenger),
+            clean(&k.reason)
+        ));
+    }
+    if let Some(s) = &c.significance {
+        if let Some(why) = &s.skipped {
+            out.push_str(&format!("  significance: not computed ({why})\n"));
+        }
+        for i in &s.intervals {
+            out.push_str(&format!(
+                "  significance {}: Δ {:.6} [{:.6}, {:.6}] at {}%\n",
+                clean(&i.metric),
+                i.observed,
+                i.low,
+                i.high,
+                i.confidence * 100.0
+            ));
+        }
+        if let Some(m) = &s.mcnemar {
+            out.push_str(&format!(
+                "  McNemar: challenger-only {} champion-only {} p={:.6}\n",
+                m.challenger_only, m.champion_only, m.p_value
+            ));
+        }
+    }
+    for r in &c.reasons {
+        out.push_str(&format!("  reason: {}\n", clean(r)));
+    }
+    defuse(&out)
+}
+
+/// GitHub annotations: a notice for promote, an error per failed check.
+pub fn github(c: &Comparison) -> String {
+    let mut out = String::new();
+    match c.verdict {
+        Verdict::Promote => out.push_str(&format!(
+            "::notice title={}::{}\n",
+            gha::escape_property("mlops compare"),
+            gha::escape_data(&format!("{}: promote", c.model))
+        )),
+        Verdict::Reject => {
+            for r in &c.reasons {
+                out.push_str(&format!(
+                    "::error title={}::{}\n",
+                    gha::escape_property("mlops compare: reject"),
+                    gha::escape_data(r)
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
