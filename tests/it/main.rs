@@ -2,4 +2,6 @@
 //! registry fail (never skip) when those are absent: `scripts/test` starts them.
 
 mod common;
+mod compare;
+mod runner;
 mod validate;

@@ -1,0 +1,275 @@
+//! `mlops train` / `evaluate` against the real Docker engine (scripts/services starts it).
+//! Every test checks that no container of its run is left behind.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::common::{copy_dir, fixture, mlops, stderr, stdout};
+
+const DOCKER: &str = "/usr/bin/docker";
+
+fn containers_with_label(label: &str) -> Vec<String> {
+    let out = Command::new(DOCKER)
+        .args(["ps", "-aq", "--filter", &format!("label={label}")])
+        .output()
+        .expect("the docker client runs");
+    assert!(
+        out.status.success(),
+        "docker ps failed: is the engine running? {}",
+        stderr(&out)
+    );
+    stdout(&out).lines().map(str::to_string).collect()
+}
+
+fn assert_no_containers(run_id: &str) {
+    let left = containers_with_label(&format!("dev.mlops.run={run_id}"));
+    assert!(
+        left.is_empty(),
+        "containers left behind for run {run_id}: {left:?}"
+    );
+}
+
+fn latest_run(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join(".mlops/runs/latest"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// A project whose steps run shell commands in mlops-test/busybox.
+fn busybox_project(train_command: &str, resources: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/train.csv"), "x,label\n1,0\n2,1\n").unwrap();
+    std::fs::write(dir.path().join("data/test.csv"), "x,label\n3,1\n").unwrap();
+    std::fs::write(
+        dir.path().join("mlops.yaml"),
+        format!(
+            "version: 1\nmodel: toy\ndata:\n  train: {{path: data/train.csv}}\n  test: {{path: data/test.csv}}\n\
+             train:\n  image: mlops-test/busybox\n  command: [sh, -c, {train_command:?}]\n  params: {{alpha: 0.5, name: toy}}\n{resources}\
+             evaluate:\n  command: [sh, -c, 'echo {{\"f1\": 0.9}} > $MLOPS_OUTPUT_DIR/metrics.json']\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn trains_and_evaluates_the_churn_fixture_in_a_container() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture("churn"), dir.path());
+    let out = mlops(dir.path()).arg("train").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let run_id = latest_run(dir.path());
+    assert_eq!(stdout(&out).trim(), run_id);
+    let run = dir.path().join(".mlops/runs").join(&run_id);
+    assert!(run.join("model/model.joblib").is_file());
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(record["steps"]["train"]["outcome"], "ok");
+    assert_eq!(record["steps"]["train"]["exit_code"], 0);
+    assert!(record["steps"]["train"]["image"]["digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    assert!(record["data"]["train"]["digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    assert_eq!(record["params"]["C"], 1.0);
+    assert!(
+        stderr(&out).contains("[train] trained on 398 rows"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = mlops(dir.path()).arg("evaluate").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("eval/challenger/metrics.json")).unwrap())
+            .unwrap();
+    assert!(metrics["f1"].as_f64().unwrap() > 0.9);
+    assert!(run.join("eval/challenger/predictions.csv").is_file());
+    assert_no_containers(&run_id);
+
+    // The same fixture on the host, in a venv with the container's library versions, gives
+    // identical metrics.
+    let python = std::env::var("MLOPS_TEST_PYTHON")
+        .expect("MLOPS_TEST_PYTHON: scripts/test sets it to the venv of scripts/python-env");
+    let bin = Path::new(&python).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = mlops(dir.path())
+        .args(["train", "--runner", "process"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = mlops(dir.path())
+        .args(["evaluate", "--runner", "process"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let host_run = dir.path().join(".mlops/runs").join(latest_run(dir.path()));
+    assert_ne!(host_run, run);
+    assert_eq!(
+        std::fs::read_to_string(host_run.join("eval/challenger/metrics.json")).unwrap(),
+        std::fs::read_to_string(run.join("eval/challenger/metrics.json")).unwrap(),
+        "host and container metrics differ"
+    );
+}
+
+#[test]
+fn protocol_variables_and_mounts() {
+    let cmd = r#"set -e; test "$MLOPS_PARAM_ALPHA" = 0.5; test "$MLOPS_PARAM_NAME" = toy; test -f /mlops/data/train/train.csv; test "$MLOPS_DATA_TRAIN" = /mlops/data/train/train.csv; grep -q '"alpha":0.5' /mlops/params.json || grep -q '"alpha": 0.5' /mlops/params.json; test "$(id -u)" != 0; if touch /workspace/x 2>/dev/null; then exit 9; fi; echo model > $MLOPS_MODEL_DIR/m; ls /sys/class/net"#;
+    let dir = busybox_project(cmd, "");
+    let out = mlops(dir.path()).arg("train").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // No network by default: only the loopback interface exists.
+    let err = stderr(&out);
+    assert!(err.contains("[train] lo"), "{err}");
+    assert!(!err.contains("[train] eth0"), "{err}");
+    let run_id = latest_run(dir.path());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(".mlops/runs").join(&run_id).join("model/m"))
+            .unwrap(),
+        "model\n"
+    );
+    assert_no_containers(&run_id);
+}
+
+#[test]
+fn failing_command_exits_1_with_the_last_lines() {
+    let dir = busybox_project("echo preparing; echo boom >&2; exit 3", "");
+    let out = mlops(dir.path()).arg("train").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("training failed with exit code 3"), "{err}");
+    assert!(err.contains("| boom"), "{err}");
+    let run_id = latest_run(dir.path());
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            dir.path()
+                .join(".mlops/runs")
+                .join(&run_id)
+                .join("run.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["steps"]["train"]["exit_code"], 3);
+    assert_eq!(record["steps"]["train"]["outcome"], "failed");
+    assert_no_containers(&run_id);
+}
+
+#[test]
+fn timeout_kills_and_removes_the_container() {
+    let dir = busybox_project("sleep 60", "  resources: {timeout: 2s}\n");
+    let start = Instant::now();
+    let out = mlops(dir.path()).arg("train").output().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("training timed out"),
+        "{}",
+        stderr(&out)
+    );
+    assert_no_containers(&latest_run(dir.path()));
+}
+
+#[test]
+fn out_of_memory_is_reported_as_such() {
+    let dir = busybox_project(
+        "head -c 300m /dev/zero | tail",
+        "  resources: {memory: 32m}\n",
+    );
+    let out = mlops(dir.path()).arg("train").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("out of memory"), "{err}");
+    assert_no_containers(&latest_run(dir.path()));
+}
+
+#[test]
+fn missing_image_exits_2_naming_it() {
+    let dir = busybox_project("true", "");
+    let config = std::fs::read_to_string(dir.path().join("mlops.yaml"))
+        .unwrap()
+        .replace(
+            "mlops-test/busybox",
+            "127.0.0.1:5000/mlops-test/does-not-exist:1",
+        );
+    std::fs::write(dir.path().join("mlops.yaml"), config).unwrap();
+    let out = mlops(dir.path()).arg("train").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "image 127.0.0.1:5000/mlops-test/does-not-exist:1 is not present and cannot be pulled"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn builds_the_training_image_from_a_dockerfile() {
+    let dir = busybox_project("cat /built-by-mlops", "");
+    std::fs::write(
+        dir.path().join("train.Dockerfile"),
+        "FROM mlops-test/busybox\nRUN echo built-here > /built-by-mlops\n",
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(dir.path().join("mlops.yaml"))
+        .unwrap()
+        .replace(
+            "  image: mlops-test/busybox\n",
+            "  build: {context: ., dockerfile: train.Dockerfile}\n",
+        )
+        .replace("evaluate:\n", "evaluate:\n  image: mlops-test/busybox\n");
+    std::fs::write(dir.path().join("mlops.yaml"), config).unwrap();
+    let out = mlops(dir.path()).arg("train").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("[train] built-here"),
+        "{}",
+        stderr(&out)
+    );
+    assert_no_containers(&latest_run(dir.path()));
+}
+
+#[test]
+fn ctrl_c_removes_the_container() {
+    let dir = busybox_project("echo started; sleep 60", "");
+    let child = mlops(dir.path())
+        .arg("train")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the container to exist.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let run_id = loop {
+        assert!(Instant::now() < deadline, "the container never started");
+        if let Ok(id) = std::fs::read_to_string(dir.path().join(".mlops/runs/latest")) {
+            let id = id.trim().to_string();
+            if !containers_with_label(&format!("dev.mlops.run={id}")).is_empty() {
+                break id;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    assert_no_containers(&run_id);
+}
