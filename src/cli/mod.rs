@@ -3,6 +3,7 @@
 
 mod compare;
 mod evaluate;
+mod run;
 mod train;
 mod validate;
 
@@ -48,6 +49,8 @@ pub enum Command {
     Evaluate(evaluate::Args),
     /// The champion/challenger gate: exit 0 promote, 1 reject; writes compare.json and report.md.
     Compare(compare::Args),
+    /// The loop on this machine: validate → train → evaluate → compare; stops at the first no.
+    Run(run::Args),
 }
 
 /// Output formats shared by the commands that print results.
@@ -82,6 +85,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Train(args) => train::run(&cli, args),
         Command::Evaluate(args) => evaluate::run(&cli, args),
         Command::Compare(args) => compare::run(&cli, args),
+        Command::Run(args) => run::run(&cli, args),
     };
     match result {
         Ok(code) => code,

@@ -273,3 +273,63 @@ fn ctrl_c_removes_the_container() {
     assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
     assert_no_containers(&run_id);
 }
+
+#[test]
+fn run_promotes_then_rejects_a_worse_challenger_against_the_champion() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture("churn"), dir.path());
+    let out = mlops(dir.path()).arg("run").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("PROMOTE"), "{}", stdout(&out));
+    let first = latest_run(dir.path());
+    // Pin the first run as the champion of staging (what `mlops promote` records).
+    std::fs::create_dir_all(dir.path().join(".mlops/environments")).unwrap();
+    let digest = format!("sha256:{}", "a".repeat(64));
+    std::fs::write(
+        dir.path().join(".mlops/environments/staging.yaml"),
+        format!(
+            "environment: staging\nmodel: churn\nimage: \"127.0.0.1:5000/acme/churn@{digest}\"\ndigest: \"{digest}\"\n\
+             run_id: \"{first}\"\ngit_commit: \"\"\npromoted_at: \"2026-11-22T00:00:00Z\"\nmodel_dir: \".mlops/runs/{first}/model\"\n"
+        ),
+    )
+    .unwrap();
+    let out = mlops(dir.path())
+        .args(["run", "--param", "C=0.001"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("stopped at compare (reject)"),
+        "{}",
+        stderr(&out)
+    );
+    let second = latest_run(dir.path());
+    let run = dir.path().join(".mlops/runs").join(&second);
+    let compare: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("compare.json")).unwrap()).unwrap();
+    assert_eq!(compare["verdict"], "reject");
+    assert_eq!(compare["first_run"], false);
+    assert!(
+        compare["champion"]["f1"].as_f64().unwrap() > compare["challenger"]["f1"].as_f64().unwrap()
+    );
+    let failed: Vec<&serde_json::Value> = compare["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["metric"], "f1");
+    assert_eq!(failed[0]["rule"], "min_absolute_change");
+    // Significance ran on both predictions.csv files.
+    assert!(
+        compare["significance"]["mcnemar"]["champion_only"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(report.contains("❌ churn: reject"), "{report}");
+    assert!(report.contains("xychart-beta"));
+    assert_no_containers(&second);
+}
