@@ -298,6 +298,30 @@ impl Prepared {
         }
     }
 
+    /// (challenger, champion) values of `metric` from one resample's tallies: cell counts
+    /// (classification), error sums (regression) and row multiplicities (roc_auc).
+    fn from_tallies(
+        &self,
+        metric: &str,
+        tally: &[f64; 8],
+        sums: &[f64; 4],
+        total: f64,
+        counts: &[u32],
+    ) -> (f64, f64) {
+        match metric {
+            "accuracy" | "precision" | "recall" | "f1" => {
+                let c = confusion(tally);
+                (
+                    class_metric(metric, c[0][0], c[0][1], c[0][2], c[0][3]),
+                    class_metric(metric, c[1][0], c[1][1], c[1][2], c[1][3]),
+                )
+            }
+            "rmse" => ((sums[0] / total).sqrt(), (sums[1] / total).sqrt()),
+            "mae" => (sums[2] / total, sums[3] / total),
+            _ => self.values(metric, Some(counts)),
+        }
+    }
+
     /// (challenger, champion) values of `metric` with row multiplicities `w` (None = all 1).
     fn values(&self, metric: &str, w: Option<&[u32]>) -> (f64, f64) {
         let weight = |i: usize| w.map_or(1.0, |w| w[i] as f64);
@@ -385,13 +409,32 @@ pub fn bootstrap(
                     let end = ((t + 1) * per).min(resamples as usize);
                     let mut counts = vec![0u32; n];
                     let mut local: Vec<Vec<f64>> = vec![Vec::new(); wanted.len()];
+                    let need_counts = wanted.iter().any(|m| *m == "roc_auc");
                     for _ in start..end {
-                        counts.iter_mut().for_each(|c| *c = 0);
+                        // One pass over the draws tallies everything the metrics need.
+                        let mut tally = [0.0f64; 8];
+                        let mut sums = [0.0f64; 4];
+                        if need_counts {
+                            counts.iter_mut().for_each(|c| *c = 0);
+                        }
                         for _ in 0..n {
-                            counts[rng.below(n as u32)] += 1;
+                            let i = rng.below(n as u32);
+                            if let Some(cells) = &prep.cells {
+                                tally[cells[i] as usize] += 1.0;
+                            }
+                            if let Some(errors) = &prep.errors {
+                                let e = &errors[i];
+                                sums[0] += e[0];
+                                sums[1] += e[1];
+                                sums[2] += e[2];
+                                sums[3] += e[3];
+                            }
+                            if need_counts {
+                                counts[i] += 1;
+                            }
                         }
                         for (k, m) in wanted.iter().enumerate() {
-                            let (a, b) = prep.values(m, Some(&counts));
+                            let (a, b) = prep.from_tallies(m, &tally, &sums, n as f64, &counts);
                             local[k].push(a - b);
                         }
                     }
@@ -558,5 +601,82 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("row 1"));
+    }
+}
+
+/// Agreement with the independent numpy/scipy computation of scripts/compare_reference.py.
+///
+/// McNemar is exact, so it must agree to 1e-12. A bootstrap bound is a Monte Carlo estimate: the
+/// standard error of a percentile estimated from R resamples is about
+/// sqrt(q(1−q)/R) / f(x_q); with a near-normal bootstrap distribution of standard deviation sd,
+/// f(x_q) = φ(z_q)/sd. The test allows 4 combined standard errors (ours and the reference's).
+#[cfg(test)]
+mod reference {
+    use super::*;
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/compare")
+            .join(name)
+    }
+
+    fn quantile_se(sd: f64, q: f64, r: f64) -> f64 {
+        let z = 1.959963984540054; // for q = 0.025 / 0.975
+        let phi = (-z * z / 2.0f64).exp() / (2.0 * std::f64::consts::PI).sqrt();
+        (q * (1.0 - q) / r).sqrt() * sd / phi
+    }
+
+    #[test]
+    fn agrees_with_numpy_and_scipy() {
+        let expected: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(fixture("expected.json")).unwrap())
+                .unwrap();
+        let ours_r = 20_000u32;
+        for (kind, prefix) in [("classification", "class"), ("regression", "reg")] {
+            let chal = read_predictions(&fixture(&format!("{prefix}_challenger.csv"))).unwrap();
+            let champ = read_predictions(&fixture(&format!("{prefix}_champion.csv"))).unwrap();
+            let metrics: Vec<String> = expected[kind]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            let got = bootstrap(&chal, &champ, &metrics, 0.95, ours_r, 11).unwrap();
+            assert_eq!(got.len(), metrics.len());
+            for i in got {
+                let e = &expected[kind][&i.metric];
+                let sd = e["sd"].as_f64().unwrap();
+                let ref_r = e["resamples"].as_f64().unwrap();
+                assert!(
+                    (i.observed - e["observed"].as_f64().unwrap()).abs() < 1e-12,
+                    "{} observed",
+                    i.metric
+                );
+                let tol = 4.0
+                    * (quantile_se(sd, 0.025, ours_r as f64).powi(2)
+                        + quantile_se(sd, 0.025, ref_r).powi(2))
+                    .sqrt();
+                for (bound, ours) in [("low", i.low), ("high", i.high)] {
+                    let theirs = e[bound].as_f64().unwrap();
+                    assert!(
+                        (ours - theirs).abs() < tol,
+                        "{} {bound}: ours {ours} numpy {theirs} tolerance {tol}",
+                        i.metric
+                    );
+                }
+            }
+        }
+        let chal = read_predictions(&fixture("class_challenger.csv")).unwrap();
+        let champ = read_predictions(&fixture("class_champion.csv")).unwrap();
+        let m = mcnemar(&chal, &champ).unwrap().unwrap();
+        let e = &expected["mcnemar"];
+        assert_eq!(m.challenger_only, e["challenger_only"].as_u64().unwrap());
+        assert_eq!(m.champion_only, e["champion_only"].as_u64().unwrap());
+        let p = e["p_value"].as_f64().unwrap();
+        assert!(
+            (m.p_value - p).abs() <= 1e-12 * p.max(1e-300),
+            "McNemar p {} vs scipy {p}",
+            m.p_value
+        );
     }
 }
