@@ -300,7 +300,7 @@ impl Prepared {
 
     /// (challenger, champion) values of `metric` from one resample's tallies: cell counts
     /// (classification), error sums (regression) and row multiplicities (roc_auc).
-    fn from_tallies(
+    fn values_from_tallies(
         &self,
         metric: &str,
         tally: &[f64; 8],
@@ -434,7 +434,8 @@ pub fn bootstrap(
                             }
                         }
                         for (k, m) in wanted.iter().enumerate() {
-                            let (a, b) = prep.from_tallies(m, &tally, &sums, n as f64, &counts);
+                            let (a, b) =
+                                prep.values_from_tallies(m, &tally, &sums, n as f64, &counts);
                             local[k].push(a - b);
                         }
                     }
