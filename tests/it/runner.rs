@@ -244,6 +244,15 @@ fn builds_the_training_image_from_a_dockerfile() {
 
 #[test]
 fn ctrl_c_removes_the_container() {
+    interrupt_removes_the_container("-INT");
+}
+
+#[test]
+fn sigterm_removes_the_container() {
+    interrupt_removes_the_container("-TERM");
+}
+
+fn interrupt_removes_the_container(signal: &str) {
     let dir = busybox_project("echo started; sleep 60", "");
     let child = mlops(dir.path())
         .arg("train")
@@ -265,7 +274,7 @@ fn ctrl_c_removes_the_container() {
     };
     std::thread::sleep(Duration::from_millis(500));
     Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     let out = child.wait_with_output().unwrap();
@@ -332,4 +341,26 @@ fn run_promotes_then_rejects_a_worse_challenger_against_the_champion() {
     assert!(report.contains("❌ churn: reject"), "{report}");
     assert!(report.contains("xychart-beta"));
     assert_no_containers(&second);
+}
+
+#[test]
+fn the_regression_fixture_minimizes_its_error_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture("regression"), dir.path());
+    let out = mlops(dir.path()).args(["run"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let run = dir.path().join(".mlops/runs").join(latest_run(dir.path()));
+    let compare: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("compare.json")).unwrap()).unwrap();
+    assert_eq!(compare["verdict"], "promote");
+    assert_eq!(compare["checks"][0]["metric"], "rmse");
+    assert_eq!(compare["checks"][0]["direction"], "minimize");
+    assert!(compare["challenger"]["rmse"].as_f64().unwrap() < 70.0);
+    assert_no_containers(&latest_run(dir.path()));
 }
