@@ -102,6 +102,13 @@ impl DockerRunner {
             .build();
         let mut stream = self.docker.create_image(Some(options), None, None);
         let mut last_report = std::time::Instant::now();
+        // A live spinner on a terminal; plain periodic lines in CI logs.
+        let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar.set_message(format!("pulling {reference}"));
+            bar
+        });
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
@@ -111,8 +118,15 @@ impl DockerRunner {
                             reason: err,
                         });
                     }
-                    // Plain periodic lines: readable in CI logs and on a terminal alike.
-                    if last_report.elapsed() > Duration::from_secs(2) {
+                    if let (Some(bar), Some(status)) = (&bar, &info.status) {
+                        let detail = info
+                            .progress_detail
+                            .as_ref()
+                            .and_then(|p| Some((p.current?, p.total?)))
+                            .map(|(c, t)| format!(" {} / {} MiB", c >> 20, t >> 20))
+                            .unwrap_or_default();
+                        bar.set_message(format!("pull {reference}: {status}{detail}"));
+                    } else if last_report.elapsed() > Duration::from_secs(2) {
                         if let Some(status) = info.status {
                             log.note(&format!("pull {reference}: {status}"));
                         }
@@ -126,6 +140,9 @@ impl DockerRunner {
                     })
                 }
             }
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
         }
         Ok(())
     }

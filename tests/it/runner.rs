@@ -364,3 +364,28 @@ fn the_regression_fixture_minimizes_its_error_metrics() {
     assert!(compare["challenger"]["rmse"].as_f64().unwrap() < 70.0);
     assert_no_containers(&latest_run(dir.path()));
 }
+
+#[test]
+fn pulls_a_missing_image_from_the_registry() {
+    let registry = std::env::var("MLOPS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into());
+    let tag = format!("{registry}/mlops-test/busybox:pull-{}", std::process::id());
+    let docker = |args: &[&str]| {
+        let out = Command::new(DOCKER).args(args).output().unwrap();
+        assert!(out.status.success(), "docker {args:?}: {}", stderr(&out));
+    };
+    docker(&["tag", "mlops-test/busybox", &tag]);
+    docker(&["push", &tag]);
+    docker(&["rmi", &tag]);
+    let dir = busybox_project("echo pulled-and-ran", "");
+    let config = std::fs::read_to_string(dir.path().join("mlops.yaml"))
+        .unwrap()
+        .replace("image: mlops-test/busybox", &format!("image: {tag}"));
+    std::fs::write(dir.path().join("mlops.yaml"), config).unwrap();
+    let out = mlops(dir.path()).arg("train").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("[train] pulling {tag}")), "{err}");
+    assert!(err.contains("[train] pulled-and-ran"), "{err}");
+    let _ = Command::new(DOCKER).args(["rmi", &tag]).output();
+    assert_no_containers(&latest_run(dir.path()));
+}
