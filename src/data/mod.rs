@@ -1,6 +1,7 @@
 //! Datasets: digests, readers, profiles, accepted references and the checks against them.
 
 pub mod digest;
+pub mod read;
 
 use anyhow::Result;
 use indexmap::IndexMap;

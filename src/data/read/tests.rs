@@ -1,0 +1,178 @@
+use super::*;
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn err(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "d.csv", bytes);
+    scan(&p, 100, 1)
+        .unwrap_err()
+        .to_string()
+        .replace(&dir.path().display().to_string(), "DIR")
+}
+
+#[test]
+fn infers_types_and_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "d.csv",
+        b"id,x,flag,plan,empty\n1,1.5,true,basic,\n2,2.5,false,plus,NA\n3,,true,basic,\n4,4.0,false,\"pl,us\",\n",
+    );
+    let s = scan(&p, 100, 1).unwrap();
+    assert_eq!(s.rows, 4);
+    let kinds: Vec<Kind> = s.columns.iter().map(ColumnScan::kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            Kind::Integer,
+            Kind::Float,
+            Kind::Boolean,
+            Kind::Categorical,
+            Kind::Categorical
+        ]
+    );
+    let x = &s.columns[1];
+    assert_eq!((x.count, x.nulls), (3, 1));
+    assert_eq!((x.min, x.max), (1.5, 4.0));
+    assert!((x.mean().unwrap() - 8.0 / 3.0).abs() < 1e-12);
+    // pandas: pd.Series([1.5, 2.5, 4.0]).std() == 1.2583057392117916
+    assert!((x.std().unwrap() - 1.2583057392117916).abs() < 1e-12);
+    assert_eq!(s.columns[3].counts.as_ref().unwrap()["pl,us"], 1);
+    assert_eq!(s.columns[4].nulls, 4);
+    assert_eq!(s.sample.len(), 4);
+}
+
+#[test]
+fn a_column_that_changes_type_widens() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "d.csv", b"a,b\n1,1\n2,2.5\nthree,3\n");
+    let s = scan(&p, 100, 1).unwrap();
+    assert_eq!(s.columns[0].kind(), Kind::Categorical);
+    assert_eq!(s.columns[1].kind(), Kind::Float);
+}
+
+#[test]
+fn malformed_inputs_name_the_file_and_line() {
+    assert_eq!(
+        err(b""),
+        "DIR/d.csv: the file is empty (a CSV dataset needs a header row)"
+    );
+    assert_eq!(
+        err(b"a,b\n1,2\n3\n"),
+        "DIR/d.csv:3: expected 2 fields as in the header, found 1 (an unbalanced quote or a missing separator?)"
+    );
+    assert_eq!(
+        err(b"a,b\n1,2,3\n"),
+        "DIR/d.csv:2: expected 2 fields as in the header, found 3"
+    );
+    // An unbalanced quote swallows the rest of the file into one field.
+    assert_eq!(
+        err(b"a,b\n1,\"2\n3,4\n5,6\n"),
+        "DIR/d.csv:2: a quoted field is never closed (unbalanced \")"
+    );
+    // A quoted field may hold a newline when it is closed.
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "ok.csv", b"a,b\n1,\"two\nlines\"\n");
+    assert_eq!(scan(&p, 10, 1).unwrap().rows, 1);
+    assert_eq!(
+        err(b"a,b\n1,caf\xe9\n"),
+        "DIR/d.csv:2: column \"b\" is not UTF-8 text (byte 3 of the field)"
+    );
+    assert_eq!(
+        err(b"a,a\n1,2\n"),
+        "DIR/d.csv: duplicate column name \"a\" in the header"
+    );
+}
+
+#[test]
+fn header_only_is_zero_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "d.csv", b"a,b\n");
+    let s = scan(&p, 100, 1).unwrap();
+    assert_eq!(s.rows, 0);
+    assert_eq!(s.columns.len(), 2);
+}
+
+#[test]
+fn reservoir_is_uniform_and_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("i\n");
+    for i in 0..20_000 {
+        text.push_str(&format!("{i}\n"));
+    }
+    let p = write(dir.path(), "d.csv", text.as_bytes());
+    let a = scan(&p, 1000, 7).unwrap();
+    let b = scan(&p, 1000, 7).unwrap();
+    assert_eq!(a.sample, b.sample);
+    assert_eq!(a.sample.len(), 1000);
+    let values: Vec<f64> = a
+        .sample
+        .iter()
+        .map(|r| r[0].as_ref().unwrap().parse().unwrap())
+        .collect();
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    // Uniform over 0..20000: mean 10000, sd of the sample mean ≈ 5774/√1000 ≈ 183.
+    assert!((mean - 10_000.0).abs() < 800.0, "sample mean {mean}");
+    let late = values.iter().filter(|v| **v >= 10_000.0).count();
+    assert!(
+        (400..600).contains(&late),
+        "{late} of 1000 from the second half"
+    );
+    let c = scan(&p, 1000, 8).unwrap();
+    assert_ne!(a.sample, c.sample);
+}
+
+#[test]
+fn parquet_files_and_truncated_ones() {
+    use arrow::array::{Float64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::record_batch::RecordBatch;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("x", DataType::Float64, true),
+        Field::new("plan", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Float64Array::from(vec![Some(1.0), None, Some(3.5)])),
+            Arc::new(StringArray::from(vec!["a", "b", "a"])),
+        ],
+    )
+    .unwrap();
+    let p = dir.path().join("d.parquet");
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&p).unwrap(), schema, None)
+            .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let s = scan(&p, 100, 1).unwrap();
+    assert_eq!(s.rows, 3);
+    assert_eq!(s.columns[0].kind(), Kind::Float);
+    assert_eq!(s.columns[0].nulls, 1);
+    assert_eq!(s.columns[1].counts.as_ref().unwrap()["a"], 2);
+    let bytes = std::fs::read(&p).unwrap();
+    let t = write(dir.path(), "t.parquet", &bytes[..bytes.len() / 2]);
+    let e = scan(&t, 100, 1).unwrap_err().to_string();
+    assert!(e.contains("t.parquet: not a readable Parquet file"), "{e}");
+}
+
+#[test]
+fn directories_must_agree_on_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.csv", b"x,y\n1,2\n");
+    write(dir.path(), "b.csv", b"x,z\n1,2\n");
+    let e = scan(dir.path(), 100, 1).unwrap_err().to_string();
+    assert!(
+        e.contains("b.csv: columns [\"x\", \"z\"] differ from [\"x\", \"y\"]"),
+        "{e}"
+    );
+    write(dir.path(), "b.csv", b"x,y\n3,4\n");
+    assert_eq!(scan(dir.path(), 100, 1).unwrap().rows, 2);
+}
