@@ -1,7 +1,12 @@
 //! Datasets: digests, readers, profiles, accepted references and the checks against them.
 
+pub mod check;
 pub mod digest;
+pub mod drift;
+pub mod profile;
 pub mod read;
+pub mod reference;
+pub mod stats;
 
 use anyhow::Result;
 use indexmap::IndexMap;

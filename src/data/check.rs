@@ -1,0 +1,521 @@
+//! `mlops data check` and `mlops data accept`: each configured dataset against its accepted
+//! reference — schema, changed content, drift per column — and writing new references.
+//!
+//! The `changed` rule gates every dataset except `test`: the test set is meant to stay frozen
+//! so challenger and champion are scored alike, so for `test` a change is reported, never
+//! required.
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::drift::{self, Test};
+use super::profile::{self, Sample, DEFAULT_SAMPLE_SIZE, DEFAULT_SEED};
+use super::read::Kind;
+use super::reference::{self, Reference, FORMAT_VERSION};
+use crate::config::{ChangedCheck, Config, SchemaCheck};
+
+/// The name of the dataset the `changed` rule never gates.
+pub const FROZEN_DATASET: &str = "test";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub passed: bool,
+    pub datasets: Vec<DatasetReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetReport {
+    pub name: String,
+    pub path: String,
+    pub passed: bool,
+    pub rows: u64,
+    pub digest: String,
+    /// None when no reference was accepted yet.
+    pub reference_digest: Option<String>,
+    pub reference_rows: Option<u64>,
+    /// None without a reference.
+    pub changed: Option<bool>,
+    pub schema: SchemaReport,
+    pub columns: Vec<ColumnReport>,
+    pub drifted_share: Option<f64>,
+    /// Why the dataset failed, or what the reader should know (warnings), one line each.
+    pub messages: Vec<Message>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Message {
+    pub level: Level,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Error,
+    Warning,
+    Notice,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SchemaReport {
+    pub passed: bool,
+    pub mode: SchemaCheck,
+    pub differences: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ColumnReport {
+    pub name: String,
+    pub kind: Kind,
+    pub test: Test,
+    pub statistic: f64,
+    pub p_value: Option<f64>,
+    pub drifted: bool,
+}
+
+/// Checks every dataset in mlops.yaml, or only `only`.
+pub fn check(config: &Config, only: Option<&str>) -> Result<Report> {
+    let mut datasets = Vec::new();
+    for name in selected(config, only)? {
+        datasets.push(check_dataset(config, name)?);
+    }
+    Ok(Report {
+        passed: datasets.iter().all(|d| d.passed),
+        datasets,
+    })
+}
+
+fn selected<'a>(config: &'a Config, only: Option<&str>) -> Result<Vec<&'a str>> {
+    match only {
+        None => Ok(config.data.datasets.keys().map(String::as_str).collect()),
+        Some(name) => match config.data.datasets.get_key_value(name) {
+            Some((k, _)) => Ok(vec![k.as_str()]),
+            None => anyhow::bail!(
+                "no dataset {name:?} under data: in {} (datasets: {})",
+                config.file.display(),
+                config
+                    .data
+                    .datasets
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+    }
+}
+
+/// What one pass over a dataset produces.
+pub struct Scanned {
+    pub digest: String,
+    pub profile: profile::Profile,
+    pub sample: Sample,
+}
+
+/// Digest, profile and sample of a dataset.
+pub fn scan_dataset(path: &Path, sample_size: usize, seed: u64) -> Result<Scanned> {
+    // Digest and scan read the files independently; both stream, and the second read comes
+    // from the page cache.
+    let (digest, scan) = std::thread::scope(|s| {
+        let digest = s.spawn(|| super::digest::digest_path(path));
+        let scan = super::read::scan(path, sample_size, seed);
+        (digest.join().expect("digest thread panicked"), scan)
+    });
+    let scan = scan?;
+    let (profile, sample) = profile::build(&scan, sample_size, seed);
+    Ok(Scanned {
+        digest: digest?,
+        profile,
+        sample,
+    })
+}
+
+fn check_dataset(config: &Config, name: &str) -> Result<DatasetReport> {
+    let ds = &config.data.datasets[name];
+    let checks = &config.data.checks;
+    let reference = reference::load(&config.root, name)?;
+    let (size, seed) = reference
+        .as_ref()
+        .map_or((DEFAULT_SAMPLE_SIZE, DEFAULT_SEED), |r| {
+            (r.sample.size, r.sample.seed)
+        });
+    let current = scan_dataset(&ds.abs_path, size, seed)?;
+    let mut report = DatasetReport {
+        name: name.to_string(),
+        path: ds.path.clone(),
+        passed: true,
+        rows: current.profile.rows,
+        digest: current.digest.clone(),
+        reference_digest: None,
+        reference_rows: None,
+        changed: None,
+        schema: SchemaReport {
+            passed: true,
+            mode: checks.schema,
+            differences: Vec::new(),
+        },
+        columns: Vec::new(),
+        drifted_share: None,
+        messages: Vec::new(),
+    };
+    let Some(reference) = reference else {
+        report.messages.push(Message {
+            level: Level::Notice,
+            text: format!(
+                "no reference for {name} yet: nothing to compare with; accept this data with `mlops data accept --dataset {name}` and commit {}",
+                reference::path_for(Path::new(""), name).display()
+            ),
+        });
+        return Ok(report);
+    };
+    report.reference_digest = Some(reference.digest.clone());
+    report.reference_rows = Some(reference.profile.rows);
+
+    // Changed content.
+    let changed = reference.digest != current.digest;
+    report.changed = Some(changed);
+    if !changed {
+        let gated = name != FROZEN_DATASET;
+        match checks.changed {
+            ChangedCheck::Required if gated => {
+                report.passed = false;
+                report.messages.push(Message {
+                    level: Level::Error,
+                    text: format!(
+                        "{} is identical to the accepted reference ({}): data.checks.changed is `required`, so a run needs new data",
+                        ds.path, reference.digest
+                    ),
+                });
+            }
+            ChangedCheck::Required | ChangedCheck::Warn => report.messages.push(Message {
+                level: Level::Warning,
+                text: format!("{} is identical to the accepted reference", ds.path),
+            }),
+            ChangedCheck::Off => {}
+        }
+    }
+
+    // Schema.
+    let current_schema: Vec<(&String, Kind)> = current
+        .profile
+        .columns
+        .iter()
+        .map(|(k, c)| (k, c.kind))
+        .collect();
+    report.schema.differences = schema_differences(checks.schema, &reference, &current_schema);
+    report.schema.passed = report.schema.differences.is_empty();
+    if !report.schema.passed {
+        report.passed = false;
+        report.messages.push(Message {
+            level: Level::Error,
+            text: format!(
+                "schema ({}) differs from the reference: {}",
+                schema_mode(checks.schema),
+                report.schema.differences.join("; ")
+            ),
+        });
+    }
+
+    // Drift, on the columns both sides have.
+    let drift_cfg = &checks.drift;
+    for (col, ref_sample) in &reference.sample.columns {
+        if drift_cfg.exclude.iter().any(|e| e == col)
+            || config.data.target.as_deref() == Some(col.as_str())
+        {
+            continue;
+        }
+        let Some(cur_sample) = current.sample.columns.get(col) else {
+            continue;
+        };
+        let kind = current.profile.columns[col].kind;
+        let outcome = drift::column(drift_cfg.test, ref_sample, cur_sample);
+        let drifted = match outcome.p_value {
+            Some(p) => p < drift_cfg.p_value,
+            None => outcome.statistic > drift_cfg.threshold,
+        };
+        report.columns.push(ColumnReport {
+            name: col.clone(),
+            kind,
+            test: outcome.test,
+            statistic: outcome.statistic,
+            p_value: outcome.p_value,
+            drifted,
+        });
+    }
+    if !report.columns.is_empty() {
+        let drifted = report.columns.iter().filter(|c| c.drifted).count();
+        let share = drifted as f64 / report.columns.len() as f64;
+        report.drifted_share = Some(share);
+        if share > drift_cfg.max_drifted_share {
+            report.passed = false;
+            let names: Vec<&str> = report
+                .columns
+                .iter()
+                .filter(|c| c.drifted)
+                .map(|c| c.name.as_str())
+                .collect();
+            report.messages.push(Message {
+                level: Level::Error,
+                text: format!(
+                    "{drifted} of {} columns drifted ({:.0}% > max_drifted_share {:.0}%): {}",
+                    report.columns.len(),
+                    share * 100.0,
+                    drift_cfg.max_drifted_share * 100.0,
+                    names.join(", ")
+                ),
+            });
+        }
+    }
+    Ok(report)
+}
+
+fn schema_differences(
+    mode: SchemaCheck,
+    reference: &Reference,
+    current: &[(&String, Kind)],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if mode == SchemaCheck::Off {
+        return out;
+    }
+    let find = |name: &str| current.iter().position(|(n, _)| n.as_str() == name);
+    for (i, (name, kind)) in reference.schema.iter().enumerate() {
+        match find(name) {
+            None => out.push(format!("column {name:?} is missing")),
+            Some(j) => {
+                let found = current[j].1;
+                if found != *kind {
+                    out.push(format!(
+                        "column {name:?} is {} (reference: {})",
+                        kind_name(found),
+                        kind_name(*kind)
+                    ));
+                }
+                if mode == SchemaCheck::Strict && i != j {
+                    out.push(format!(
+                        "column {name:?} is at position {} (reference: {})",
+                        j + 1,
+                        i + 1
+                    ));
+                }
+            }
+        }
+    }
+    if mode == SchemaCheck::Strict {
+        for (name, _) in current {
+            if !reference.schema.contains_key(name.as_str()) {
+                out.push(format!("column {name:?} is new"));
+            }
+        }
+    }
+    out
+}
+
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Integer => "integer",
+        Kind::Float => "float",
+        Kind::Boolean => "boolean",
+        Kind::Categorical => "categorical",
+    }
+}
+
+/// Writes the reference of each selected dataset (all by default); returns the paths written.
+pub fn accept(config: &Config, only: Option<&str>) -> Result<Vec<(String, Reference)>> {
+    // Read everything first: if one dataset is unreadable, no reference is replaced.
+    let mut references = Vec::new();
+    let commit = crate::git::info(&config.root).commit;
+    for name in selected(config, only)? {
+        let ds = &config.data.datasets[name];
+        let scanned = scan_dataset(&ds.abs_path, DEFAULT_SAMPLE_SIZE, DEFAULT_SEED)?;
+        references.push(Reference {
+            version: FORMAT_VERSION,
+            dataset: name.to_string(),
+            path: ds.path.clone(),
+            digest: scanned.digest,
+            accepted_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            git_commit: (!commit.is_empty()).then_some(commit.clone()),
+            schema: scanned
+                .profile
+                .columns
+                .iter()
+                .map(|(k, c)| (k.clone(), c.kind))
+                .collect(),
+            profile: scanned.profile,
+            sample: scanned.sample,
+        });
+    }
+    let mut written = Vec::new();
+    for r in references {
+        let path = reference::save(&config.root, &r)?;
+        written.push((path.display().to_string(), r));
+    }
+    Ok(written)
+}
+
+/// Human-readable lines.
+pub fn human(report: &Report) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    for d in &report.datasets {
+        let verdict = if d.passed { "ok" } else { "FAILED" };
+        let _ = writeln!(s, "{} ({}, {} rows): {verdict}", d.name, d.path, d.rows);
+        match (&d.reference_digest, d.changed) {
+            (Some(r), Some(changed)) => {
+                let _ = writeln!(
+                    s,
+                    "  content: {} (reference {}, {} rows)",
+                    if changed { "changed" } else { "unchanged" },
+                    short(r),
+                    d.reference_rows.unwrap_or(0)
+                );
+            }
+            _ => {
+                let _ = writeln!(s, "  reference: none");
+            }
+        }
+        if d.reference_digest.is_some() {
+            let _ = writeln!(
+                s,
+                "  schema ({}): {}",
+                schema_mode(d.schema.mode),
+                if d.schema.passed { "ok" } else { "differs" }
+            );
+            for diff in &d.schema.differences {
+                let _ = writeln!(s, "    - {diff}");
+            }
+        }
+        if let Some(share) = d.drifted_share {
+            let _ = writeln!(
+                s,
+                "  drift: {} of {} columns ({:.0}%)",
+                d.columns.iter().filter(|c| c.drifted).count(),
+                d.columns.len(),
+                share * 100.0
+            );
+            for c in &d.columns {
+                let _ = writeln!(
+                    s,
+                    "    {} {:<24} {:<11} {:<11} statistic {:.4}{}",
+                    if c.drifted { "✗" } else { "✓" },
+                    c.name,
+                    kind_name(c.kind),
+                    format!("{:?}", c.test).to_lowercase(),
+                    c.statistic,
+                    c.p_value
+                        .map(|p| format!("  p {p:.3e}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        for m in &d.messages {
+            let _ = writeln!(s, "  {}: {}", level_name(m.level), m.text);
+        }
+    }
+    let _ = writeln!(
+        s,
+        "data check: {}",
+        if report.passed { "passed" } else { "failed" }
+    );
+    s
+}
+
+/// A Markdown section for pull requests and job summaries.
+pub fn markdown(report: &Report) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "### Data check: {}\n",
+        if report.passed {
+            "✅ passed"
+        } else {
+            "❌ failed"
+        }
+    );
+    let _ = writeln!(
+        s,
+        "| Dataset | Rows | Content | Schema | Drifted columns | Result |\n|---|---:|---|---|---:|---|"
+    );
+    for d in &report.datasets {
+        let content = match (d.changed, &d.reference_digest) {
+            (Some(true), Some(r)) => format!("changed (was `{}`)", short(r)),
+            (Some(false), _) => "unchanged".into(),
+            _ => "no reference".into(),
+        };
+        let schema = if d.reference_digest.is_none() {
+            "–".to_string()
+        } else if d.schema.passed {
+            format!("ok ({})", schema_mode(d.schema.mode))
+        } else {
+            format!("{} differences", d.schema.differences.len())
+        };
+        let drifted = match d.drifted_share {
+            Some(share) => format!(
+                "{} / {} ({:.0}%)",
+                d.columns.iter().filter(|c| c.drifted).count(),
+                d.columns.len(),
+                share * 100.0
+            ),
+            None => "–".into(),
+        };
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {content} | {schema} | {drifted} | {} |",
+            d.name,
+            d.rows,
+            if d.passed { "✅" } else { "❌" }
+        );
+    }
+    for d in &report.datasets {
+        if !d.messages.is_empty() || d.columns.iter().any(|c| c.drifted) {
+            let _ = writeln!(s);
+        }
+        for m in &d.messages {
+            let _ = writeln!(s, "- **{}** `{}`: {}", level_name(m.level), d.name, m.text);
+        }
+        let drifted: Vec<&ColumnReport> = d.columns.iter().filter(|c| c.drifted).collect();
+        if !drifted.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n<details><summary>Drifted columns of <code>{}</code></summary>\n\n| Column | Test | Statistic | p-value |\n|---|---|---:|---:|",
+                d.name
+            );
+            for c in drifted {
+                let _ = writeln!(
+                    s,
+                    "| `{}` | {} | {:.4} | {} |",
+                    c.name,
+                    format!("{:?}", c.test).to_lowercase(),
+                    c.statistic,
+                    c.p_value.map(|p| format!("{p:.3e}")).unwrap_or("–".into())
+                );
+            }
+            let _ = writeln!(s, "\n</details>");
+        }
+    }
+    s
+}
+
+fn short(digest: &str) -> &str {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    &hex[..hex.len().min(12)]
+}
+
+fn schema_mode(m: SchemaCheck) -> &'static str {
+    match m {
+        SchemaCheck::Strict => "strict",
+        SchemaCheck::Subset => "subset",
+        SchemaCheck::Off => "off",
+    }
+}
+
+fn level_name(l: Level) -> &'static str {
+    match l {
+        Level::Error => "error",
+        Level::Warning => "warning",
+        Level::Notice => "notice",
+    }
+}
