@@ -14,4 +14,5 @@ pub mod oci;
 pub mod report;
 pub mod runner;
 pub mod runs;
+pub mod signing;
 pub mod yamlio;

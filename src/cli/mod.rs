@@ -2,10 +2,14 @@
 //! codes: 0 ok, 1 a gate or check said no, 2 the tool failed (bad input, unreachable service).
 
 mod compare;
+mod data;
 mod evaluate;
+mod package;
 mod run;
+mod sign;
 mod train;
 mod validate;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,12 +47,20 @@ pub struct Cli {
 pub enum Command {
     /// Check mlops.yaml against its schema and rules; every error with file:line:column.
     Validate(validate::Args),
+    /// Data gates against the accepted references (`check`), and accepting new ones (`accept`).
+    Data(data::Args),
     /// Train in a container: a new run in .mlops/runs/<id>/ with the model and run.json.
     Train(train::Args),
     /// Score the run's model and the champion's on the same test set.
     Evaluate(evaluate::Args),
     /// The champion/challenger gate: exit 0 promote, 1 reject; writes compare.json and report.md.
     Compare(compare::Args),
+    /// Build the serving image with the run's model, push it by digest (daemonless).
+    Package(package::Args),
+    /// Sign IMAGE@DIGEST (cosign-compatible) and attest the run's evidence.
+    Sign(sign::Args),
+    /// Verify IMAGE@DIGEST's signature (and attestation) with a public key; fails closed.
+    Verify(verify::Args),
     /// The loop on this machine: validate → train → evaluate → compare; stops at the first no.
     Run(run::Args),
 }
@@ -82,9 +94,13 @@ pub fn init_logging(cli: &Cli) {
 pub fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
         Command::Validate(args) => validate::run(&cli, args),
+        Command::Data(args) => data::run(&cli, args),
         Command::Train(args) => train::run(&cli, args),
         Command::Evaluate(args) => evaluate::run(&cli, args),
         Command::Compare(args) => compare::run(&cli, args),
+        Command::Package(args) => package::run(&cli, args),
+        Command::Sign(args) => sign::run(&cli, args),
+        Command::Verify(args) => verify::run(&cli, args),
         Command::Run(args) => run::run(&cli, args),
     };
     match result {

@@ -1,4 +1,5 @@
-//! `mlops run`: the loop on one machine — validate → train → evaluate → compare — stopping at
+//! `mlops run`: the loop on one machine — validate → data check → train → evaluate → compare →
+//! package → sign (after a promote verdict, when configured) — stopping at
 //! the first step that fails or gate that says no, with that step's exit code.
 
 use std::process::ExitCode;
@@ -33,18 +34,27 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_REJECTED));
     };
     eprintln!("mlops run: validate ok");
+    // 2. data check: schema, changed content and drift against the accepted references.
+    let data_report = crate::data::check::check(&config, None)?;
+    eprint!("{}", crate::data::check::human(&data_report));
+    if !data_report.passed {
+        eprintln!("mlops run: stopped at data check");
+        return Ok(ExitCode::from(EXIT_REJECTED));
+    }
+    eprintln!("mlops run: data check ok");
     let overrides = steps::parse_overrides(&args.params)?;
     block_on(async {
         let runner = runner::select(&args.runner).await?;
-        // 2. train
+        // 3. train
         let (run, trained) = steps::train(&config, runner.as_ref(), &overrides).await?;
         crate::gha::set_outputs(&[("run-id", run.id.as_str())])?;
+        crate::fsutil::write_json_atomic(&run.data_check_json(), &data_report)?;
         if let Some(code) = step_exit("training", &trained, &run) {
             eprintln!("mlops run: stopped at train");
             return Ok(code);
         }
         eprintln!("mlops run: train ok (run {})", run.id);
-        // 3. evaluate
+        // 4. evaluate
         let eval = steps::evaluate(&config, runner.as_ref(), &run).await?;
         if let Some(code) = step_exit("evaluation of the challenger", &eval.challenger, &run) {
             eprintln!("mlops run: stopped at evaluate");
@@ -61,7 +71,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
             }
         }
         eprintln!("mlops run: evaluate ok");
-        // 4. compare
+        // 5. compare
         let comparison = compare::compare_run(&config, &run)?;
         print!("{}", report::human(&comparison));
         Ok(match comparison.verdict {
@@ -70,6 +80,12 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
                     "mlops run: compare says promote; report: {}",
                     run.report_md().display()
                 );
+                // 6. package and sign, when configured.
+                if config.package.is_some() {
+                    let packaged = crate::oci::image::package(&config, &run).await?;
+                    eprintln!("mlops run: package ok ({})", packaged.reference);
+                    sign_packaged(&config, &run, &packaged).await?;
+                }
                 println!("{}", run.id);
                 ExitCode::SUCCESS
             }
@@ -82,4 +98,47 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
             }
         })
     })
+}
+
+/// Signs and attests the packaged image when a key is at hand; says why not otherwise.
+async fn sign_packaged(
+    config: &config::Config,
+    run: &crate::runs::RunDir,
+    packaged: &crate::oci::image::Packaged,
+) -> Result<()> {
+    use crate::signing::{attest, cosign, Signer};
+    if packaged.reference.starts_with("oci:") {
+        eprintln!("mlops run: not signed (an OCI layout on disk; signatures live in a registry)");
+        return Ok(());
+    }
+    if config.sign.key.is_none() && !config.sign.keyless {
+        eprintln!("mlops run: not signed (no sign: section in mlops.yaml)");
+        return Ok(());
+    }
+    if let Some(crate::config::KeySource::Env(var)) = &config.sign.key {
+        if std::env::var_os(var).is_none() {
+            eprintln!(
+                "mlops run: not signed ({var} is not set; `mlops sign --run {}` signs later)",
+                run.id
+            );
+            return Ok(());
+        }
+    }
+    let signer = Signer::resolve(Some(config), None)?;
+    let (image, digest) = cosign::parse_pinned(&packaged.reference)?;
+    cosign::sign(&signer, &image, &digest).await?;
+    let name = format!("{}/{}", image.registry, image.repository);
+    let statements = attest::statements(run, packaged, &name)?;
+    cosign::attest(&signer, &image, &digest, &statements).await?;
+    crate::fsutil::write_json_atomic(
+        &run.sign_json(),
+        &serde_json::json!({
+            "image": packaged.reference,
+            "signature": format!("{name}:{}", cosign::artifact_tag(&digest, "sig")),
+            "attestation": format!("{name}:{}", cosign::artifact_tag(&digest, "att")),
+            "public_key": signer.public_pem,
+        }),
+    )?;
+    eprintln!("mlops run: sign ok (signature and attestations pushed)");
+    Ok(())
 }

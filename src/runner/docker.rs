@@ -93,6 +93,36 @@ impl DockerRunner {
         }
     }
 
+    /// Builds an image from a Dockerfile and pushes it as `target` (`registry/repo:tag`);
+    /// for `package.dockerfile`, whose result then serves as the base of the model image.
+    pub async fn build_and_push(
+        &self,
+        context: &std::path::Path,
+        dockerfile: &std::path::Path,
+        target: &str,
+        log: &mut LogSink,
+    ) -> Result<(), RunnerError> {
+        use bollard::query_parameters::PushImageOptionsBuilder;
+        self.build(context, dockerfile, target, log).await?;
+        let (repo, tag) = split_tag(target);
+        log.note(&format!("pushing {target}"));
+        let options = PushImageOptionsBuilder::default().tag(tag).build();
+        let mut stream = self.docker.push_image(repo, Some(options), None);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| RunnerError::ImageUnavailable {
+                image: target.into(),
+                reason: format!("push failed: {e}"),
+            })?;
+            if let Some(err) = info.error_detail.and_then(|e| e.message) {
+                return Err(RunnerError::ImageUnavailable {
+                    image: target.into(),
+                    reason: format!("push failed: {err}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
     async fn pull(&self, reference: &str, log: &mut LogSink) -> Result<(), RunnerError> {
         log.note(&format!("pulling {reference}"));
         let (from_image, tag) = split_tag(reference);

@@ -2,7 +2,7 @@
 //! container (`docker`, the default) and on the host (`process`, for debugging).
 
 pub mod docker;
-mod logs;
+pub mod logs;
 pub mod process;
 pub mod steps;
 

@@ -3,5 +3,7 @@
 
 mod common;
 mod compare;
+mod data;
+mod package;
 mod runner;
 mod validate;

@@ -1,0 +1,53 @@
+//! `mlops package`: the run's model as an OCI image on the serving base, pushed by digest
+//! (or written to an OCI layout). Prints `registry/repository@sha256:…` on stdout.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::{block_on, Cli, Format};
+use crate::{config, gha, oci, runs};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The run whose model to package (default: the latest).
+    #[arg(long = "run", value_name = "ID", env = "MLOPS_RUN_ID")]
+    pub run_id: Option<String>,
+    #[arg(long, value_enum, default_value = "human", env = "MLOPS_FORMAT")]
+    pub format: Format,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+    let config = config::load(&cli.config)?;
+    let run = runs::open(&config.root, args.run_id.as_deref())?;
+    let packaged = block_on(async {
+        let p = oci::image::package(&config, &run).await?;
+        print(&p, args.format)?;
+        Ok(ExitCode::SUCCESS)
+    });
+    packaged
+}
+
+fn print(p: &oci::image::Packaged, format: Format) -> Result<()> {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(p)?),
+        _ => {
+            eprintln!(
+                "packaged run {} → {} ({:.1} MiB, model layer {:.1} MiB, {:.1} MiB uploaded)",
+                p.tag,
+                p.reference,
+                p.size as f64 / 1048576.0,
+                p.model_layer.size as f64 / 1048576.0,
+                p.uploaded_bytes as f64 / 1048576.0
+            );
+            println!("{}", p.reference);
+        }
+    }
+    if gha::active() {
+        gha::set_outputs(&[
+            ("image", p.reference.as_str()),
+            ("digest", p.digest.as_str()),
+        ])?;
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! OCI image layouts on disk (`package.repository: oci:PATH`): `oci-layout`, `index.json` and
+//! `blobs/sha256/<hex>`, as the image-spec describes and `oras`, `skopeo` and `crane` read them.
+//! Blobs already present are not written again; `index.json` is replaced atomically, with one
+//! entry per ref name (the run id).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+
+use super::layer::Layer;
+use super::registry::{Registry, OCI_MANIFEST};
+
+fn blob_path(dir: &Path, digest: &str) -> std::path::PathBuf {
+    let hex = digest.trim_start_matches("sha256:");
+    dir.join("blobs").join("sha256").join(hex)
+}
+
+/// Writes the image into the layout; returns the bytes written.
+#[allow(clippy::too_many_arguments)]
+pub async fn write(
+    dir: &Path,
+    base_registry: &Registry,
+    base_repository: &str,
+    base_layers: &[(String, u64)],
+    layer: &Layer,
+    config: &[u8],
+    manifest: &[u8],
+    ref_name: &str,
+) -> Result<u64> {
+    std::fs::create_dir_all(dir.join("blobs").join("sha256"))
+        .with_context(|| format!("cannot create the OCI layout {}", dir.display()))?;
+    crate::fsutil::write_atomic(
+        &dir.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )?;
+    let mut written = 0u64;
+    for (digest, size) in base_layers {
+        let target = blob_path(dir, digest);
+        if target.exists() {
+            continue;
+        }
+        let tmp = target.with_extension("partial");
+        base_registry
+            .blob_to_file(base_repository, digest, &tmp)
+            .await?;
+        std::fs::rename(&tmp, &target)?;
+        written += size;
+    }
+    let target = blob_path(dir, &layer.digest);
+    if !target.exists() {
+        std::fs::copy(&layer.path, target.with_extension("partial"))?;
+        std::fs::rename(target.with_extension("partial"), &target)?;
+        written += layer.size;
+    }
+    for bytes in [config, manifest] {
+        let target = blob_path(dir, &super::registry::sha256_digest(bytes));
+        if !target.exists() {
+            crate::fsutil::write_atomic(&target, bytes)?;
+            written += bytes.len() as u64;
+        }
+    }
+    let index_path = dir.join("index.json");
+    let mut index: Value = match std::fs::read(&index_path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .with_context(|| format!("{} is not valid JSON", index_path.display()))?,
+        Err(_) => {
+            json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []})
+        }
+    };
+    let key = "org.opencontainers.image.ref.name";
+    let mut manifests: Vec<Value> = index["manifests"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m["annotations"][key] != ref_name)
+        .collect();
+    manifests.push(json!({
+        "mediaType": OCI_MANIFEST,
+        "digest": super::registry::sha256_digest(manifest),
+        "size": manifest.len(),
+        "annotations": {key: ref_name},
+    }));
+    index["manifests"] = Value::Array(manifests);
+    crate::fsutil::write_json_atomic(&index_path, &index)?;
+    Ok(written)
+}

@@ -1,0 +1,142 @@
+//! Cosign-compatible signing and verification, and in-toto attestations of the evidence.
+//!
+//! - Keys: cosign's format — an ECDSA P-256 private key, PKCS#8, encrypted with scrypt +
+//!   NaCl secretbox in an `ENCRYPTED SIGSTORE PRIVATE KEY` PEM block (password from
+//!   `MLOPS_SIGNING_PASSWORD`); the public key as a PKIX `PUBLIC KEY` PEM. `cosign sign --key`
+//!   and `cosign verify --key` accept both.
+//! - Signatures: a simple-signing payload naming the repository and the exact manifest digest,
+//!   signed (ECDSA P-256, SHA-256, ASN.1), stored as a layer of the `sha256-<hex>.sig` manifest
+//!   in the image's repository with the signature in the `dev.cosignproject.cosign/signature`
+//!   annotation — where `cosign verify` looks.
+//! - Attestations: in-toto statements in DSSE envelopes, layers of `sha256-<hex>.att`.
+//!
+//! Keyless signing (Fulcio certificate from the GitHub Actions OIDC token, Rekor entry) needs
+//! the public Sigstore services; it is configured with `sign.keyless: true` and reported as
+//! unavailable by this build (see `Signer::from_config`). Nothing is sent to a transparency
+//! log unless configured.
+
+pub mod attest;
+pub mod cosign;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use sigstore::crypto::signing_key::ecdsa::{ECDSAKeys, EllipticCurve};
+use sigstore::crypto::signing_key::{SigStoreKeyPair, SigStoreSigner};
+use sigstore::crypto::{CosignVerificationKey, SigningScheme};
+
+use crate::config::{Config, KeySource};
+
+pub const PASSWORD_VAR: &str = "MLOPS_SIGNING_PASSWORD";
+
+/// A private key ready to sign, and its public half.
+pub struct Signer {
+    signer: SigStoreSigner,
+    pub public_pem: String,
+}
+
+impl Signer {
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        self.signer
+            .sign(message)
+            .map_err(|e| anyhow::anyhow!("signing failed: {e}"))
+    }
+
+    /// From cosign's encrypted PEM text.
+    pub fn from_encrypted_pem(pem: &[u8], origin: &str) -> Result<Signer> {
+        let password = std::env::var(PASSWORD_VAR).unwrap_or_default();
+        let pair = SigStoreKeyPair::from_encrypted_pem(pem, password.as_bytes()).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot decrypt the signing key from {origin}: {e} (is {PASSWORD_VAR} the key's password? is it cosign's ENCRYPTED SIGSTORE PRIVATE KEY format?)"
+            )
+        })?;
+        let signer = pair
+            .to_sigstore_signer(&SigningScheme::ECDSA_P256_SHA256_ASN1)
+            .map_err(|e| anyhow::anyhow!("the key from {origin} is not an ECDSA P-256 key: {e}"))?;
+        let public_pem = pair
+            .public_key_to_pem()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Signer { signer, public_pem })
+    }
+
+    /// The key `--key` names (a file, or env:VAR), else `sign.key` from mlops.yaml.
+    pub fn resolve(config: Option<&Config>, key: Option<&str>) -> Result<Signer> {
+        let source = match key {
+            Some(k) => match k.strip_prefix("env:") {
+                Some(var) => KeySource::Env(var.to_string()),
+                None => KeySource::File(PathBuf::from(k)),
+            },
+            None => {
+                let Some(config) = config else {
+                    bail!("no signing key: pass --key FILE (or env:VAR)");
+                };
+                if config.sign.keyless {
+                    bail!(
+                        "sign.keyless is set, but keyless signing needs Fulcio and Rekor (the public Sigstore services), which this build does not reach; use a key (`mlops sign --generate-key`) or sign with `cosign sign` in the workflow"
+                    );
+                }
+                config.sign.key.clone().with_context(|| {
+                    format!(
+                        "no signing key: set sign.key in {} or pass --key",
+                        config.file.display()
+                    )
+                })?
+            }
+        };
+        match source {
+            KeySource::File(path) => {
+                let pem = std::fs::read(&path)
+                    .with_context(|| format!("cannot read the signing key {}", path.display()))?;
+                Signer::from_encrypted_pem(&pem, &path.display().to_string())
+            }
+            KeySource::Env(var) => {
+                let pem = std::env::var(&var).map_err(|_| {
+                    anyhow::anyhow!(
+                        "the signing key variable {var} is not set (sign.key: env:{var}); in GitHub Actions pass it from a secret"
+                    )
+                })?;
+                Signer::from_encrypted_pem(pem.as_bytes(), &format!("${var}"))
+            }
+        }
+    }
+}
+
+/// A public key for verification, from a PEM file.
+pub fn verification_key(path: &Path) -> Result<CosignVerificationKey> {
+    let pem = std::fs::read(path)
+        .with_context(|| format!("cannot read the public key {}", path.display()))?;
+    CosignVerificationKey::from_pem(&pem, &SigningScheme::ECDSA_P256_SHA256_ASN1).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not an ECDSA P-256 public key in PEM: {e}",
+            path.display()
+        )
+    })
+}
+
+/// Writes a new key pair as cosign does: `<prefix>.key` (encrypted with MLOPS_SIGNING_PASSWORD)
+/// and `<prefix>.pub`. Refuses to overwrite.
+pub fn generate_key_pair(prefix: &Path) -> Result<(PathBuf, PathBuf)> {
+    let key_path = prefix.with_extension("key");
+    let pub_path = prefix.with_extension("pub");
+    for p in [&key_path, &pub_path] {
+        if p.exists() {
+            bail!("{} exists; refusing to overwrite a key", p.display());
+        }
+    }
+    let password = std::env::var(PASSWORD_VAR).map_err(|_| {
+        anyhow::anyhow!("set {PASSWORD_VAR} to the password that will protect the new key")
+    })?;
+    let keys = ECDSAKeys::new(EllipticCurve::P256).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pair = SigStoreKeyPair::ECDSA(keys);
+    let private = pair
+        .private_key_to_encrypted_pem(password.as_bytes())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let public = pair
+        .public_key_to_pem()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::fsutil::write_atomic(&key_path, private.as_bytes())?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))?;
+    crate::fsutil::write_atomic(&pub_path, public.as_bytes())?;
+    Ok((key_path, pub_path))
+}
