@@ -75,6 +75,123 @@ pub fn write(repo_root: &Path, state: &EnvironmentState) -> Result<()> {
     )
 }
 
+/// What a change to an environment file did, judged against the older changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// A digest this environment never had before.
+    Promotion,
+    /// Back to a digest the environment had earlier (but not just before).
+    Rollback,
+    /// Same digest as before; other fields changed.
+    Update,
+    /// The file was deleted: nothing is pinned any more.
+    Removed,
+}
+
+/// One commit that touched `.mlops/environments/<env>.yaml`.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    pub commit: String,
+    pub author: String,
+    pub date: String,
+    pub subject: String,
+    pub kind: ChangeKind,
+    /// The file as of that commit (None when it was removed).
+    pub state: Option<EnvironmentState>,
+}
+
+fn git(root: &Path, args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(args)
+        .output()
+        .context("cannot run git (is it installed?)")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "git {} failed in {}: {}",
+            args.join(" "),
+            root.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The last commit that touched the environment file: (commit, author, date), if any.
+pub fn last_change(repo_root: &Path, env: &str) -> Option<(String, String, String)> {
+    let rel = format!("{ENVIRONMENTS_DIR}/{env}.yaml");
+    let out = git(
+        repo_root,
+        &["log", "-1", "--format=%H%x1f%an%x1f%aI", "--", &rel],
+    )
+    .ok()?;
+    let mut f = out.trim().split('\x1f');
+    Some((
+        f.next().filter(|s| !s.is_empty())?.to_string(),
+        f.next()?.to_string(),
+        f.next()?.to_string(),
+    ))
+}
+
+/// Every committed change of the environment file, newest first, each classified as a
+/// promotion, rollback, update or removal. Reads `git log` and the file at each commit.
+pub fn history(repo_root: &Path, env: &str) -> Result<Vec<HistoryEntry>> {
+    let rel = format!("{ENVIRONMENTS_DIR}/{env}.yaml");
+    git(repo_root, &["rev-parse", "--git-dir"]).with_context(|| {
+        format!(
+            "{} is not in a git repository: the history of an environment is the git log of {rel}",
+            repo_root.display()
+        )
+    })?;
+    let log = git(
+        repo_root,
+        &[
+            "log",
+            "--reverse",
+            "--format=%H%x1f%an%x1f%aI%x1f%s",
+            "--",
+            &rel,
+        ],
+    )
+    .unwrap_or_default(); // a repository without commits has no history yet
+    let mut seen: Vec<String> = Vec::new();
+    let mut entries = Vec::new();
+    for line in log.lines().filter(|l| !l.is_empty()) {
+        let f: Vec<&str> = line.splitn(4, '\x1f').collect();
+        let [commit, author, date, subject] = f[..] else {
+            continue;
+        };
+        let state = match git(repo_root, &["show", &format!("{commit}:./{rel}")]) {
+            Ok(text) => Some(parse(&text).with_context(|| {
+                format!("{rel} as of commit {commit} is not a valid environment file")
+            })?),
+            Err(_) => None,
+        };
+        let kind = match &state {
+            None => ChangeKind::Removed,
+            Some(s) if seen.last() == Some(&s.digest) => ChangeKind::Update,
+            Some(s) if seen.contains(&s.digest) => ChangeKind::Rollback,
+            Some(_) => ChangeKind::Promotion,
+        };
+        match &state {
+            Some(s) => seen.push(s.digest.clone()),
+            None => seen.push(String::new()),
+        }
+        entries.push(HistoryEntry {
+            commit: commit.to_string(),
+            author: author.to_string(),
+            date: date.to_string(),
+            subject: subject.to_string(),
+            kind,
+            state,
+        });
+    }
+    entries.reverse();
+    Ok(entries)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,9 +4,11 @@
 mod compare;
 mod data;
 mod evaluate;
+mod history;
 mod package;
 mod run;
 mod sign;
+mod status;
 mod train;
 mod validate;
 mod verify;
@@ -61,8 +63,13 @@ pub enum Command {
     Sign(sign::Args),
     /// Verify IMAGE@DIGEST's signature (and attestation) with a public key; fails closed.
     Verify(verify::Args),
-    /// The loop on this machine: validate → train → evaluate → compare; stops at the first no.
+    /// The loop on this machine: validate → data check → train → evaluate → compare → package
+    /// → sign; stops at the first no.
     Run(run::Args),
+    /// What every environment runs now: model, digest, run, metrics, when, through which change.
+    Status(status::Args),
+    /// Promotions and rollbacks of one environment, newest first, from its file's git log.
+    History(history::Args),
 }
 
 /// Output formats shared by the commands that print results.
@@ -102,6 +109,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sign(args) => sign::run(&cli, args),
         Command::Verify(args) => verify::run(&cli, args),
         Command::Run(args) => run::run(&cli, args),
+        Command::Status(args) => status::run(&cli, args),
+        Command::History(args) => history::run(&cli, args),
     };
     match result {
         Ok(code) => code,

@@ -169,10 +169,14 @@ impl Rng {
         result
     }
 
-    /// Uniform in 0..n (Lemire's multiply-shift; the bias is below 2⁻³² for n < 2³²).
+    /// Two draws uniform in 0..n from one output, its high and low halves (Lemire's
+    /// multiply-shift; the bias is below 2⁻³² for n < 2³²; xoshiro256++ has no weak low bits).
     #[inline]
-    fn below(&mut self, n: u32) -> usize {
-        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
+    fn two_below(&mut self, n: u32) -> (usize, usize) {
+        let x = self.next_u64();
+        let hi = ((x >> 32) * n as u64) >> 32;
+        let lo = ((x & 0xFFFF_FFFF) * n as u64) >> 32;
+        (hi as usize, lo as usize)
     }
 }
 
@@ -389,68 +393,114 @@ pub fn bootstrap(
     if wanted.is_empty() {
         return Ok(Vec::new());
     }
+    // The resamples are cut into STREAMS fixed chunks, each with its own random stream derived
+    // from the seed; threads take whole chunks. Results depend only on the seed — never on
+    // the number of cores or on scheduling.
+    const STREAMS: usize = 8;
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .clamp(1, 8);
-    let per = (resamples as usize).div_ceil(threads);
+        .clamp(1, STREAMS);
+    let per = (resamples as usize).div_ceil(STREAMS);
     let n = prep.n;
-    // diffs[metric][resample]
-    let mut diffs: Vec<Vec<f64>> = vec![Vec::with_capacity(resamples as usize); wanted.len()];
+    let need_counts = wanted.iter().any(|m| *m == "roc_auc");
+    let run_chunk = |c: usize| -> Vec<Vec<f64>> {
+        let mut rng = Rng::new(seed ^ (c as u64).wrapping_mul(0xA076_1D64_78BD_642F));
+        let start = c * per;
+        let end = ((c + 1) * per).min(resamples as usize);
+        let mut counts = vec![0u32; if need_counts { n } else { 0 }];
+        let mut local: Vec<Vec<f64>> = vec![Vec::new(); wanted.len()];
+        for _ in start..end {
+            // One pass over the draws tallies everything the metrics need.
+            let mut tally = [0.0f64; 8];
+            let mut sums = [0.0f64; 4];
+            match (&prep.cells, &prep.errors, need_counts) {
+                (Some(cells), None, false) => {
+                    // The common case (classification without roc_auc): integer tallies in
+                    // four interleaved copies, so consecutive draws of the same cell do not
+                    // wait on each other's store.
+                    let mut t4 = [[0u32; 8]; 4];
+                    let mut left = n;
+                    while left >= 4 {
+                        let (a, b) = rng.two_below(n as u32);
+                        let (c, d) = rng.two_below(n as u32);
+                        t4[0][cells[a] as usize] += 1;
+                        t4[1][cells[b] as usize] += 1;
+                        t4[2][cells[c] as usize] += 1;
+                        t4[3][cells[d] as usize] += 1;
+                        left -= 4;
+                    }
+                    while left > 0 {
+                        let (a, b) = rng.two_below(n as u32);
+                        t4[0][cells[a] as usize] += 1;
+                        if left > 1 {
+                            t4[1][cells[b] as usize] += 1;
+                        }
+                        left = left.saturating_sub(2);
+                    }
+                    for (k, x) in tally.iter_mut().enumerate() {
+                        *x = t4.iter().map(|t| t[k] as f64).sum();
+                    }
+                }
+                _ => {
+                    counts.iter_mut().for_each(|c| *c = 0);
+                    let mut pair = (0, 0);
+                    for k in 0..n {
+                        // Draws come in pairs from one 64-bit output, as in the fast path.
+                        if k % 2 == 0 {
+                            pair = rng.two_below(n as u32);
+                        }
+                        let i = if k % 2 == 0 { pair.0 } else { pair.1 };
+                        if let Some(cells) = &prep.cells {
+                            tally[cells[i] as usize] += 1.0;
+                        }
+                        if let Some(errors) = &prep.errors {
+                            let e = &errors[i];
+                            sums[0] += e[0];
+                            sums[1] += e[1];
+                            sums[2] += e[2];
+                            sums[3] += e[3];
+                        }
+                        if need_counts {
+                            counts[i] += 1;
+                        }
+                    }
+                }
+            }
+            for (k, m) in wanted.iter().enumerate() {
+                let (a, b) = prep.values_from_tallies(m, &tally, &sums, n as f64, &counts);
+                local[k].push(a - b);
+            }
+        }
+        local
+    };
+    // diffs[metric][resample], chunks in order.
+    let mut chunks: Vec<Option<Vec<Vec<f64>>>> = vec![None; STREAMS];
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let prep = &prep;
-                let wanted = &wanted;
+                let run_chunk = &run_chunk;
                 scope.spawn(move || {
-                    // One stream per thread, derived from the seed: results depend only on
-                    // the seed and the thread count cap, never on scheduling.
-                    let mut rng = Rng::new(seed ^ (t as u64).wrapping_mul(0xA076_1D64_78BD_642F));
-                    let start = t * per;
-                    let end = ((t + 1) * per).min(resamples as usize);
-                    let mut counts = vec![0u32; n];
-                    let mut local: Vec<Vec<f64>> = vec![Vec::new(); wanted.len()];
-                    let need_counts = wanted.iter().any(|m| *m == "roc_auc");
-                    for _ in start..end {
-                        // One pass over the draws tallies everything the metrics need.
-                        let mut tally = [0.0f64; 8];
-                        let mut sums = [0.0f64; 4];
-                        if need_counts {
-                            counts.iter_mut().for_each(|c| *c = 0);
-                        }
-                        for _ in 0..n {
-                            let i = rng.below(n as u32);
-                            if let Some(cells) = &prep.cells {
-                                tally[cells[i] as usize] += 1.0;
-                            }
-                            if let Some(errors) = &prep.errors {
-                                let e = &errors[i];
-                                sums[0] += e[0];
-                                sums[1] += e[1];
-                                sums[2] += e[2];
-                                sums[3] += e[3];
-                            }
-                            if need_counts {
-                                counts[i] += 1;
-                            }
-                        }
-                        for (k, m) in wanted.iter().enumerate() {
-                            let (a, b) =
-                                prep.values_from_tallies(m, &tally, &sums, n as f64, &counts);
-                            local[k].push(a - b);
-                        }
-                    }
-                    local
+                    (t..STREAMS)
+                        .step_by(threads)
+                        .map(|c| (c, run_chunk(c)))
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
         for h in handles {
-            if let Ok(local) = h.join() {
-                for (k, v) in local.into_iter().enumerate() {
-                    diffs[k].extend(v);
+            if let Ok(done) = h.join() {
+                for (c, local) in done {
+                    chunks[c] = Some(local);
                 }
             }
         }
     });
+    let mut diffs: Vec<Vec<f64>> = vec![Vec::with_capacity(resamples as usize); wanted.len()];
+    for local in chunks.into_iter().flatten() {
+        for (k, v) in local.into_iter().enumerate() {
+            diffs[k].extend(v);
+        }
+    }
     let alpha = (1.0 - confidence) / 2.0;
     let mut out = Vec::new();
     for (k, m) in wanted.iter().enumerate() {
@@ -587,6 +637,41 @@ mod tests {
         // wrong; rows 10,30,..: only the challenger is wrong.
         assert_eq!((mc.challenger_only, mc.champion_only), (80, 20));
         assert!(mc.p_value < 1e-8);
+    }
+
+    #[test]
+    fn the_same_rows_are_drawn_whatever_else_is_computed() {
+        // The fast tally path (classification metrics only) and the general one (roc_auc
+        // needs per-row counts) must draw the same rows: adding a metric never moves another
+        // metric's interval. Odd n exercises the unpaired last draw.
+        let n = 301;
+        let y: Vec<f64> = (0..n).map(|i| (i % 2) as f64).collect();
+        let p1: Vec<f64> = (0..n)
+            .map(|i| if i % 7 == 0 { 1.0 - y[i] } else { y[i] })
+            .collect();
+        let p2: Vec<f64> = (0..n)
+            .map(|i| if i % 5 == 0 { 1.0 - y[i] } else { y[i] })
+            .collect();
+        let s1: Vec<f64> = (0..n)
+            .map(|i| (p1[i] * 0.8 + (i % 10) as f64 * 0.01).min(1.0))
+            .collect();
+        let s2: Vec<f64> = (0..n)
+            .map(|i| (p2[i] * 0.7 + (i % 13) as f64 * 0.01).min(1.0))
+            .collect();
+        let a = preds(&y, &p1, Some(&s1));
+        let b = preds(&y, &p2, Some(&s2));
+        let only = bootstrap(&a, &b, &["f1".to_string()], 0.9, 333, 11).unwrap();
+        let with_auc = bootstrap(
+            &a,
+            &b,
+            &["f1".to_string(), "roc_auc".to_string()],
+            0.9,
+            333,
+            11,
+        )
+        .unwrap();
+        assert_eq!(with_auc.len(), 2);
+        assert_eq!(only[0], with_auc[0]);
     }
 
     #[test]

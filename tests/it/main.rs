@@ -4,6 +4,7 @@
 mod common;
 mod compare;
 mod data;
+mod environments;
 mod package;
 mod runner;
 mod validate;

@@ -1,0 +1,99 @@
+//! `mlops history <env>`: every promotion, rollback and removal of an environment, newest
+//! first, from the git log of `.mlops/environments/<env>.yaml` — the record of what ran where.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::{Cli, Format};
+use crate::environment::{self, ChangeKind};
+use crate::{config, report};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// An environment of mlops.yaml.
+    pub environment: String,
+    #[arg(long, value_enum, default_value = "human", env = "MLOPS_FORMAT")]
+    pub format: Format,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+    let config = config::load(&cli.config)?;
+    if !config.environments.contains_key(&args.environment) {
+        let known: Vec<&str> = config.environments.keys().map(String::as_str).collect();
+        anyhow::bail!(
+            "no environment {:?} in {} (environments: {}); add it under `environments:` first",
+            args.environment,
+            config.file.display(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+    }
+    let entries = environment::history(&config.root, &args.environment)?;
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "environment": args.environment,
+                "changes": entries,
+            }))?
+        ),
+        Format::Markdown | Format::Github => {
+            println!("| when | change | digest | run | commit | by |");
+            println!("|---|---|---|---|---|---|");
+            for e in &entries {
+                let (digest, run) = e
+                    .state
+                    .as_ref()
+                    .map(|s| (s.digest.as_str(), s.run_id.as_str()))
+                    .unwrap_or(("–", "–"));
+                println!(
+                    "| {} | {} | `{}` | {} | {} | {} |",
+                    report::escape_markdown(&e.date),
+                    kind(e.kind),
+                    report::escape_markdown(digest.get(..19).unwrap_or(digest)),
+                    report::escape_markdown(run),
+                    &e.commit[..e.commit.len().min(12)],
+                    report::escape_markdown(&e.author),
+                );
+            }
+        }
+        Format::Human => {
+            if entries.is_empty() {
+                println!(
+                    "{}: nothing promoted yet (no commit touches {})",
+                    report::clean(&args.environment),
+                    environment::path(&config.root, &args.environment).display()
+                );
+            }
+            for e in &entries {
+                let what = match &e.state {
+                    Some(s) => format!("{} {} run {}", s.model, s.digest, s.run_id),
+                    None => "environment file removed".to_string(),
+                };
+                println!(
+                    "{}  {:<9} {}  {} ({}, {})",
+                    e.date,
+                    kind(e.kind),
+                    report::clean(&what),
+                    &e.commit[..e.commit.len().min(12)],
+                    report::clean(&e.author),
+                    report::clean(&e.subject),
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn kind(k: ChangeKind) -> &'static str {
+    match k {
+        ChangeKind::Promotion => "promotion",
+        ChangeKind::Rollback => "rollback",
+        ChangeKind::Update => "update",
+        ChangeKind::Removed => "removed",
+    }
+}

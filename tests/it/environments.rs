@@ -1,0 +1,155 @@
+//! `mlops status` and `mlops history`: the environment files and their git history.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::common::{copy_dir, fixture, mlops, stderr, stdout};
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args([
+            "-c",
+            "user.name=Release Bot",
+            "-c",
+            "user.email=bot@mlops.invalid",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
+}
+
+fn pin(dir: &Path, env: &str, digest_char: char, run: &str, message: &str) {
+    let digest = format!("sha256:{}", digest_char.to_string().repeat(64));
+    let text = format!(
+        "environment: {env}\nmodel: churn\nimage: 127.0.0.1:5000/acme/churn@{digest}\ndigest: {digest}\nrun_id: '{run}'\ngit_commit: abc\nmetrics: {{f1: 0.91}}\npromoted_at: '2026-11-25T00:00:00Z'\nchange: https://github.com/acme/churn/pull/{run}\n"
+    );
+    let p = dir.join(format!(".mlops/environments/{env}.yaml"));
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-qm", message]);
+}
+
+fn json(dir: &Path, args: &[&str]) -> Value {
+    let out = mlops(dir).args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+#[test]
+fn status_and_history_follow_the_environment_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(&fixture("churn"), dir);
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-qm", "project"]);
+
+    // Nothing promoted yet: both environments listed, empty.
+    let status = json(dir, &["status", "--format", "json"]);
+    let envs = status["environments"].as_array().unwrap();
+    assert_eq!(envs.len(), 2, "{status:#}");
+    assert!(envs.iter().all(|e| e["state"].is_null()), "{status:#}");
+    let history = json(dir, &["history", "staging", "--format", "json"]);
+    assert_eq!(history["changes"], serde_json::json!([]));
+
+    pin(dir, "staging", 'a', "1", "promote run 1 to staging");
+    pin(dir, "staging", 'b', "2", "promote run 2 to staging");
+    pin(dir, "production", 'a', "1", "promote run 1 to production");
+    pin(dir, "staging", 'a', "1", "roll staging back to run 1");
+    std::fs::remove_file(dir.join(".mlops/environments/production.yaml")).unwrap();
+    git(dir, &["commit", "-qam", "retire production"]);
+
+    let history = json(dir, &["history", "staging", "--format", "json"]);
+    let kinds: Vec<&str> = history["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["rollback", "promotion", "promotion"], "{history:#}");
+    assert_eq!(
+        history["changes"][0]["subject"],
+        "roll staging back to run 1"
+    );
+    assert_eq!(history["changes"][0]["author"], "Release Bot");
+    assert_eq!(history["changes"][1]["state"]["run_id"], "2");
+
+    let production = json(dir, &["history", "production", "--format", "json"]);
+    let kinds: Vec<&str> = production["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["removed", "promotion"], "{production:#}");
+
+    let status = json(dir, &["status", "--format", "json"]);
+    let staging = &status["environments"][0];
+    assert_eq!(staging["environment"], "staging");
+    assert_eq!(
+        staging["state"]["digest"],
+        format!("sha256:{}", "a".repeat(64))
+    );
+    assert_eq!(staging["state"]["metrics"]["f1"], 0.91);
+    assert_eq!(staging["last_commit"]["author"], "Release Bot");
+    assert_eq!(status["environments"][1]["environment"], "production");
+    assert!(status["environments"][1]["state"].is_null());
+    assert_eq!(status["environments"][1]["requires"], "staging");
+
+    let human = mlops(dir).arg("status").output().unwrap();
+    let text = stdout(&human);
+    assert!(
+        text.contains("staging      churn sha256:aaaaaaaaaaaa"),
+        "{text}"
+    );
+    assert!(
+        text.contains("via https://github.com/acme/churn/pull/1"),
+        "{text}"
+    );
+    assert!(text.contains("production   nothing promoted yet"), "{text}");
+
+    // An environment mlops.yaml does not have: exit 2, naming the ones it has.
+    let bad = mlops(dir).args(["history", "prod"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("no environment \"prod\"")
+            && stderr(&bad).contains("staging, production"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[test]
+fn a_broken_environment_file_names_the_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(&fixture("churn"), dir);
+    git(dir, &["init", "-q", "-b", "main"]);
+    std::fs::create_dir_all(dir.join(".mlops/environments")).unwrap();
+    std::fs::write(
+        dir.join(".mlops/environments/staging.yaml"),
+        "environment: staging\ndigst: x\n",
+    )
+    .unwrap();
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-qm", "hand-edited"]);
+    let out = mlops(dir).args(["history", "staging"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(".mlops/environments/staging.yaml as of commit"),
+        "{err}"
+    );
+    let out = mlops(dir).args(["status"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("staging.yaml is not a valid environment file"),
+        "{}",
+        stderr(&out)
+    );
+}
