@@ -281,6 +281,39 @@ pub fn step_user() -> (u32, u32) {
     }
 }
 
+/// The repository is mounted read-only at /workspace and the step runs as `user`: a project
+/// directory that user cannot enter would fail inside the container with a bare
+/// "Permission denied". Say so before starting, with the fix.
+fn check_readable(
+    workspace: &std::path::Path,
+    step: &str,
+    (uid, gid): (u32, u32),
+) -> Result<(), RunnerError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(workspace)?;
+    let mode = meta.mode();
+    let ok = if meta.uid() == uid {
+        mode & 0o500 == 0o500
+    } else if meta.gid() == gid {
+        mode & 0o050 == 0o050
+    } else {
+        mode & 0o005 == 0o005
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(RunnerError::Start {
+        step: step.to_string(),
+        reason: format!(
+            "{} (mode {:o}) cannot be read by the step's user {uid}:{gid}{}\n  help: chmod o+rx {} (and make its files readable), or run as the user who owns it",
+            workspace.display(),
+            mode & 0o7777,
+            if uid == 65534 { " (nobody: steps never run as root)" } else { "" },
+            workspace.display()
+        ),
+    })
+}
+
 /// Gives the step's user the directories it must write to.
 fn hand_over(dir: &std::path::Path, (uid, gid): (u32, u32)) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
@@ -325,6 +358,7 @@ impl Runner for DockerRunner {
             .prepare_image(&spec.image, &spec.run_id.to_ascii_lowercase(), &mut log)
             .await?;
         let user = step_user();
+        check_readable(&spec.workspace, &spec.step, user)?;
         hand_over(&spec.outputs_dir, user)?;
         if spec.model_writable {
             hand_over(&spec.model_dir, user)?;

@@ -144,6 +144,37 @@ fn protocol_variables_and_mounts() {
 }
 
 #[test]
+fn a_project_the_step_user_cannot_read_is_refused_before_starting() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = busybox_project("echo never", "");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = mlops(dir.path()).arg("train").output().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = stderr(&out);
+    // As root, steps run as nobody, who cannot enter a 0700 directory owned by root; as
+    // another user, the owner can: then the step runs.
+    if running_as_root() {
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("mode 700") && err.contains("chmod o+rx"),
+            "{err}"
+        );
+        assert!(!err.contains("[train] never"), "{err}");
+    } else {
+        assert_eq!(out.status.code(), Some(0), "{err}");
+    }
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        == Some("0")
+}
+
+#[test]
 fn failing_command_exits_1_with_the_last_lines() {
     let dir = busybox_project("echo preparing; echo boom >&2; exit 3", "");
     let out = mlops(dir.path()).arg("train").output().unwrap();
