@@ -7,6 +7,7 @@ pub mod config;
 pub mod data;
 pub mod diagnostic;
 pub mod environment;
+pub mod forge;
 pub mod fsutil;
 pub mod gha;
 pub mod git;

@@ -6,6 +6,7 @@ mod data;
 mod evaluate;
 mod history;
 mod package;
+mod promote;
 mod run;
 mod sign;
 mod status;
@@ -66,6 +67,8 @@ pub enum Command {
     /// The loop on this machine: validate → data check → train → evaluate → compare → package
     /// → sign; stops at the first no.
     Run(run::Args),
+    /// Propose pinning the run's signed digest in an environment (a branch with one commit).
+    Promote(promote::Args),
     /// What every environment runs now: model, digest, run, metrics, when, through which change.
     Status(status::Args),
     /// Promotions and rollbacks of one environment, newest first, from its file's git log.
@@ -109,6 +112,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sign(args) => sign::run(&cli, args),
         Command::Verify(args) => verify::run(&cli, args),
         Command::Run(args) => run::run(&cli, args),
+        Command::Promote(args) => promote::run(&cli, args),
         Command::Status(args) => status::run(&cli, args),
         Command::History(args) => history::run(&cli, args),
     };

@@ -6,5 +6,6 @@ mod compare;
 mod data;
 mod environments;
 mod package;
+mod promote;
 mod runner;
 mod validate;

@@ -1,0 +1,38 @@
+//! Forges carry a promotion as a change someone reviews and merges: a branch with one commit
+//! that pins the new digest, plus a description (the report). `local` does it in the local git
+//! repository with plain git, for running the loop without a hosting service.
+
+pub mod local;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// What to propose: files (paths relative to the repository root of mlops.yaml) and texts.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// `mlops/promote/<model>/<env>`.
+    pub branch: String,
+    /// The branch the change targets (forge.base).
+    pub base: String,
+    pub files: Vec<(String, Vec<u8>)>,
+    pub title: String,
+    pub body: String,
+    /// The trailer that marks commits made by mlops (`Mlops-Promotion: <model>/<env>`).
+    pub trailer: String,
+}
+
+/// What the forge did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Proposal {
+    /// The branch that carries the change (a fresh one when the usual one had a human commit).
+    pub branch: String,
+    /// The new commit, or None when nothing changed.
+    pub commit: Option<String>,
+    /// Where the change can be seen: a pull request URL, or the branch for the local forge.
+    pub url: String,
+    /// The description, written where the forge keeps it (local: a file).
+    pub body_path: Option<PathBuf>,
+    /// Anything a reviewer should know (e.g. why a fresh branch was used).
+    pub notes: Vec<String>,
+}
