@@ -5,6 +5,7 @@ pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod data;
+pub mod deploy;
 pub mod diagnostic;
 pub mod environment;
 pub mod forge;

@@ -3,6 +3,7 @@
 
 mod compare;
 mod data;
+mod deploy;
 mod evaluate;
 mod history;
 mod package;
@@ -69,6 +70,8 @@ pub enum Command {
     Run(run::Args),
     /// Propose pinning the run's signed digest in an environment (a branch with one commit).
     Promote(promote::Args),
+    /// Run what an environment file pins, after verifying its signature (docker target).
+    Deploy(deploy::Args),
     /// What every environment runs now: model, digest, run, metrics, when, through which change.
     Status(status::Args),
     /// Promotions and rollbacks of one environment, newest first, from its file's git log.
@@ -113,6 +116,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Verify(args) => verify::run(&cli, args),
         Command::Run(args) => run::run(&cli, args),
         Command::Promote(args) => promote::run(&cli, args),
+        Command::Deploy(args) => deploy::run(&cli, args),
         Command::Status(args) => status::run(&cli, args),
         Command::History(args) => history::run(&cli, args),
     };

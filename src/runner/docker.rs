@@ -123,7 +123,7 @@ impl DockerRunner {
         Ok(())
     }
 
-    async fn pull(&self, reference: &str, log: &mut LogSink) -> Result<(), RunnerError> {
+    pub async fn pull(&self, reference: &str, log: &mut LogSink) -> Result<(), RunnerError> {
         log.note(&format!("pulling {reference}"));
         let (from_image, tag) = split_tag(reference);
         let options = CreateImageOptionsBuilder::default()

@@ -1,5 +1,6 @@
-//! `mlops promote` with the local forge, on a real git repository, after a real `mlops run`
-//! (train, evaluate, compare, package to the local registry, sign).
+//! `mlops promote` with the local forge and `mlops deploy` to the local engine, on a real git
+//! repository, after a real `mlops run` (train, evaluate, compare, package to the local
+//! registry, sign): promote → merge → deploy → the container answers.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -30,9 +31,42 @@ fn git(dir: &Path, args: &[&str]) -> String {
     stdout(&out).trim().to_string()
 }
 
-fn promote(dir: &Path, env: &str) -> Output {
+/// Removes the deployed containers however the test ends.
+struct Deployment;
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        let ids = Command::new("/usr/bin/docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                "label=dev.mlops.deployment=churn/staging",
+            ])
+            .output()
+            .map(|o| stdout(&o))
+            .unwrap_or_default();
+        for id in ids.split_whitespace() {
+            let _ = Command::new("/usr/bin/docker")
+                .args(["rm", "-f", id])
+                .output();
+        }
+    }
+}
+
+fn health(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    s.write_all(b"GET /health HTTP/1.0\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn promote(dir: &Path, env: &str, run: &str) -> Output {
     mlops(dir)
-        .args(["promote", env, "--format", "json"])
+        .args(["promote", env, "--run", run, "--format", "json"])
         .output()
         .unwrap()
 }
@@ -42,6 +76,12 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     copy_dir(&fixture("churn"), dir);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _cleanup = Deployment;
     let repo = format!(
         "{}/promote-test/churn-{}-{}",
         registry(),
@@ -64,7 +104,8 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
         .replace(
             "  key: env:MLOPS_SIGNING_KEY\n",
             "  key: env:MLOPS_SIGNING_KEY\n  public_key: cosign.pub\n",
-        );
+        )
+        .replace("port: 18080", &format!("port: {port}"));
     std::fs::write(dir.join("mlops.yaml"), yaml).unwrap();
     let keys = mlops(dir)
         .args(["sign", "--generate-key", "cosign"])
@@ -98,7 +139,7 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
     let digest = packaged["digest"].as_str().unwrap().to_string();
 
     // production requires staging: refused while staging never had the digest.
-    let out = promote(dir, "production");
+    let out = promote(dir, "production", &run_id);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("production requires staging"),
@@ -107,7 +148,7 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
     );
 
     // staging: one commit on mlops/promote/churn/staging; the working tree is untouched.
-    let out = promote(dir, "staging");
+    let out = promote(dir, "staging", &run_id);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let result: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(result["proposal"]["branch"], "mlops/promote/churn/staging");
@@ -141,7 +182,7 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
     assert!(body.contains("churn: promote"), "{body}");
 
     // Again: nothing new, no commit.
-    let out = promote(dir, "staging");
+    let out = promote(dir, "staging", &run_id);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("nothing new to propose"),
@@ -160,7 +201,7 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
     git(dir, &["commit", "-qm", "review notes"]);
     let reviewed = git(dir, &["rev-parse", "HEAD"]);
     git(dir, &["checkout", "-q", "main"]);
-    let out = promote(dir, "staging");
+    let out = promote(dir, "staging", &run_id);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("that mlops did not make"),
@@ -192,14 +233,150 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
         status["environments"][0]["state"]["digest"],
         digest.as_str()
     );
-    let out = promote(dir, "staging");
+    let out = promote(dir, "staging", &run_id);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("already has this content"),
         "{}",
         stderr(&out)
     );
-    let out = promote(dir, "production");
+
+    // Merged, so deploy: the signed digest runs and answers on the environment's port.
+    let out = mlops(dir)
+        .args(["deploy", "staging", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let deployed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(deployed["action"], "deployed");
+    assert_eq!(deployed["digest"], digest.as_str());
+    let answer = health(port).expect("the deployed model answers");
+    assert!(
+        answer.starts_with("HTTP/1.0 200") && answer.contains("\"status\": \"ok\""),
+        "{answer}"
+    );
+    let labels = Command::new("/usr/bin/docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"dev.mlops.digest\"}} {{.Config.Image}}",
+            "mlops-churn-staging",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&labels).trim(), format!("{digest} {repo}@{digest}"));
+    // The same digest again: nothing to do, the same container keeps running.
+    let out = mlops(dir)
+        .args(["deploy", "staging", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let again: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["action"], "unchanged");
+
+    // A new digest pinned by hand (any signed image: deploy trusts the signature, not the
+    // path it came by) replaces the running version once it is healthy.
+    let pin_new = |extra_yaml: Option<(&str, &str)>| -> String {
+        if let Some((from, to)) = extra_yaml {
+            let y = std::fs::read_to_string(dir.join("mlops.yaml"))
+                .unwrap()
+                .replace(from, to);
+            std::fs::write(dir.join("mlops.yaml"), y).unwrap();
+        }
+        let key = std::fs::read_to_string(dir.join("cosign.key")).unwrap();
+        let out = mlops(dir)
+            .args(["package", "--format", "json"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let p: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let out = mlops(dir)
+            .args(["sign", p["reference"].as_str().unwrap(), "--no-attest"])
+            .env("MLOPS_SIGNING_PASSWORD", PASSWORD)
+            .env("MLOPS_SIGNING_KEY", key)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let new_digest = p["digest"].as_str().unwrap().to_string();
+        let env_file = dir.join(".mlops/environments/staging.yaml");
+        let text = std::fs::read_to_string(&env_file).unwrap();
+        let current = text
+            .lines()
+            .find_map(|l| l.strip_prefix("digest: "))
+            .unwrap()
+            .trim_matches('"')
+            .to_string();
+        std::fs::write(&env_file, text.replace(&current, &new_digest)).unwrap();
+        git(dir, &["commit", "-qam", "pin by hand"]);
+        new_digest
+    };
+    let out = mlops(dir)
+        .args(["train", "--param", "C=0.7"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let second = pin_new(None);
+    assert_ne!(second, digest);
+    let out = mlops(dir)
+        .args(["deploy", "staging", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let replaced: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(replaced["action"], "deployed");
+    assert_eq!(
+        replaced["replaced"].as_array().unwrap().len(),
+        1,
+        "{replaced:#}"
+    );
+    assert!(health(port).is_some_and(|a| a.starts_with("HTTP/1.0 200")));
+    let running = Command::new("/usr/bin/docker")
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            "label=dev.mlops.deployment=churn/staging",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&running).lines().count(),
+        1,
+        "exactly one version runs"
+    );
+
+    // A version that never becomes healthy never replaces the running one: exit 1.
+    let broken = pin_new(Some((
+        "command: [python3, /app/serve.py]",
+        "command: [python3, -c, 'import sys; sys.exit(3)']",
+    )));
+    let out = mlops(dir)
+        .args(["deploy", "staging", "--health-timeout", "5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{broken} failed its health check")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("the running version keeps serving"),
+        "{}",
+        stderr(&out)
+    );
+    let label = Command::new("/usr/bin/docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"dev.mlops.digest\"}}",
+            "mlops-churn-staging",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&label).trim(), second);
+    assert!(health(port).is_some_and(|a| a.starts_with("HTTP/1.0 200")));
+    let out = promote(dir, "production", &run_id);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let result: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
@@ -216,13 +393,18 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
     assert!(other.status.success());
     std::fs::copy(dir.join("other.pub"), dir.join("cosign.pub")).unwrap();
     let before = git(dir, &["rev-parse", "mlops/promote/churn/production"]);
-    let out = promote(dir, "production");
+    let out = promote(dir, "production", &run_id);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("not promoted"), "{}", stderr(&out));
     assert_eq!(
         git(dir, &["rev-parse", "mlops/promote/churn/production"]),
         before
     );
+    // …and deploy refuses it too, while the running container keeps serving.
+    let out = mlops(dir).args(["deploy", "staging"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not deployed"), "{}", stderr(&out));
+    assert!(health(port).is_some_and(|a| a.starts_with("HTTP/1.0 200")));
 
     // A run the gate rejected is never promoted.
     let compare = dir.join(format!(".mlops/runs/{run_id}/compare.json"));
@@ -231,7 +413,7 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
         r#"{"verdict": "reject", "reasons": ["f1 threshold: 0.5 does not meet >= 0.8"]}"#,
     )
     .unwrap();
-    let out = promote(dir, "staging");
+    let out = promote(dir, "staging", &run_id);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("the gate rejected run"),
@@ -240,7 +422,7 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
     );
 
     // An environment that does not exist: exit 2, naming the ones that do.
-    let out = promote(dir, "prod");
+    let out = promote(dir, "prod", &run_id);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("staging, production"),

@@ -1,0 +1,121 @@
+//! `mlops deploy <env>` (run on merge): reads `.mlops/environments/<env>.yaml`, verifies the
+//! signature of exactly that digest (never a tag), then deploys per `deploy.target`. The same
+//! digest twice is a no-op. Exit 1 when the signature does not verify or the new version is
+//! unhealthy (the previous one keeps serving); 2 when the tool could not do its job.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::{block_on, Cli, Format, EXIT_REJECTED};
+use crate::config::DeployConfig;
+use crate::signing::{self, cosign};
+use crate::{config, deploy, environment, gha, runs};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// An environment of mlops.yaml.
+    pub environment: String,
+    /// How long the new version has to answer its health check.
+    #[arg(long, default_value = "60", value_name = "SECONDS")]
+    pub health_timeout: u64,
+    #[arg(long, value_enum, default_value = "human", env = "MLOPS_FORMAT")]
+    pub format: Format,
+}
+
+fn refuse(why: &str) -> ExitCode {
+    eprintln!("mlops deploy: not deployed: {why}");
+    if gha::active() {
+        eprintln!("::error title=mlops deploy::{}", gha::escape_data(why));
+    }
+    ExitCode::from(EXIT_REJECTED)
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+    let config = config::load(&cli.config)?;
+    let env = args.environment.as_str();
+    let Some(env_cfg) = config.environments.get(env) else {
+        let known: Vec<&str> = config.environments.keys().map(String::as_str).collect();
+        anyhow::bail!(
+            "no environment {env:?} in {} (environments: {})",
+            config.file.display(),
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
+        );
+    };
+    let state = environment::read(&config.root, env)?.with_context(|| {
+        format!(
+            "nothing is promoted to {env}: {} does not exist (merge a promotion first)",
+            environment::path(&config.root, env).display()
+        )
+    })?;
+    let (image, digest) = cosign::parse_pinned(&state.image)?;
+    if digest != state.digest {
+        anyhow::bail!(
+            "{}: image {} and digest {} disagree; the environment file was edited by hand?",
+            environment::path(&config.root, env).display(),
+            state.image,
+            state.digest
+        );
+    }
+    let key_path = config.sign.public_key.clone().with_context(|| {
+        format!(
+            "sign.public_key is not set in {}: deploy runs only what verifies with it",
+            config.file.display()
+        )
+    })?;
+    let key = signing::verification_key(&key_path)?;
+    let container_port = config.package.as_ref().and_then(|p| p.port).unwrap_or(8080);
+    let log = runs::runs_root(&config.root).join(format!("deploy-{env}.log"));
+    let timeout = Duration::from_secs(args.health_timeout);
+    block_on(async {
+        if let Err(why) = cosign::verify(&key, &image, &digest, false).await? {
+            return Ok(refuse(&why));
+        }
+        let outcome = match &env_cfg.deploy {
+            DeployConfig::Docker { host, port, health } => {
+                let target = deploy::docker::Target {
+                    host,
+                    port: *port,
+                    health,
+                    container_port,
+                    health_timeout: timeout,
+                };
+                deploy::docker::deploy(&state, &target, &log).await?
+            }
+            DeployConfig::Kubernetes { .. } | DeployConfig::Command { .. } => anyhow::bail!(
+                "environments.{env}.deploy.target is not available in this build yet (docker is)"
+            ),
+        };
+        let deployed = match outcome {
+            Ok(d) => d,
+            Err(why) => return Ok(refuse(&why)),
+        };
+        match deployed.action {
+            "unchanged" => eprintln!(
+                "mlops deploy: {env} already runs {} ({}): nothing to do",
+                deployed.digest, deployed.container
+            ),
+            _ => eprintln!(
+                "mlops deploy: {env} now runs {} at {}{}",
+                deployed.digest,
+                deployed.url,
+                if deployed.replaced.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (replaced {})", deployed.replaced.join(", "))
+                }
+            ),
+        }
+        gha::set_outputs(&[("digest", &deployed.digest), ("url", &deployed.url)])?;
+        match args.format {
+            Format::Json => println!("{}", serde_json::to_string_pretty(&deployed)?),
+            _ => println!("{}", deployed.url),
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
