@@ -429,4 +429,25 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
         "{}",
         stderr(&out)
     );
+
+    // The signing password never lands in a file, a commit, a proposal or a log.
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                assert!(
+                    !bytes
+                        .windows(PASSWORD.len())
+                        .any(|w| w == PASSWORD.as_bytes()),
+                    "the signing password is in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+    let history = git(dir, &["log", "--all", "-p"]);
+    assert!(!history.contains(PASSWORD));
 }
