@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::{block_on, Cli, Format, EXIT_REJECTED};
+use super::{block_on, Cli, Format};
 use crate::config::DeployConfig;
 use crate::signing::{self, cosign};
 use crate::{config, deploy, environment, gha, runs};
@@ -25,28 +25,13 @@ pub struct Args {
 }
 
 fn refuse(why: &str) -> ExitCode {
-    eprintln!("mlops deploy: not deployed: {why}");
-    if gha::active() {
-        eprintln!("::error title=mlops deploy::{}", gha::escape_data(why));
-    }
-    ExitCode::from(EXIT_REJECTED)
+    super::refuse("deploy", "not deployed", why)
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     let config = config::load(&cli.config)?;
     let env = args.environment.as_str();
-    let Some(env_cfg) = config.environments.get(env) else {
-        let known: Vec<&str> = config.environments.keys().map(String::as_str).collect();
-        anyhow::bail!(
-            "no environment {env:?} in {} (environments: {})",
-            config.file.display(),
-            if known.is_empty() {
-                "none".into()
-            } else {
-                known.join(", ")
-            }
-        );
-    };
+    let env_cfg = super::environment(&config, env)?;
     let state = environment::read(&config.root, env)?.with_context(|| {
         format!(
             "nothing is promoted to {env}: {} does not exist (merge a promotion first)",

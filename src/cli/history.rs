@@ -19,19 +19,7 @@ pub struct Args {
 
 pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     let config = config::load(&cli.config)?;
-    if !config.environments.contains_key(&args.environment) {
-        let known: Vec<&str> = config.environments.keys().map(String::as_str).collect();
-        anyhow::bail!(
-            "no environment {:?} in {} (environments: {}); add it under `environments:` first",
-            args.environment,
-            config.file.display(),
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
-        );
-    }
+    super::environment(&config, &args.environment)?;
     let entries = environment::history(&config.root, &args.environment)?;
     match args.format {
         Format::Json => println!(

@@ -138,6 +138,37 @@ fn report_failure(e: &anyhow::Error) {
     }
 }
 
+/// The environment `name` of mlops.yaml, or an error naming the ones it has.
+fn environment<'a>(
+    config: &'a crate::config::Config,
+    name: &str,
+) -> anyhow::Result<&'a crate::config::EnvironmentConfig> {
+    config.environments.get(name).ok_or_else(|| {
+        let known: Vec<&str> = config.environments.keys().map(String::as_str).collect();
+        anyhow::anyhow!(
+            "no environment {name:?} in {} (environments: {}); add it under `environments:` first",
+            config.file.display(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )
+    })
+}
+
+/// A step that said no (exit 1): why, on stderr and as an annotation under GitHub Actions.
+fn refuse(command: &str, outcome: &str, why: &str) -> ExitCode {
+    eprintln!("mlops {command}: {outcome}: {why}");
+    if crate::gha::active() {
+        eprintln!(
+            "::error title=mlops {command}::{}",
+            crate::gha::escape_data(why)
+        );
+    }
+    ExitCode::from(EXIT_REJECTED)
+}
+
 /// Runs async work on a runtime made for this one command.
 fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
     f: F,

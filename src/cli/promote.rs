@@ -11,7 +11,7 @@ use indexmap::IndexMap;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::{block_on, Cli, Format, EXIT_REJECTED};
+use super::{block_on, Cli, Format};
 use crate::config::ForgeKind;
 use crate::environment::{self, EnvironmentState};
 use crate::forge::{self, Change};
@@ -31,28 +31,13 @@ pub struct Args {
 }
 
 fn refuse(why: String) -> Result<ExitCode> {
-    eprintln!("mlops promote: not promoted: {why}");
-    if gha::active() {
-        eprintln!("::error title=mlops promote::{}", gha::escape_data(&why));
-    }
-    Ok(ExitCode::from(EXIT_REJECTED))
+    Ok(super::refuse("promote", "not promoted", &why))
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     let config = config::load(&cli.config)?;
     let env = args.environment.as_str();
-    let Some(env_cfg) = config.environments.get(env) else {
-        let known: Vec<&str> = config.environments.keys().map(String::as_str).collect();
-        anyhow::bail!(
-            "no environment {env:?} in {} (environments: {}); add it under `environments:` first",
-            config.file.display(),
-            if known.is_empty() {
-                "none".into()
-            } else {
-                known.join(", ")
-            }
-        );
-    };
+    let env_cfg = super::environment(&config, env)?;
     let run = runs::open(&config.root, args.run_id.as_deref())?;
 
     // 1. The gate said promote.
@@ -112,10 +97,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     let verified = block_on(async {
         match cosign::verify(&key, &image, &digest, false).await? {
             Ok(_) => Ok(ExitCode::SUCCESS),
-            Err(why) => {
-                eprintln!("mlops promote: not promoted: {why}");
-                Ok(ExitCode::from(EXIT_REJECTED))
-            }
+            Err(why) => refuse(why),
         }
     })?;
     if verified != ExitCode::SUCCESS {
