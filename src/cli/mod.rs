@@ -122,6 +122,13 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e)
+            if e.downcast_ref::<crate::deploy::docker::Interrupted>()
+                .is_some() =>
+        {
+            eprintln!("mlops: {e}");
+            ExitCode::from(EXIT_INTERRUPTED)
+        }
         Err(e) => {
             report_failure(&e);
             ExitCode::from(EXIT_FAILED)

@@ -70,117 +70,197 @@ pub async fn deploy(
     runner.pull(&state.image, &mut log).await?;
     log.finish();
 
-    // 1. The new version must be healthy on an ephemeral port before it replaces anything.
-    let short = state
-        .digest
-        .trim_start_matches("sha256:")
-        .get(..12)
-        .unwrap_or("");
-    let probe = format!("{name}-probe-{short}");
-    remove(docker, &probe).await;
-    create(docker, &probe, state, &deployment, target, "127.0.0.1", 0).await?;
-    docker
-        .start_container(&probe, None)
-        .await
-        .context("starting the new version")?;
-    let probe_port = published_port(docker, &probe, target.container_port).await?;
-    let healthy = wait_healthy(
-        &format!("http://127.0.0.1:{probe_port}{}", target.health),
-        target.health_timeout,
-    )
-    .await;
-    remove(docker, &probe).await;
-    if let Err(why) = healthy {
-        return Ok(Err(format!(
-            "the new version {} failed its health check ({why}); {}",
-            state.digest,
-            if existing.iter().any(|c| c.running) {
-                "the running version keeps serving"
-            } else {
-                "nothing was running before, nothing runs now"
-            }
-        )));
-    }
-
-    // 2. Swap: the old container steps aside (kept until the new one is healthy on the port).
-    let old: Vec<&Existing> = existing.iter().filter(|c| c.name != probe).collect();
-    let mut set_aside = Vec::new();
-    for c in &old {
-        if c.running {
-            let stop = StopContainerOptionsBuilder::default().t(10).build();
-            docker.stop_container(&c.id, Some(stop)).await.ok();
-        }
-        let aside = format!("{name}-previous-{}", &c.id[..12.min(c.id.len())]);
-        if c.name != aside {
-            docker
-                .rename_container(
-                    &c.id,
-                    RenameContainerOptions {
-                        name: aside.clone(),
-                    },
-                )
-                .await
-                .ok();
-        }
-        set_aside.push((c.id.clone(), c.name.clone(), c.running));
-    }
-    let started = async {
-        create(
-            docker,
-            &name,
-            state,
-            &deployment,
-            target,
-            target.host,
-            target.port,
-        )
-        .await?;
+    // Ctrl-C or SIGTERM at any point: the probe goes, and a half-done swap is undone (the
+    // previous version renamed back and restarted) before we exit.
+    let undo = std::sync::Mutex::new(Undo::default());
+    let work = async {
+        // 1. The new version must be healthy on an ephemeral port before it replaces anything.
+        let short = state
+            .digest
+            .trim_start_matches("sha256:")
+            .get(..12)
+            .unwrap_or("");
+        let probe = format!("{name}-probe-{short}");
+        remove(docker, &probe).await;
+        undo.lock().unwrap().probe = Some(probe.clone());
+        create(docker, &probe, state, &deployment, target, "127.0.0.1", 0).await?;
         docker
-            .start_container(&name, None)
+            .start_container(&probe, None)
             .await
             .context("starting the new version")?;
-        wait_healthy(&url, target.health_timeout)
-            .await
-            .map_err(anyhow::Error::msg)
-    }
-    .await;
-    if let Err(e) = started {
-        // Roll back: the previous version serves again.
-        remove(docker, &name).await;
-        for (id, old_name, was_running) in &set_aside {
-            docker
-                .rename_container(
-                    id,
-                    RenameContainerOptions {
-                        name: old_name.clone(),
-                    },
-                )
-                .await
-                .ok();
-            if *was_running {
-                docker.start_container(id, None).await.ok();
-            }
+        let probe_port = published_port(docker, &probe, target.container_port).await?;
+        let healthy = wait_healthy(
+            &format!("http://127.0.0.1:{probe_port}{}", target.health),
+            target.health_timeout,
+        )
+        .await;
+        remove(docker, &probe).await;
+        undo.lock().unwrap().probe = None;
+        if let Err(why) = healthy {
+            return Ok(Err(format!(
+                "the new version {} failed its health check ({why}); {}",
+                state.digest,
+                if existing.iter().any(|c| c.running) {
+                    "the running version keeps serving"
+                } else {
+                    "nothing was running before, nothing runs now"
+                }
+            )));
         }
-        return Ok(Err(format!(
-            "the new version {} did not come up on {}:{} ({e:#}); the previous version was restarted",
-            state.digest, target.host, target.port
-        )));
+
+        // 2. Swap: the old container steps aside (kept until the new one is healthy on the port).
+        let old: Vec<&Existing> = existing.iter().filter(|c| c.name != probe).collect();
+        let mut set_aside = Vec::new();
+        for c in &old {
+            if c.running {
+                let stop = StopContainerOptionsBuilder::default().t(10).build();
+                docker.stop_container(&c.id, Some(stop)).await.ok();
+            }
+            let aside = format!("{name}-previous-{}", &c.id[..12.min(c.id.len())]);
+            if c.name != aside {
+                docker
+                    .rename_container(
+                        &c.id,
+                        RenameContainerOptions {
+                            name: aside.clone(),
+                        },
+                    )
+                    .await
+                    .ok();
+            }
+            set_aside.push((c.id.clone(), c.name.clone(), c.running));
+            undo.lock().unwrap().set_aside = set_aside.clone();
+        }
+        let started = async {
+            create(
+                docker,
+                &name,
+                state,
+                &deployment,
+                target,
+                target.host,
+                target.port,
+            )
+            .await?;
+            docker
+                .start_container(&name, None)
+                .await
+                .context("starting the new version")?;
+            wait_healthy(&url, target.health_timeout)
+                .await
+                .map_err(anyhow::Error::msg)
+        }
+        .await;
+        if let Err(e) = started {
+            // Roll back: the previous version serves again.
+            remove(docker, &name).await;
+            for (id, old_name, was_running) in &set_aside {
+                docker
+                    .rename_container(
+                        id,
+                        RenameContainerOptions {
+                            name: old_name.clone(),
+                        },
+                    )
+                    .await
+                    .ok();
+                if *was_running {
+                    docker.start_container(id, None).await.ok();
+                }
+            }
+            return Ok(Err(format!(
+                "the new version {} did not come up on {}:{} ({e:#}); the previous version was restarted",
+                state.digest, target.host, target.port
+            )));
+        }
+        // The new version serves: from here on there is nothing to undo.
+        *undo.lock().unwrap() = Undo::default();
+        for (id, _, _) in &set_aside {
+            remove(docker, id).await;
+        }
+        Ok(Ok(Deployed {
+            environment: state.environment.clone(),
+            image: state.image.clone(),
+            digest: state.digest.clone(),
+            action: "deployed",
+            container: name,
+            url,
+            replaced: set_aside
+                .into_iter()
+                .map(|(id, name, _)| format!("{name} ({})", &id[..12.min(id.len())]))
+                .collect(),
+        }))
+    };
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = work => r,
+        _ = tokio::signal::ctrl_c() => {
+            let pending = std::mem::take(&mut *undo.lock().unwrap());
+            pending.run(docker).await;
+            Err(Interrupted.into())
+        }
+        _ = sigterm.recv() => {
+            let pending = std::mem::take(&mut *undo.lock().unwrap());
+            pending.run(docker).await;
+            Err(Interrupted.into())
+        }
     }
-    for (id, _, _) in &set_aside {
-        remove(docker, id).await;
+}
+
+/// Interrupted by Ctrl-C or SIGTERM (after cleaning up).
+#[derive(Debug)]
+pub struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "interrupted; the probe container was removed and the previous version left serving",
+        )
     }
-    Ok(Ok(Deployed {
-        environment: state.environment.clone(),
-        image: state.image.clone(),
-        digest: state.digest.clone(),
-        action: "deployed",
-        container: name,
-        url,
-        replaced: set_aside
-            .into_iter()
-            .map(|(id, name, _)| format!("{name} ({})", &id[..12.min(id.len())]))
-            .collect(),
-    }))
+}
+
+impl std::error::Error for Interrupted {}
+
+/// What an interruption must undo at this point of the deployment.
+#[derive(Default)]
+struct Undo {
+    probe: Option<String>,
+    new: Option<String>,
+    set_aside: Vec<(String, String, bool)>,
+}
+
+impl Undo {
+    async fn run(self, docker: &Docker) {
+        if let Some(p) = &self.probe {
+            remove(docker, p).await;
+        }
+        if let Some(n) = &self.new {
+            restore(docker, n, &self.set_aside).await;
+        } else if !self.set_aside.is_empty() {
+            restore(docker, "", &self.set_aside).await;
+        }
+    }
+}
+
+/// Removes the new container (if named) and brings the previous ones back under their names.
+async fn restore(docker: &Docker, new: &str, set_aside: &[(String, String, bool)]) {
+    if !new.is_empty() {
+        remove(docker, new).await;
+    }
+    for (id, old_name, was_running) in set_aside {
+        docker
+            .rename_container(
+                id,
+                RenameContainerOptions {
+                    name: old_name.clone(),
+                },
+            )
+            .await
+            .ok();
+        if *was_running {
+            docker.start_container(id, None).await.ok();
+        }
+    }
 }
 
 struct Existing {

@@ -376,6 +376,54 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
         .unwrap();
     assert_eq!(stdout(&label).trim(), second);
     assert!(health(port).is_some_and(|a| a.starts_with("HTTP/1.0 200")));
+
+    // SIGTERM while the new version is being probed: the probe goes, exit 130, the running
+    // version is untouched.
+    let mut child = mlops(dir)
+        .args(["deploy", "staging", "--health-timeout", "60"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let probing = |all: bool| {
+        let mut args = vec!["ps", "-q", "--filter", "name=mlops-churn-staging-probe"];
+        if all {
+            args.insert(1, "-a");
+        }
+        let o = Command::new("/usr/bin/docker")
+            .args(&args)
+            .output()
+            .unwrap();
+        !stdout(&o).trim().is_empty()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !probing(true) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the probe never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(!probing(true), "no probe container is left behind");
+    let label = Command::new("/usr/bin/docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"dev.mlops.digest\"}}",
+            "mlops-churn-staging",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&label).trim(), second);
+    assert!(health(port).is_some_and(|a| a.starts_with("HTTP/1.0 200")));
     let out = promote(dir, "production", &run_id);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let result: Value = serde_json::from_slice(&out.stdout).unwrap();
