@@ -38,6 +38,13 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
             environment::path(&config.root, env).display()
         )
     })?;
+    if state.environment != env {
+        anyhow::bail!(
+            "{} says it is environment {:?}: the file was copied or edited by hand; fix `environment:`",
+            environment::path(&config.root, env).display(),
+            state.environment
+        );
+    }
     let (image, digest) = cosign::parse_pinned(&state.image)?;
     if digest != state.digest {
         anyhow::bail!(
@@ -72,9 +79,21 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
                 };
                 deploy::docker::deploy(&state, &target, &log).await?
             }
-            DeployConfig::Kubernetes { .. } | DeployConfig::Command { .. } => anyhow::bail!(
-                "environments.{env}.deploy.target is not available in this build yet (docker is)"
-            ),
+            DeployConfig::Kubernetes {
+                template,
+                output,
+                apply,
+            } => Ok(deploy::kubernetes::deploy(
+                &state,
+                template,
+                output,
+                *apply,
+                container_port,
+            )?),
+            DeployConfig::Command { command } => {
+                let record = runs::runs_root(&config.root).join(format!("deploy-{env}.json"));
+                deploy::command::deploy(&state, command, &config.root, &record)?
+            }
         };
         let deployed = match outcome {
             Ok(d) => d,

@@ -1,7 +1,10 @@
 //! Deployment targets: what `mlops deploy <env>` does once the environment file's digest has
-//! been verified. `docker` runs the image on this machine's engine.
+//! been verified. `docker` runs the image on this machine's engine; `kubernetes` renders
+//! manifests for Argo CD or Flux (and applies them when asked); `command` runs the user's command.
 
+pub mod command;
 pub mod docker;
+pub mod kubernetes;
 
 use serde::Serialize;
 

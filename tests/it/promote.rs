@@ -105,7 +105,12 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
             "  key: env:MLOPS_SIGNING_KEY\n",
             "  key: env:MLOPS_SIGNING_KEY\n  public_key: cosign.pub\n",
         )
-        .replace("port: 18080", &format!("port: {port}"));
+        .replace("port: 18080", &format!("port: {port}"))
+        .replace(
+            "\nforge:",
+            "\n  canary: {deploy: {target: command, command: [sh, -c, 'echo \"$MLOPS_DEPLOY_ENVIRONMENT $MLOPS_DEPLOY_IMAGE\" >> deployed.txt']}}\n  \
+             broken: {deploy: {target: command, command: [sh, -c, 'exit 4']}}\nforge:",
+        );
     std::fs::write(dir.join("mlops.yaml"), yaml).unwrap();
     let keys = mlops(dir)
         .args(["sign", "--generate-key", "cosign"])
@@ -431,6 +436,83 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
         result["proposal"]["branch"],
         "mlops/promote/churn/production"
     );
+
+    // Production is kubernetes: merged, deploy renders the manifests Argo CD or Flux syncs,
+    // pinned by digest and valid against the Kubernetes schemas.
+    git(
+        dir,
+        &[
+            "merge",
+            "-q",
+            "--no-ff",
+            "-m",
+            "merge production",
+            "mlops/promote/churn/production",
+        ],
+    );
+    let out = mlops(dir)
+        .args(["deploy", "production", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rendered = dir.join("deploy/production/deployment.yaml");
+    let manifests = std::fs::read_to_string(&rendered).unwrap();
+    assert!(
+        manifests.contains(&format!("image: {repo}@{digest}")),
+        "{manifests}"
+    );
+    assert!(manifests.contains("name: churn-production"), "{manifests}");
+    let python = std::env::var("MLOPS_TEST_PYTHON").expect("scripts/test sets MLOPS_TEST_PYTHON");
+    let validator = Path::new(&python).with_file_name("kubernetes-validate");
+    let valid = Command::new(&validator)
+        .arg("--strict")
+        .arg(&rendered)
+        .output()
+        .unwrap();
+    assert!(
+        valid.status.success(),
+        "kubernetes-validate: {}{}",
+        stdout(&valid),
+        stderr(&valid)
+    );
+    let out = mlops(dir)
+        .args(["deploy", "production", "--format", "json"])
+        .output()
+        .unwrap();
+    let again: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["action"], "unchanged");
+
+    // The command target: the user's command gets the pinned image; the same digest twice
+    // runs it once; a failing command is a no (exit 1).
+    for env in ["canary", "broken"] {
+        let text: String = std::fs::read_to_string(dir.join(".mlops/environments/staging.yaml"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                if l.starts_with("environment:") {
+                    format!("environment: {env}\n")
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        std::fs::write(dir.join(format!(".mlops/environments/{env}.yaml")), text).unwrap();
+    }
+    git(dir, &["add", "-A", ".mlops/environments"]);
+    git(dir, &["commit", "-qm", "pin canary and broken"]);
+    for _ in 0..2 {
+        let out = mlops(dir).args(["deploy", "canary"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let log = std::fs::read_to_string(dir.join("deployed.txt")).unwrap();
+    assert_eq!(log.lines().count(), 1, "{log}");
+    assert!(
+        log.starts_with("canary ") && log.contains("@sha256:"),
+        "{log}"
+    );
+    let out = mlops(dir).args(["deploy", "broken"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("exited with 4"), "{}", stderr(&out));
 
     // Another public key: the signature does not verify, nothing is proposed.
     let other = mlops(dir)
