@@ -153,21 +153,8 @@ pub async fn deploy(
         .await;
         if let Err(e) = started {
             // Roll back: the previous version serves again.
-            remove(docker, &name).await;
-            for (id, old_name, was_running) in &set_aside {
-                docker
-                    .rename_container(
-                        id,
-                        RenameContainerOptions {
-                            name: old_name.clone(),
-                        },
-                    )
-                    .await
-                    .ok();
-                if *was_running {
-                    docker.start_container(id, None).await.ok();
-                }
-            }
+            restore(docker, &name, &set_aside).await;
+            *undo.lock().unwrap() = Undo::default();
             return Ok(Err(format!(
                 "the new version {} did not come up on {}:{} ({e:#}); the previous version was restarted",
                 state.digest, target.host, target.port

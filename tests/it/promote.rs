@@ -64,6 +64,20 @@ fn health(port: u16) -> Option<String> {
     Some(out)
 }
 
+/// The digest the staging container was started from.
+fn running_digest() -> String {
+    let out = Command::new("/usr/bin/docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"dev.mlops.digest\"}}",
+            "mlops-churn-staging",
+        ])
+        .output()
+        .unwrap();
+    stdout(&out).trim().to_string()
+}
+
 fn promote(dir: &Path, env: &str, run: &str) -> Output {
     mlops(dir)
         .args(["promote", env, "--run", run, "--format", "json"])
@@ -370,16 +384,7 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
         "{}",
         stderr(&out)
     );
-    let label = Command::new("/usr/bin/docker")
-        .args([
-            "inspect",
-            "-f",
-            "{{index .Config.Labels \"dev.mlops.digest\"}}",
-            "mlops-churn-staging",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(stdout(&label).trim(), second);
+    assert_eq!(running_digest(), second);
     assert!(health(port).is_some_and(|a| a.starts_with("HTTP/1.0 200")));
 
     // SIGTERM while the new version is being probed: the probe goes, exit 130, the running
@@ -418,16 +423,7 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(!probing(true), "no probe container is left behind");
-    let label = Command::new("/usr/bin/docker")
-        .args([
-            "inspect",
-            "-f",
-            "{{index .Config.Labels \"dev.mlops.digest\"}}",
-            "mlops-churn-staging",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(stdout(&label).trim(), second);
+    assert_eq!(running_digest(), second);
     assert!(health(port).is_some_and(|a| a.starts_with("HTTP/1.0 200")));
     let out = promote(dir, "production", &run_id);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
