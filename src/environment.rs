@@ -101,28 +101,10 @@ pub struct HistoryEntry {
     pub state: Option<EnvironmentState>,
 }
 
-fn git(root: &Path, args: &[&str]) -> Result<String> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(args)
-        .output()
-        .context("cannot run git (is it installed?)")?;
-    if !out.status.success() {
-        anyhow::bail!(
-            "git {} failed in {}: {}",
-            args.join(" "),
-            root.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// The last commit that touched the environment file: (commit, author, date), if any.
 pub fn last_change(repo_root: &Path, env: &str) -> Option<(String, String, String)> {
     let rel = format!("{ENVIRONMENTS_DIR}/{env}.yaml");
-    let out = git(
+    let out = crate::git::run(
         repo_root,
         &["log", "-1", "--format=%H%x1f%an%x1f%aI", "--", &rel],
     )
@@ -139,13 +121,13 @@ pub fn last_change(repo_root: &Path, env: &str) -> Option<(String, String, Strin
 /// promotion, rollback, update or removal. Reads `git log` and the file at each commit.
 pub fn history(repo_root: &Path, env: &str) -> Result<Vec<HistoryEntry>> {
     let rel = format!("{ENVIRONMENTS_DIR}/{env}.yaml");
-    git(repo_root, &["rev-parse", "--git-dir"]).with_context(|| {
+    crate::git::run(repo_root, &["rev-parse", "--git-dir"]).with_context(|| {
         format!(
             "{} is not in a git repository: the history of an environment is the git log of {rel}",
             repo_root.display()
         )
     })?;
-    let log = git(
+    let log = crate::git::run(
         repo_root,
         &[
             "log",
@@ -163,7 +145,7 @@ pub fn history(repo_root: &Path, env: &str) -> Result<Vec<HistoryEntry>> {
         let [commit, author, date, subject] = f[..] else {
             continue;
         };
-        let state = match git(repo_root, &["show", &format!("{commit}:./{rel}")]) {
+        let state = match crate::git::run(repo_root, &["show", &format!("{commit}:./{rel}")]) {
             Ok(text) => Some(parse(&text).with_context(|| {
                 format!("{rel} as of commit {commit} is not a valid environment file")
             })?),

@@ -3,9 +3,8 @@
 //! the index and the checked-out branch are never touched. The description is written to
 //! `<git dir>/mlops/proposals/<branch>.md`. Merging the branch is the reviewer's act.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
@@ -14,48 +13,44 @@ use super::{Change, Proposal};
 struct Git {
     dir: PathBuf,
     index: Option<PathBuf>,
+    /// Commits need an identity; CI checkouts often have none configured. Looked up once.
+    identity: Vec<(&'static str, &'static str)>,
 }
 
 impl Git {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("git");
-        c.arg("-C").arg(&self.dir).args(args);
+    fn new(dir: &Path, index: Option<PathBuf>) -> Git {
+        let configured = |key: &str| {
+            crate::git::run(dir, &["config", "--get", key]).is_ok_and(|v| !v.is_empty())
+        };
+        let (name, email) = (configured("user.name"), configured("user.email"));
+        let identity = [
+            ("GIT_AUTHOR_NAME", name, "mlops"),
+            ("GIT_AUTHOR_EMAIL", email, "mlops@localhost"),
+            ("GIT_COMMITTER_NAME", name, "mlops"),
+            ("GIT_COMMITTER_EMAIL", email, "mlops@localhost"),
+        ]
+        .into_iter()
+        .filter(|(var, set, _)| !set && std::env::var_os(var).is_none())
+        .map(|(var, _, fallback)| (var, fallback))
+        .collect();
+        Git {
+            dir: dir.to_path_buf(),
+            index,
+            identity,
+        }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = crate::git::command(&self.dir);
         if let Some(i) = &self.index {
             c.env("GIT_INDEX_FILE", i);
         }
-        // Commits need an identity; CI checkouts often have none configured.
-        for (var, key, fallback) in [
-            ("GIT_AUTHOR_NAME", "user.name", "mlops"),
-            ("GIT_AUTHOR_EMAIL", "user.email", "mlops@localhost"),
-            ("GIT_COMMITTER_NAME", "user.name", "mlops"),
-            ("GIT_COMMITTER_EMAIL", "user.email", "mlops@localhost"),
-        ] {
-            if std::env::var_os(var).is_none() && !self.has_config(key) {
-                c.env(var, fallback);
-            }
-        }
+        c.envs(self.identity.iter().copied());
         c
     }
 
-    fn has_config(&self, key: &str) -> bool {
-        Command::new("git")
-            .arg("-C")
-            .arg(&self.dir)
-            .args(["config", "--get", key])
-            .output()
-            .is_ok_and(|o| o.status.success() && !o.stdout.is_empty())
-    }
-
     fn run(&self, args: &[&str]) -> Result<String> {
-        let out = self.cmd(args).output().context("cannot run git")?;
-        if !out.status.success() {
-            bail!(
-                "git {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        crate::git::exec(self.cmd(), args, None)
     }
 
     fn try_run(&self, args: &[&str]) -> Option<String> {
@@ -63,32 +58,13 @@ impl Git {
     }
 
     fn run_with_input(&self, args: &[&str], input: &[u8]) -> Result<String> {
-        let mut child = self
-            .cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("cannot run git")?;
-        child.stdin.take().expect("piped").write_all(input)?;
-        let out = child.wait_with_output()?;
-        if !out.status.success() {
-            bail!(
-                "git {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        crate::git::exec(self.cmd(), args, Some(input))
     }
 }
 
 /// Creates or updates the promotion branch in the repository holding `root`.
 pub fn propose(root: &Path, change: &Change) -> Result<Proposal> {
-    let git = Git {
-        dir: root.to_path_buf(),
-        index: None,
-    };
+    let git = Git::new(root, None);
     git.run(&["rev-parse", "--git-dir"]).with_context(|| {
         format!(
             "{} is not in a git repository: the local forge commits the promotion to a branch",
@@ -132,10 +108,7 @@ pub fn propose(root: &Path, change: &Change) -> Result<Proposal> {
         .prefix("mlops-index")
         .tempfile_in(&git_dir)?
         .into_temp_path();
-    let staged = Git {
-        dir: root.to_path_buf(),
-        index: Some(index.to_path_buf()),
-    };
+    let staged = Git::new(root, Some(index.to_path_buf()));
     staged.run(&["read-tree", &base_commit])?;
     for (rel, bytes) in &change.files {
         let blob = staged.run_with_input(&["hash-object", "-w", "--stdin"], bytes)?;
@@ -215,10 +188,7 @@ pub fn available_branch(
     wanted: &str,
     trailer: &str,
 ) -> Result<(String, Vec<String>)> {
-    let git = Git {
-        dir: root.to_path_buf(),
-        index: None,
-    };
+    let git = Git::new(root, None);
     let base_commit = git
         .run(&[
             "rev-parse",
@@ -268,10 +238,7 @@ pub fn available_branch(
 
 /// The file content of `rel` (relative to mlops.yaml's directory) on `branch`, if any.
 pub fn read_on_branch(root: &Path, branch: &str, rel: &str) -> Option<String> {
-    let git = Git {
-        dir: root.to_path_buf(),
-        index: None,
-    };
+    let git = Git::new(root, None);
     git.try_run(&["show", &format!("refs/heads/{branch}:./{rel}")])
 }
 
