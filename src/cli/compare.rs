@@ -27,6 +27,13 @@ pub struct Args {
     pub champion: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "human", env = "MLOPS_FORMAT")]
     pub format: Format,
+    /// Also post the report as the pull request's sticky comment (one comment, found by a
+    /// hidden marker and updated in place on every push). Needs the github forge.
+    #[arg(long, env = "MLOPS_COMMENT", value_parser = clap::builder::FalseyValueParser::new())]
+    pub comment: bool,
+    /// The pull request to comment on (default: the one in $GITHUB_EVENT_PATH).
+    #[arg(long, value_name = "NUMBER", env = "MLOPS_PULL_REQUEST")]
+    pub pull_request: Option<u64>,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
@@ -64,6 +71,23 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         Format::Markdown => print!("{markdown}"),
         Format::Github => print!("{}", report::github(&comparison)),
     }
+    if args.comment {
+        let number = match args.pull_request {
+            Some(n) => n,
+            None => pull_request_from_event()?,
+        };
+        if config.forge.kind != crate::config::ForgeKind::Github {
+            anyhow::bail!(
+                "--comment posts to a GitHub pull request: set `forge: {{type: github}}` in {}",
+                config.file.display()
+            );
+        }
+        let forge = crate::forge::github::GitHub::new(&config.root, &config.forge)?;
+        let marker = format!("<!-- mlops:compare {} -->", config.model);
+        let url = forge.sticky_comment(number, &marker, &markdown)?;
+        eprintln!("mlops compare: report on pull request #{number}: {url}");
+        gha::set_outputs(&[("comment-url", &url)])?;
+    }
     let verdict = match comparison.verdict {
         Verdict::Promote => "promote",
         Verdict::Reject => "reject",
@@ -80,4 +104,21 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         Verdict::Promote => ExitCode::SUCCESS,
         Verdict::Reject => ExitCode::from(EXIT_REJECTED),
     })
+}
+
+/// The pull request number of the workflow's event (`pull_request` / `pull_request_target`).
+fn pull_request_from_event() -> Result<u64> {
+    let path = std::env::var_os("GITHUB_EVENT_PATH").ok_or_else(|| {
+        anyhow::anyhow!("--comment needs --pull-request NUMBER (or GITHUB_EVENT_PATH of a pull_request event)")
+    })?;
+    let event: serde_json::Value = crate::fsutil::read_json(std::path::Path::new(&path))?;
+    event["pull_request"]["number"]
+        .as_u64()
+        .or_else(|| event["number"].as_u64())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} is not a pull_request event: pass --pull-request NUMBER",
+                std::path::Path::new(&path).display()
+            )
+        })
 }

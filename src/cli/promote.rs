@@ -12,7 +12,6 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::{block_on, Cli, Format};
-use crate::config::ForgeKind;
 use crate::environment::{self, EnvironmentState};
 use crate::forge::{self, Change};
 use crate::runs::Side;
@@ -26,6 +25,10 @@ pub struct Args {
     /// The run to promote (default: the latest).
     #[arg(long = "run", value_name = "ID", env = "MLOPS_RUN_ID")]
     pub run_id: Option<String>,
+    /// Roll back: pin a digest this environment (or another) had before, found in the
+    /// environment files' git history (a unique prefix is enough).
+    #[arg(long, value_name = "DIGEST", env = "MLOPS_DIGEST")]
+    pub digest: Option<String>,
     #[arg(long, value_enum, default_value = "human", env = "MLOPS_FORMAT")]
     pub format: Format,
 }
@@ -34,57 +37,51 @@ fn refuse(why: String) -> Result<ExitCode> {
     Ok(super::refuse("promote", "not promoted", &why))
 }
 
+/// What is about to be pinned, from a run or (rollback) from history.
+struct Candidate {
+    reference: String,
+    digest: String,
+    run_id: String,
+    git_commit: String,
+    data: IndexMap<String, String>,
+    metrics: IndexMap<String, f64>,
+    title: String,
+    body: String,
+    /// Accepted data references travelling with the change (a new run's, not a rollback's).
+    data_files: bool,
+}
+
 pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     let config = config::load(&cli.config)?;
     let env = args.environment.as_str();
     let env_cfg = super::environment(&config, env)?;
-    let run = runs::open(&config.root, args.run_id.as_deref())?;
+    let candidate = match &args.digest {
+        Some(d) => match from_history(&config, env, d)? {
+            Ok(c) => c,
+            Err(why) => return refuse(why),
+        },
+        None => match from_run(&config, env, args.run_id.as_deref())? {
+            Ok(c) => c,
+            Err(why) => return refuse(why),
+        },
+    };
 
-    // 1. The gate said promote.
-    let verdict: Value = fsutil::read_json(&run.compare_json()).with_context(|| {
-        format!(
-            "run {} has no comparison: run `mlops compare --run {}` first",
-            run.id, run.id
-        )
-    })?;
-    if verdict["verdict"] != "promote" {
-        let reasons: Vec<&str> = verdict["reasons"]
-            .as_array()
-            .map(|r| r.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        return refuse(format!(
-            "the gate rejected run {} ({})",
-            run.id,
-            crate::report::clean(&reasons.join("; "))
-        ));
-    }
-
-    // 2. An image pushed by digest.
-    let packaged = oci::image::load(&run)?;
-    if packaged.reference.starts_with("oci:") {
-        anyhow::bail!(
-            "run {} was packaged to an OCI layout ({}); an environment pins an image in a registry: set package.repository to one",
-            run.id,
-            packaged.reference
-        );
-    }
-
-    // 3. `requires`: the digest has been in the required environment.
+    // `requires`: the digest has been in the required environment.
     if let Some(required) = &env_cfg.requires {
         let had = environment::history(&config.root, required)?
             .iter()
             .filter_map(|e| e.state.as_ref())
             .chain(environment::read(&config.root, required)?.as_ref())
-            .any(|s| s.digest == packaged.digest);
+            .any(|s| s.digest == candidate.digest);
         if !had {
             return refuse(format!(
                 "{env} requires {required}, and {} has never been in {required}: promote it there and merge that first",
-                packaged.digest
+                candidate.digest
             ));
         }
     }
 
-    // 4. A valid signature of exactly that digest, by the configured key.
+    // A valid signature of exactly that digest, by the configured key.
     let key_path = config.sign.public_key.clone().with_context(|| {
         format!(
             "sign.public_key is not set in {}: promote verifies the image's signature before pinning its digest",
@@ -93,7 +90,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     })?;
     let key = signing::verification_key(&key_path)?;
     let pem = std::fs::read(&key_path)?;
-    let (image, digest) = cosign::parse_pinned(&packaged.reference)?;
+    let (image, digest) = cosign::parse_pinned(&candidate.reference)?;
     let verified = block_on(async {
         match cosign::verify(&key, &image, &digest, false).await? {
             Ok(_) => Ok(ExitCode::SUCCESS),
@@ -104,43 +101,42 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         return Ok(verified);
     }
 
-    // 5. The desired state, proposed on the promotion branch.
-    let record = run.read_record()?;
-    let metrics: IndexMap<String, f64> =
-        compare::metrics::load_metrics(&run.metrics(Side::Challenger)).unwrap_or_default();
-    let trailer = format!("Mlops-Promotion: {}/{env}", config.model);
-    let wanted = format!("mlops/promote/{}/{env}", config.model);
-    let (branch, _) =
-        forge::local::available_branch(&config.root, &config.forge.base, &wanted, &trailer)?;
+    // The desired state, proposed on the promotion branch.
+    let mut forge = forge::open(&config.root, &config.forge)?;
     let rel = format!("{}/{env}.yaml", environment::ENVIRONMENTS_DIR);
-    // The same run again keeps its first promotion time, so an unchanged promotion is a no-op.
-    let previous = forge::local::read_on_branch(&config.root, &branch, &rel)
+    let mut change = Change {
+        branch: format!("mlops/promote/{}/{env}", config.model),
+        base: config.forge.base.clone(),
+        files: Vec::new(),
+        title: candidate.title.clone(),
+        body: crate::report::defuse(&candidate.body),
+        trailer: format!("Mlops-Promotion: {}/{env}", config.model),
+    };
+    // The same candidate again keeps its first promotion time, so repeating it is a no-op.
+    let previous = forge
+        .read(&change, &rel)?
         .and_then(|t| environment::parse(&t).ok())
-        .filter(|s| s.digest == packaged.digest && s.run_id == run.id);
+        .filter(|s| s.digest == candidate.digest && s.run_id == candidate.run_id);
     let state = EnvironmentState {
         environment: env.to_string(),
         model: config.model.clone(),
-        image: packaged.reference.clone(),
-        digest: packaged.digest.clone(),
+        image: candidate.reference.clone(),
+        digest: candidate.digest.clone(),
         signature: Some(format!("sha256:{}", hex::encode(Sha256::digest(&pem)))),
-        run_id: run.id.clone(),
-        git_commit: record.git.commit.clone(),
-        data: record
-            .data
-            .iter()
-            .map(|(k, v)| (k.clone(), v.digest.clone()))
-            .collect(),
-        metrics,
+        run_id: candidate.run_id.clone(),
+        git_commit: candidate.git_commit.clone(),
+        data: candidate.data.clone(),
+        metrics: candidate.metrics.clone(),
         promoted_at: previous
             .map(|p| p.promoted_at)
             .unwrap_or_else(|| chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()),
         model_dir: None,
-        change: Some(branch.clone()),
+        change: Some(change.branch.clone()),
     };
-    let mut files = vec![(rel, environment::render(&state)?.into_bytes())];
+    change.files.push((rel, environment::render(&state)?.into_bytes()));
     // Data references accepted for this run travel in the same change.
     let data_dir = config.root.join(".mlops/data");
-    if let Ok(entries) = std::fs::read_dir(&data_dir) {
+    if let (true, Ok(entries)) = (candidate.data_files, std::fs::read_dir(&data_dir)) {
         let mut refs: Vec<_> = entries
             .flatten()
             .map(|e| e.path())
@@ -153,43 +149,32 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
                 .unwrap_or_default()
                 .to_string_lossy()
                 .into_owned();
-            files.push((format!(".mlops/data/{name}"), std::fs::read(&p)?));
+            change
+                .files
+                .push((format!(".mlops/data/{name}"), std::fs::read(&p)?));
         }
     }
-    let body = std::fs::read_to_string(run.report_md()).unwrap_or_default();
-    let change = Change {
-        branch: wanted,
-        base: config.forge.base.clone(),
-        files,
-        title: format!("Promote {} run {} to {env}", config.model, run.id),
-        body: crate::report::defuse(&format!(
-            "Pins `{}` in `{env}`.\n\n{body}",
-            packaged.reference
-        )),
-        trailer,
-    };
-    let proposal = match config.forge.kind {
-        ForgeKind::Local => forge::local::propose(&config.root, &change)?,
-        other => anyhow::bail!(
-            "forge.type {other:?} is not available in this build yet; use `forge: {{type: local}}` (a branch in this repository)"
-        ),
-    };
+    let proposal = forge.propose(&change)?;
     for n in &proposal.notes {
-        eprintln!("mlops promote: {n}");
+        eprintln!("mlops promote: {}", crate::report::clean(n));
     }
     match &proposal.commit {
         Some(c) => eprintln!(
             "mlops promote: {} → {env} proposed on {} ({}); merge it to deploy",
-            packaged.digest,
+            candidate.digest,
             proposal.branch,
-            &c[..12]
+            &c[..c.len().min(12)]
         ),
         None => eprintln!(
             "mlops promote: nothing new to propose on {}",
             proposal.branch
         ),
     }
-    gha::set_outputs(&[("promotion-branch", &proposal.branch)])?;
+    gha::set_outputs(&[
+        ("promotion-branch", &proposal.branch),
+        ("pull-request-url", &proposal.url),
+        ("digest", &candidate.digest),
+    ])?;
     match args.format {
         Format::Json => println!(
             "{}",
@@ -200,4 +185,121 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         _ => println!("{}", proposal.url),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A run the gate said to promote, packaged to a registry.
+fn from_run(
+    config: &config::Config,
+    env: &str,
+    run_id: Option<&str>,
+) -> Result<std::result::Result<Candidate, String>> {
+    let run = runs::open(&config.root, run_id)?;
+    let verdict: Value = fsutil::read_json(&run.compare_json()).with_context(|| {
+        format!(
+            "run {} has no comparison: run `mlops compare --run {}` first",
+            run.id, run.id
+        )
+    })?;
+    if verdict["verdict"] != "promote" {
+        let reasons: Vec<&str> = verdict["reasons"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        return Ok(Err(format!(
+            "the gate rejected run {} ({})",
+            run.id,
+            crate::report::clean(&reasons.join("; "))
+        )));
+    }
+    let packaged = oci::image::load(&run)?;
+    if packaged.reference.starts_with("oci:") {
+        anyhow::bail!(
+            "run {} was packaged to an OCI layout ({}); an environment pins an image in a registry: set package.repository to one",
+            run.id,
+            packaged.reference
+        );
+    }
+    let record = run.read_record()?;
+    let report = std::fs::read_to_string(run.report_md()).unwrap_or_default();
+    Ok(Ok(Candidate {
+        body: format!("Pins `{}` in `{env}`.\n\n{report}", packaged.reference),
+        title: format!("Promote {} run {} to {env}", config.model, run.id),
+        reference: packaged.reference,
+        digest: packaged.digest,
+        run_id: run.id.clone(),
+        git_commit: record.git.commit.clone(),
+        data: record
+            .data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.digest.clone()))
+            .collect(),
+        metrics: compare::metrics::load_metrics(&run.metrics(Side::Challenger))
+            .unwrap_or_default(),
+        data_files: true,
+    }))
+}
+
+/// Rollback: the newest committed state (of `env` first, then of any environment) that pinned
+/// `wanted` (a digest or a unique prefix of one).
+fn from_history(
+    config: &config::Config,
+    env: &str,
+    wanted: &str,
+) -> Result<std::result::Result<Candidate, String>> {
+    let wanted = wanted.trim();
+    let matches = |d: &str| {
+        d == wanted
+            || (wanted.len() >= 7 + 6 && d.starts_with(wanted))
+            || (wanted.len() >= 6 && d.strip_prefix("sha256:").is_some_and(|h| h.starts_with(wanted)))
+    };
+    let mut envs: Vec<&String> = config.environments.keys().collect();
+    envs.sort_by_key(|e| e.as_str() != env);
+    let mut found: Vec<(String, EnvironmentState)> = Vec::new();
+    for e in envs {
+        for entry in environment::history(&config.root, e)?.into_iter().rev() {
+            if let Some(s) = entry.state.filter(|s| matches(&s.digest)) {
+                found.push((entry.commit, s));
+            }
+        }
+    }
+    let digests: std::collections::BTreeSet<&str> =
+        found.iter().map(|(_, s)| s.digest.as_str()).collect();
+    if digests.len() > 1 {
+        anyhow::bail!(
+            "--digest {wanted} matches several digests ({}); give more of it",
+            digests.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+    let Some((commit, state)) = found.into_iter().next() else {
+        return Ok(Err(format!(
+            "{wanted} was never pinned in any environment of this repository (see `mlops history {env}`): a rollback only goes to a digest that was promoted before"
+        )));
+    };
+    let current = environment::read(&config.root, env)?;
+    if current.as_ref().is_some_and(|c| c.digest == state.digest) {
+        eprintln!("mlops promote: {env} already pins {}", state.digest);
+    }
+    let from = current
+        .map(|c| format!("`{}` (run {})", c.digest, c.run_id))
+        .unwrap_or_else(|| "nothing".into());
+    Ok(Ok(Candidate {
+        title: format!(
+            "Roll back {env} of {} to run {}",
+            config.model, state.run_id
+        ),
+        body: format!(
+            "Rolls `{env}` back from {from} to `{}` (run {}), as pinned in {} at commit {}.\n\nThe image's signature was verified again before this change was proposed.\n",
+            state.image,
+            state.run_id,
+            state.environment,
+            &commit[..commit.len().min(12)]
+        ),
+        reference: state.image,
+        digest: state.digest,
+        run_id: state.run_id,
+        git_commit: state.git_commit,
+        data: state.data,
+        metrics: state.metrics,
+        data_files: false,
+    }))
 }

@@ -62,6 +62,22 @@ impl Git {
     }
 }
 
+/// The local forge for the repository holding `root`.
+pub struct Local {
+    pub root: PathBuf,
+}
+
+impl super::Forge for Local {
+    fn read(&mut self, change: &Change, rel: &str) -> Result<Option<String>> {
+        let (branch, _) = available_branch(&self.root, &change.base, &change.branch, &change.trailer)?;
+        Ok(read_on_branch(&self.root, &branch, rel))
+    }
+
+    fn propose(&mut self, change: &Change) -> Result<Proposal> {
+        propose(&self.root, change)
+    }
+}
+
 /// Creates or updates the promotion branch in the repository holding `root`.
 pub fn propose(root: &Path, change: &Change) -> Result<Proposal> {
     let git = Git::new(root, None);

@@ -1,12 +1,36 @@
 //! Forges carry a promotion as a change someone reviews and merges: a branch with one commit
 //! that pins the new digest, plus a description (the report). `local` does it in the local git
-//! repository with plain git, for running the loop without a hosting service.
+//! repository with plain git, for running the loop without a hosting service; `github` does it
+//! through GitHub's REST API and opens one pull request per branch.
 
+pub mod github;
 pub mod local;
 
 use std::path::PathBuf;
 
+use anyhow::Result;
 use serde::Serialize;
+
+use crate::config::{ForgeConfig, ForgeKind};
+
+/// Where promotions are proposed.
+pub trait Forge {
+    /// The content of `rel` (relative to mlops.yaml's directory) on the branch `change` would
+    /// land on, if that branch exists and has the file.
+    fn read(&mut self, change: &Change, rel: &str) -> Result<Option<String>>;
+    /// Creates or updates the branch and its proposal; the same content twice makes no commit.
+    fn propose(&mut self, change: &Change) -> Result<Proposal>;
+}
+
+/// The forge configured in mlops.yaml, for the project at `root`.
+pub fn open(root: &std::path::Path, config: &ForgeConfig) -> Result<Box<dyn Forge>> {
+    Ok(match config.kind {
+        ForgeKind::Local => Box::new(local::Local {
+            root: root.to_path_buf(),
+        }),
+        ForgeKind::Github => Box::new(github::GitHub::new(root, config)?),
+    })
+}
 
 /// What to propose: files (paths relative to the repository root of mlops.yaml) and texts.
 #[derive(Debug, Clone)]
