@@ -109,7 +109,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
 /// The pull request number of the workflow's event (`pull_request` / `pull_request_target`).
 fn pull_request_from_event() -> Result<u64> {
     let path = std::env::var_os("GITHUB_EVENT_PATH").ok_or_else(|| {
-        anyhow::anyhow!("--comment needs --pull-request NUMBER (or GITHUB_EVENT_PATH of a pull_request event)")
+        anyhow::anyhow!(
+            "--comment needs --pull-request NUMBER (or GITHUB_EVENT_PATH of a pull_request event)"
+        )
     })?;
     let event: serde_json::Value = crate::fsutil::read_json(std::path::Path::new(&path))?;
     event["pull_request"]["number"]

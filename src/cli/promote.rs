@@ -133,7 +133,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         model_dir: None,
         change: Some(change.branch.clone()),
     };
-    change.files.push((rel, environment::render(&state)?.into_bytes()));
+    change
+        .files
+        .push((rel, environment::render(&state)?.into_bytes()));
     // Data references accepted for this run travel in the same change.
     let data_dir = config.root.join(".mlops/data");
     if let (true, Ok(entries)) = (candidate.data_files, std::fs::read_dir(&data_dir)) {
@@ -233,8 +235,7 @@ fn from_run(
             .iter()
             .map(|(k, v)| (k.clone(), v.digest.clone()))
             .collect(),
-        metrics: compare::metrics::load_metrics(&run.metrics(Side::Challenger))
-            .unwrap_or_default(),
+        metrics: compare::metrics::load_metrics(&run.metrics(Side::Challenger)).unwrap_or_default(),
         data_files: true,
     }))
 }
@@ -250,7 +251,9 @@ fn from_history(
     let matches = |d: &str| {
         d == wanted
             || (wanted.len() >= 7 + 6 && d.starts_with(wanted))
-            || (wanted.len() >= 6 && d.strip_prefix("sha256:").is_some_and(|h| h.starts_with(wanted)))
+            || (wanted.len() >= 6
+                && d.strip_prefix("sha256:")
+                    .is_some_and(|h| h.starts_with(wanted)))
     };
     let mut envs: Vec<&String> = config.environments.keys().collect();
     envs.sort_by_key(|e| e.as_str() != env);

@@ -89,10 +89,11 @@ impl GitHub {
                 .repo_path(&format!("/issues/{number}/comments?per_page=100"));
             let find = || async {
                 let all = self.client.get_all(&list).await?;
-                Ok::<_, anyhow::Error>(
-                    all.into_iter()
-                        .find(|c| c["body"].as_str().is_some_and(|b| b.starts_with(marker))),
-                )
+                Ok::<_, anyhow::Error>(all.into_iter().find(|c| {
+                    c["body"]
+                        .as_str()
+                        .is_some_and(|b| b.starts_with(&format!("{marker}\n")))
+                }))
             };
             if let Some(c) = find().await? {
                 let url = c["html_url"].as_str().unwrap_or_default().to_string();
@@ -172,7 +173,11 @@ impl GitHub {
             && commits.len() == 1
             && commits[0]["parents"][0]["sha"].as_str() == Some(base_sha);
         let single_tree = straight
-            .then(|| commits[0]["commit"]["tree"]["sha"].as_str().map(str::to_string))
+            .then(|| {
+                commits[0]["commit"]["tree"]["sha"]
+                    .as_str()
+                    .map(str::to_string)
+            })
             .flatten();
         Ok(Branch {
             tip: tip.to_string(),
@@ -248,7 +253,8 @@ impl GitHub {
             return Ok((update(pr).await?, false));
         }
         let path = self.client.repo_path("/pulls");
-        let request = json!({"title": change.title, "head": branch, "base": change.base, "body": body});
+        let request =
+            json!({"title": change.title, "head": branch, "base": change.base, "body": body});
         for _ in 0..2 {
             match self.client.post(&path, request.clone()).await {
                 Ok(r) if r.status.as_u16() == 201 => return Ok((r.body, true)),
@@ -345,9 +351,8 @@ impl GitHub {
         for (rel, bytes) in &change.files {
             let path = format!("{}{rel}", self.prefix);
             match std::str::from_utf8(bytes) {
-                Ok(text) => entries.push(
-                    json!({"path": path, "mode": "100644", "type": "blob", "content": text}),
-                ),
+                Ok(text) => entries
+                    .push(json!({"path": path, "mode": "100644", "type": "blob", "content": text})),
                 Err(_) => {
                     let blobs = self.client.repo_path("/git/blobs");
                     let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
@@ -409,7 +414,9 @@ impl GitHub {
 
         let body = truncate(&change.body);
         let (pr, created) = self.ensure_pr(&branch, change, &body).await?;
-        let number = pr["number"].as_u64().context("a pull request without a number")?;
+        let number = pr["number"]
+            .as_u64()
+            .context("a pull request without a number")?;
         self.decorate(&pr, number, created).await?;
         notes.extend(self.close_stale(change, &branch, number, &base_sha).await?);
         Ok(Proposal {

@@ -69,7 +69,8 @@ pub struct Local {
 
 impl super::Forge for Local {
     fn read(&mut self, change: &Change, rel: &str) -> Result<Option<String>> {
-        let (branch, _) = available_branch(&self.root, &change.base, &change.branch, &change.trailer)?;
+        let (branch, _) =
+            available_branch(&self.root, &change.base, &change.branch, &change.trailer)?;
         Ok(read_on_branch(&self.root, &branch, rel))
     }
 

@@ -5,6 +5,8 @@ mod common;
 mod compare;
 mod data;
 mod environments;
+mod fake_github;
+mod github;
 mod package;
 mod promote;
 mod runner;

@@ -168,16 +168,23 @@ impl Client {
 
     fn headers(&self, bearer: Option<&str>) -> Result<HeaderMap> {
         let mut h = HeaderMap::new();
-        h.insert(ACCEPT, HeaderValue::from_static("application/vnd.github+json"));
-        h.insert("x-github-api-version", HeaderValue::from_static(API_VERSION));
+        h.insert(
+            ACCEPT,
+            HeaderValue::from_static("application/vnd.github+json"),
+        );
+        h.insert(
+            "x-github-api-version",
+            HeaderValue::from_static(API_VERSION),
+        );
         h.insert(
             USER_AGENT,
             HeaderValue::from_static(concat!("mlops/", env!("CARGO_PKG_VERSION"))),
         );
         let token = bearer.unwrap_or(&self.token);
         if !token.is_empty() {
-            let mut v = HeaderValue::from_str(&format!("Bearer {token}"))
-                .map_err(|_| anyhow::anyhow!("the GitHub token contains characters a header cannot carry"))?;
+            let mut v = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                anyhow::anyhow!("the GitHub token contains characters a header cannot carry")
+            })?;
             v.set_sensitive(true);
             h.insert(AUTHORIZATION, v);
         }
