@@ -364,6 +364,39 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
         "exactly one version runs"
     );
 
+    // Rollback: the first digest again, found in staging's history by a prefix, re-verified
+    // and proposed like any promotion; a digest never pinned anywhere is refused.
+    let out = mlops(dir)
+        .args(["promote", "staging", "--format", "json", "--digest"])
+        .arg(&digest[..19])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rollback: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rollback["state"]["digest"], digest.as_str());
+    assert_eq!(rollback["state"]["run_id"], run_id.as_str());
+    let rb_branch = rollback["proposal"]["branch"].as_str().unwrap().to_string();
+    let subject = git(dir, &["log", "-1", "--format=%s", &rb_branch]);
+    assert!(subject.starts_with("Roll back staging"), "{subject}");
+    let out = mlops(dir)
+        .args(["promote", "staging", "--digest", "sha256:0123456789abcdef"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("never pinned"), "{}", stderr(&out));
+    // Merged, history calls it a rollback.
+    git(
+        dir,
+        &["merge", "-q", "--no-ff", "-m", "merge rollback", &rb_branch],
+    );
+    let out = mlops(dir)
+        .args(["history", "staging", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("\"rollback\""), "{}", stdout(&out));
+    // Back to the hand-pinned digest for the rest of the walk.
+    git(dir, &["revert", "--no-edit", "-m", "1", "HEAD"]);
+
     // A version that never becomes healthy never replaces the running one: exit 1.
     let broken = pin_new(Some((
         "command: [python3, /app/serve.py]",
