@@ -10,6 +10,9 @@ use crate::compare::{self, metrics, Inputs, Verdict};
 use crate::{config, gha, report, runs};
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Environment (--comment):\n  GITHUB_TOKEN            a token with pull-requests: write\n  GITHUB_API_URL, GITHUB_REPOSITORY, GITHUB_EVENT_PATH  as GitHub Actions sets them"
+)]
 pub struct Args {
     /// The run whose evaluation to judge (default: the latest).
     #[arg(

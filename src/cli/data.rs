@@ -26,7 +26,7 @@ pub enum DataCommand {
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     /// Only this dataset (a key under data: in mlops.yaml).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", env = "MLOPS_DATASET")]
     pub dataset: Option<String>,
     #[arg(long, value_enum, default_value = "human", env = "MLOPS_FORMAT")]
     pub format: Format,

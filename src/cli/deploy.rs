@@ -14,11 +14,20 @@ use crate::signing::{self, cosign};
 use crate::{config, deploy, environment, gha, runs};
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Environment:\n  MLOPS_REGISTRY_USER, MLOPS_REGISTRY_PASSWORD  registry credentials (basic auth)"
+)]
 pub struct Args {
     /// An environment of mlops.yaml.
+    #[arg(env = "MLOPS_ENVIRONMENT")]
     pub environment: String,
     /// How long the new version has to answer its health check.
-    #[arg(long, default_value = "60", value_name = "SECONDS")]
+    #[arg(
+        long,
+        default_value = "60",
+        value_name = "SECONDS",
+        env = "MLOPS_HEALTH_TIMEOUT"
+    )]
     pub health_timeout: u64,
     #[arg(long, value_enum, default_value = "human", env = "MLOPS_FORMAT")]
     pub format: Format,

@@ -9,6 +9,9 @@ use super::{block_on, Cli, Format};
 use crate::{config, gha, oci, runs};
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Environment:\n  MLOPS_REGISTRY_USER, MLOPS_REGISTRY_PASSWORD  registry credentials (basic auth)"
+)]
 pub struct Args {
     /// The run whose model to package (default: the latest).
     #[arg(long = "run", value_name = "ID", env = "MLOPS_RUN_ID")]

@@ -19,8 +19,12 @@ use crate::signing::{self, cosign};
 use crate::{compare, config, fsutil, gha, oci, runs};
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Environment (github forge):\n  GITHUB_TOKEN            a token with contents: write and pull-requests: write\n  GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY, GITHUB_APP_INSTALLATION_ID  or a GitHub App instead\n  GITHUB_API_URL          the API (GitHub Enterprise; default https://api.github.com)\n  GITHUB_REPOSITORY       owner/name, when forge.repository is not set\n  MLOPS_REGISTRY_USER, MLOPS_REGISTRY_PASSWORD  registry credentials (basic auth)"
+)]
 pub struct Args {
     /// An environment of mlops.yaml.
+    #[arg(env = "MLOPS_ENVIRONMENT")]
     pub environment: String,
     /// The run to promote (default: the latest).
     #[arg(long = "run", value_name = "ID", env = "MLOPS_RUN_ID")]
@@ -29,6 +33,9 @@ pub struct Args {
     /// environment files' git history (a unique prefix is enough).
     #[arg(long, value_name = "DIGEST", env = "MLOPS_DIGEST")]
     pub digest: Option<String>,
+    /// Pin the digest another environment has now (e.g. `--from staging` for production).
+    #[arg(long, value_name = "ENVIRONMENT", env = "MLOPS_FROM")]
+    pub from: Option<String>,
     #[arg(long, value_enum, default_value = "human", env = "MLOPS_FORMAT")]
     pub format: Format,
 }
@@ -55,7 +62,23 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     let config = config::load(&cli.config)?;
     let env = args.environment.as_str();
     let env_cfg = super::environment(&config, env)?;
-    let candidate = match &args.digest {
+    let pinned_in = |source: &String| -> Result<String> {
+        super::environment(&config, source)?;
+        Ok(environment::read(&config.root, source)?
+            .with_context(|| {
+                format!(
+                    "--from {source}: nothing is pinned in {source} yet (no {})",
+                    environment::path(&config.root, source).display()
+                )
+            })?
+            .digest)
+    };
+    let wanted = match (&args.digest, &args.from) {
+        (Some(d), _) => Some(d.clone()),
+        (None, Some(source)) => Some(pinned_in(source)?),
+        (None, None) => None,
+    };
+    let candidate = match &wanted {
         Some(d) => match from_history(&config, env, d)? {
             Ok(c) => c,
             Err(why) => return refuse(why),
@@ -264,6 +287,10 @@ fn from_history(
                 found.push((entry.commit, s));
             }
         }
+        // The working tree's file counts too (a checkout of the merge that pinned it).
+        if let Some(s) = environment::read(&config.root, e)?.filter(|s| matches(&s.digest)) {
+            found.push(("working tree".into(), s));
+        }
     }
     let digests: std::collections::BTreeSet<&str> =
         found.iter().map(|(_, s)| s.digest.as_str()).collect();
@@ -285,17 +312,23 @@ fn from_history(
     let from = current
         .map(|c| format!("`{}` (run {})", c.digest, c.run_id))
         .unwrap_or_else(|| "nothing".into());
+    let rollback = state.environment == env;
     Ok(Ok(Candidate {
-        title: format!(
-            "Roll back {env} of {} to run {}",
-            config.model, state.run_id
-        ),
+        title: if rollback {
+            format!("Roll back {env} of {} to run {}", config.model, state.run_id)
+        } else {
+            format!(
+                "Promote {} run {} to {env} (from {})",
+                config.model, state.run_id, state.environment
+            )
+        },
         body: format!(
-            "Rolls `{env}` back from {from} to `{}` (run {}), as pinned in {} at commit {}.\n\nThe image's signature was verified again before this change was proposed.\n",
+            "{} `{env}` from {from} to `{}` (run {}), as pinned in {} at {}.\n\nThe image's signature was verified again before this change was proposed.\n",
+            if rollback { "Rolls back" } else { "Moves" },
             state.image,
             state.run_id,
             state.environment,
-            &commit[..commit.len().min(12)]
+            if commit == "working tree" { commit.clone() } else { format!("commit {}", &commit[..commit.len().min(12)]) }
         ),
         reference: state.image,
         digest: state.digest,

@@ -11,8 +11,12 @@ use crate::signing::{self, attest, cosign, Signer};
 use crate::{config, fsutil, gha, oci, runs};
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Environment:\n  MLOPS_SIGNING_KEY       the key itself, when sign.key is env:MLOPS_SIGNING_KEY (the default in `mlops init`)\n  MLOPS_SIGNING_PASSWORD  the password of the encrypted key\n  MLOPS_REGISTRY_USER, MLOPS_REGISTRY_PASSWORD  registry credentials (basic auth)"
+)]
 pub struct Args {
     /// IMAGE@sha256:<hex> (default: the image `mlops package` made for the run).
+    #[arg(env = "MLOPS_IMAGE")]
     pub image: Option<String>,
     /// Private key: a file or env:VAR (cosign's encrypted PEM; password in
     /// MLOPS_SIGNING_PASSWORD). Default: sign.key in mlops.yaml.
@@ -22,7 +26,7 @@ pub struct Args {
     #[arg(long = "run", value_name = "ID", env = "MLOPS_RUN_ID")]
     pub run_id: Option<String>,
     /// Sign only; no attestation.
-    #[arg(long)]
+    #[arg(long, env = "MLOPS_NO_ATTEST", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_attest: bool,
     /// Write a new key pair PREFIX.key / PREFIX.pub instead of signing.
     #[arg(long, value_name = "PREFIX", conflicts_with_all = ["image", "key"])]

@@ -11,7 +11,13 @@ use crate::runner::{self, steps};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Override a training parameter (repeatable): --param C=0.5 --param solver=saga.
-    #[arg(long = "param", value_name = "KEY=VALUE")]
+    /// (MLOPS_SET_PARAMS: one KEY=VALUE per line.)
+    #[arg(
+        long = "param",
+        value_name = "KEY=VALUE",
+        env = "MLOPS_SET_PARAMS",
+        value_delimiter = '\n'
+    )]
     pub params: Vec<String>,
     /// Where the step runs: docker (a container, the default) or process (this machine, to debug).
     #[arg(long, value_parser = ["docker", "process"], default_value = "docker", env = "MLOPS_RUNNER")]

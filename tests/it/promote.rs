@@ -543,6 +543,42 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("exited with 4"), "{}", stderr(&out));
 
+    // `--from staging`: production takes exactly what staging runs now (re-verified).
+    let staging_now = std::fs::read_to_string(dir.join(".mlops/environments/staging.yaml"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("digest: "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    let out = mlops(dir)
+        .args([
+            "promote",
+            "production",
+            "--from",
+            "staging",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let moved: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(moved["state"]["digest"], staging_now.as_str());
+    let subject = git(
+        dir,
+        &[
+            "log",
+            "-1",
+            "--format=%s",
+            moved["proposal"]["branch"].as_str().unwrap(),
+        ],
+    );
+    assert!(
+        subject.ends_with("to production (from staging)"),
+        "{subject}"
+    );
+
     // Another public key: the signature does not verify, nothing is proposed.
     let other = mlops(dir)
         .args(["sign", "--generate-key", "other"])
