@@ -12,6 +12,7 @@ pub mod forge;
 pub mod fsutil;
 pub mod gha;
 pub mod git;
+pub mod init;
 pub mod oci;
 pub mod report;
 pub mod runner;

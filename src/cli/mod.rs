@@ -6,6 +6,7 @@ mod data;
 mod deploy;
 mod evaluate;
 mod history;
+mod init;
 mod package;
 mod promote;
 mod run;
@@ -76,6 +77,8 @@ pub enum Command {
     Status(status::Args),
     /// Promotions and rollbacks of one environment, newest first, from its file's git log.
     History(history::Args),
+    /// Scaffold mlops.yaml and the GitHub workflows (CI, promote, deploy); --check reports drift.
+    Init(init::Args),
 }
 
 /// Output formats shared by the commands that print results.
@@ -119,6 +122,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Deploy(args) => deploy::run(&cli, args),
         Command::Status(args) => status::run(&cli, args),
         Command::History(args) => history::run(&cli, args),
+        Command::Init(args) => init::run(&cli, args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,301 @@
+//! `mlops init`: the files a repository needs — mlops.yaml (a skeleton, or the churn example
+//! with its code and data) and three GitHub workflows rendered from `templates/init/`. Workflows
+//! pin every action by commit SHA; `--check` compares the workflows with what the templates
+//! render now and reports drift.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+/// actions/checkout v4.2.2.
+pub const CHECKOUT: &str = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2";
+/// Where mlops' own actions live.
+pub const ACTIONS_REPOSITORY: &str = "mlops-dev/mlops";
+
+const CI: &str = include_str!("../templates/init/mlops-ci.yml");
+const PROMOTE: &str = include_str!("../templates/init/mlops-promote.yml");
+const DEPLOY: &str = include_str!("../templates/init/mlops-deploy.yml");
+const SKELETON: &str = include_str!("../templates/init/mlops.yaml");
+const K8S: &str = include_str!("../fixtures/churn/templates/k8s/deployment.yaml.j2");
+
+/// The churn example: (path, content).
+const EXAMPLE: &[(&str, &[u8])] = &[
+    ("mlops.yaml", include_bytes!("../fixtures/churn/mlops.yaml")),
+    ("train.py", include_bytes!("../fixtures/churn/train.py")),
+    (
+        "evaluate.py",
+        include_bytes!("../fixtures/churn/evaluate.py"),
+    ),
+    (
+        "data/train.csv",
+        include_bytes!("../fixtures/churn/data/train.csv"),
+    ),
+    (
+        "data/test.csv",
+        include_bytes!("../fixtures/churn/data/test.csv"),
+    ),
+    (".gitignore", include_bytes!("../fixtures/churn/.gitignore")),
+];
+
+pub const WORKFLOWS: &[&str] = &[
+    ".github/workflows/mlops-ci.yml",
+    ".github/workflows/mlops-promote.yml",
+    ".github/workflows/mlops-deploy.yml",
+];
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `owner/name@<40 hex>` of mlops' actions.
+    pub actions_ref: String,
+    pub github: bool,
+    pub example: bool,
+    pub runs_on: String,
+    pub deploy_runs_on: String,
+}
+
+/// One file `init` would write.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub path: String,
+    pub content: Vec<u8>,
+    /// Workflows are ours to keep in sync; mlops.yaml and the example are the user's.
+    pub managed: bool,
+}
+
+/// The commit this binary was built from, when built from a git checkout.
+pub fn build_commit() -> Option<&'static str> {
+    option_env!("MLOPS_BUILD_COMMIT").filter(|c| is_sha(c))
+}
+
+fn is_sha(s: &str) -> bool {
+    s.len() == 40
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// Checks `owner/name@sha`.
+pub fn parse_actions_ref(s: &str) -> Result<(String, String)> {
+    let Some((repo, sha)) = s.split_once('@') else {
+        bail!("--actions-ref {s:?}: expected OWNER/REPO@<40-hex commit SHA>");
+    };
+    let valid_repo = repo.split('/').count() == 2
+        && repo
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
+    if !valid_repo {
+        bail!("--actions-ref {s:?}: {repo:?} is not OWNER/REPO");
+    }
+    if !is_sha(sha) {
+        bail!("--actions-ref {s:?}: workflows pin actions by full commit SHA (40 lowercase hex), not a tag or branch");
+    }
+    Ok((repo.to_string(), sha.to_string()))
+}
+
+/// The actions ref pinned in existing workflows, so `--check` judges structure, not an upgrade.
+pub fn pinned_in(root: &Path) -> Option<String> {
+    WORKFLOWS.iter().find_map(|w| {
+        let text = std::fs::read_to_string(root.join(w)).ok()?;
+        text.lines().find_map(|l| {
+            let u = l.trim().trim_start_matches("- ").strip_prefix("uses: ")?;
+            let u = u.split_whitespace().next()?;
+            let (path, sha) = u.split_once('@')?;
+            let repo = path.strip_suffix("/actions/setup")?;
+            Some(format!("{repo}@{sha}"))
+        })
+    })
+}
+
+/// Everything `init` writes for the project at `root`.
+pub fn plan(root: &Path, opts: &Options) -> Result<Vec<Planned>> {
+    let (repo, sha) = parse_actions_ref(&opts.actions_ref)?;
+    let mut files = Vec::new();
+    let model = root
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(sanitize)
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "model".into());
+    let owner = std::env::var("GITHUB_REPOSITORY")
+        .ok()
+        .and_then(|r| r.split('/').next().map(str::to_string))
+        .filter(|o| !o.is_empty())
+        .unwrap_or_else(|| "your-org".into());
+    let forge = if opts.github { "github" } else { "local" };
+    let config_text = if opts.example {
+        for (path, bytes) in EXAMPLE {
+            let content = if *path == "mlops.yaml" {
+                String::from_utf8_lossy(bytes)
+                    .replace("forge:\n  type: local", &format!("forge:\n  type: {forge}"))
+                    .into_bytes()
+            } else {
+                bytes.to_vec()
+            };
+            files.push(Planned {
+                path: path.to_string(),
+                content,
+                managed: false,
+            });
+        }
+        String::from_utf8_lossy(&files[0].content).into_owned()
+    } else {
+        let text = SKELETON
+            .replace("__MODEL__", &model)
+            .replace("__OWNER__", &owner)
+            .replace("__FORGE__", forge)
+            .replace("__BASE__", "main")
+            .replace("__FIRST_ENV__", "staging");
+        files.push(Planned {
+            path: "mlops.yaml".into(),
+            content: text.clone().into_bytes(),
+            managed: false,
+        });
+        text
+    };
+    files.push(Planned {
+        path: "templates/k8s/deployment.yaml.j2".into(),
+        content: K8S.as_bytes().to_vec(),
+        managed: false,
+    });
+    if !opts.github {
+        return Ok(files);
+    }
+
+    // Workflows follow the project's config: the one on disk when there is one. Read leniently
+    // (a skeleton names data that does not exist yet).
+    let existing = root.join(crate::config::DEFAULT_FILE);
+    let text = match std::fs::read_to_string(&existing) {
+        Ok(t) => t,
+        Err(_) => config_text,
+    };
+    let config = crate::yamlio::from_yaml(&text)
+        .with_context(|| format!("{} is not YAML", existing.display()))?;
+    let first = config["environments"]
+        .as_object()
+        .and_then(|envs| {
+            envs.iter()
+                .find(|(_, e)| e.get("requires").is_none_or(|r| r.is_null()))
+                .map(|(n, _)| n.clone())
+        })
+        .context("mlops.yaml has no environment without `requires`: the promote workflow needs one to start from")?;
+    let base = config["forge"]["base"]
+        .as_str()
+        .unwrap_or("main")
+        .to_string();
+    let mut paths: Vec<String> = vec!["mlops.yaml".into()];
+    if let Some(data) = config["data"].as_object() {
+        for ds in data.values() {
+            let Some(path) = ds["path"].as_str() else {
+                continue;
+            };
+            let rel = path.trim_start_matches("./").to_string();
+            let top = rel.split('/').next().unwrap_or(&rel).to_string();
+            let pattern = if top == rel { rel } else { format!("{top}/**") };
+            if !paths.contains(&pattern) {
+                paths.push(pattern);
+            }
+        }
+    }
+    for p in ["**/*.py", "**/requirements*.txt", "**/Dockerfile*"] {
+        paths.push(p.into());
+    }
+    let path_lines: Vec<String> = paths
+        .iter()
+        .map(|p| format!("      - {}", yaml_string(p)))
+        .collect();
+    let pin = format!("mlops {}", env!("CARGO_PKG_VERSION"));
+    let render = |t: &str| {
+        t.replace("__CHECKOUT__", CHECKOUT)
+            .replace("__MLOPS__", &repo)
+            .replace("__REF__", &sha)
+            .replace("__PIN__", &pin)
+            .replace("__BASE__", &base)
+            .replace("__FIRST_ENV__", &first)
+            .replace("__PATHS__", &path_lines.join("\n"))
+            .replace("__DEPLOY_RUNS_ON__", &opts.deploy_runs_on)
+            .replace("__RUNS_ON__", &opts.runs_on)
+    };
+    for (path, t) in WORKFLOWS.iter().zip([CI, PROMOTE, DEPLOY]) {
+        files.push(Planned {
+            path: path.to_string(),
+            content: render(t).into_bytes(),
+            managed: true,
+        });
+    }
+    Ok(files)
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+fn yaml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// What happened to one planned file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Written,
+    Unchanged,
+    /// Exists with other content and was left alone (no --force).
+    Kept,
+}
+
+/// Writes the plan under `root`: new files are written (atomically), identical ones left, and
+/// differing ones overwritten only with `force`.
+pub fn write(root: &Path, files: &[Planned], force: bool) -> Result<Vec<(PathBuf, Outcome)>> {
+    let mut out = Vec::new();
+    for f in files {
+        let path = root.join(&f.path);
+        let outcome = match std::fs::read(&path) {
+            Ok(current) if current == f.content => Outcome::Unchanged,
+            Ok(_) if !force => Outcome::Kept,
+            Ok(_) | Err(_) => {
+                crate::fsutil::write_atomic(&path, &f.content)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                Outcome::Written
+            }
+        };
+        out.push((path, outcome));
+    }
+    Ok(out)
+}
+
+/// Drift of the managed files: (path, description) for each one missing or different.
+pub fn check(root: &Path, files: &[Planned]) -> Vec<(String, String)> {
+    let mut drift = Vec::new();
+    for f in files.iter().filter(|f| f.managed) {
+        let wanted = String::from_utf8_lossy(&f.content);
+        match std::fs::read_to_string(root.join(&f.path)) {
+            Err(_) => drift.push((f.path.clone(), "missing".to_string())),
+            Ok(current) if current == wanted => {}
+            Ok(current) => {
+                let (a, b): (Vec<&str>, Vec<&str>) =
+                    (current.lines().collect(), wanted.lines().collect());
+                let i = a
+                    .iter()
+                    .zip(&b)
+                    .position(|(x, y)| x != y)
+                    .unwrap_or(a.len().min(b.len()));
+                let show = |v: &[&str]| {
+                    v.get(i)
+                        .map(|l| format!("{:?}", l.trim()))
+                        .unwrap_or_else(|| "end of file".into())
+                };
+                drift.push((
+                    format!("{}:{}", f.path, i + 1),
+                    format!("has {}, the template has {}", show(&a), show(&b)),
+                ));
+            }
+        }
+    }
+    drift
+}
