@@ -12,6 +12,9 @@ use crate::runner::{self};
 use crate::runs;
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Environment:\n  MLOPS_REGISTRY_USER, MLOPS_REGISTRY_PASSWORD  registry credentials (basic auth) to pull the champion"
+)]
 pub struct Args {
     /// The run to evaluate (default: the latest).
     #[arg(long = "run", value_name = "ID", env = "MLOPS_RUN_ID")]

@@ -492,7 +492,7 @@ impl Registry {
 }
 
 /// Credentials for a registry host: MLOPS_REGISTRY_USER/PASSWORD, else Docker's config.json.
-fn credentials_for(host: &str) -> Option<(String, String)> {
+pub fn credentials_for(host: &str) -> Option<(String, String)> {
     if let (Ok(u), Ok(p)) = (
         std::env::var("MLOPS_REGISTRY_USER"),
         std::env::var("MLOPS_REGISTRY_PASSWORD"),

@@ -130,7 +130,22 @@ impl DockerRunner {
             .from_image(from_image)
             .tag(tag)
             .build();
-        let mut stream = self.docker.create_image(Some(options), None, None);
+        // The engine does not read the client's credentials: hand them over for this pull.
+        let host = from_image
+            .split_once('/')
+            .map(|(h, _)| h)
+            .filter(|h| h.contains('.') || h.contains(':') || *h == "localhost")
+            .unwrap_or("docker.io");
+        let credentials =
+            crate::oci::registry::credentials_for(host).map(|(username, password)| {
+                bollard::auth::DockerCredentials {
+                    username: Some(username),
+                    password: Some(password),
+                    serveraddress: Some(host.to_string()),
+                    ..Default::default()
+                }
+            });
+        let mut stream = self.docker.create_image(Some(options), None, credentials);
         let mut last_report = std::time::Instant::now();
         // A live spinner on a terminal; plain periodic lines in CI logs.
         let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {

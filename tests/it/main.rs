@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area. Tests that need the Docker engine or the
 //! registry fail (never skip) when those are absent: `scripts/test` starts them.
 
+mod actions;
 mod common;
 mod compare;
 mod data;
