@@ -1,7 +1,9 @@
 //! `mlops init`: the files a repository needs — mlops.yaml (a skeleton, or the churn example
 //! with its code and data) and three GitHub workflows rendered from `templates/init/`. Workflows
 //! pin every action by commit SHA; `--check` compares the workflows with what the templates
-//! render now and reports drift.
+//! render now and reports drift. The templates use `__NAME__` placeholders rather than
+//! minijinja, whose `{{ }}` would collide with GitHub's `${{ }}` expressions on every line; a
+//! placeholder left unfilled is an error, as minijinja's strict undefined would be.
 
 use std::path::{Path, PathBuf};
 
@@ -215,9 +217,20 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Vec<Planned>> {
             .replace("__RUNS_ON__", &opts.runs_on)
     };
     for (path, t) in WORKFLOWS.iter().zip([CI, PROMOTE, DEPLOY]) {
+        let text = render(t);
+        // Strict like an undefined template variable: a placeholder left over is a bug here.
+        if let Some(i) = text.find("__") {
+            let rest = &text[i + 2..];
+            if let Some(end) = rest.find("__") {
+                let name = &rest[..end];
+                if !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
+                    bail!("template {path} has no value for __{name}__");
+                }
+            }
+        }
         files.push(Planned {
             path: path.to_string(),
-            content: render(t).into_bytes(),
+            content: text.into_bytes(),
             managed: true,
         });
     }
