@@ -117,6 +117,47 @@ pub fn last_change(repo_root: &Path, env: &str) -> Option<(String, String, Strin
     ))
 }
 
+/// How a commit reached the checked-out branch: the first merge on the way (GitHub's "Merge
+/// pull request #N from …"), else the commit itself (squash merges end in "(#N)").
+#[derive(Debug, Clone, Serialize)]
+pub struct MergedBy {
+    pub commit: String,
+    pub subject: String,
+    /// The pull request number the subject names, if any.
+    pub pull_request: Option<u64>,
+}
+
+pub fn merged_by(repo_root: &Path, commit: &str) -> Option<MergedBy> {
+    let merge = crate::git::run(
+        repo_root,
+        &[
+            "log",
+            "--merges",
+            "--ancestry-path",
+            "--reverse",
+            "--format=%H%x1f%s",
+            &format!("{commit}..HEAD"),
+        ],
+    )
+    .ok()
+    .and_then(|out| out.lines().next().map(str::to_string))
+    .filter(|l| !l.is_empty());
+    let line = match merge {
+        Some(l) => l,
+        None => crate::git::run(repo_root, &["log", "-1", "--format=%H%x1f%s", commit]).ok()?,
+    };
+    let (sha, subject) = line.trim().split_once('\x1f')?;
+    let pull_request = subject.split('#').skip(1).find_map(|rest| {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    });
+    Some(MergedBy {
+        commit: sha.to_string(),
+        subject: subject.to_string(),
+        pull_request,
+    })
+}
+
 /// Every committed change of the environment file, newest first, each classified as a
 /// promotion, rollback, update or removal. Reads `git log` and the file at each commit.
 pub fn history(repo_root: &Path, env: &str) -> Result<Vec<HistoryEntry>> {

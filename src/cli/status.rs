@@ -21,11 +21,15 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     for (name, env) in &config.environments {
         let state = environment::read(&config.root, name)?;
         let last = environment::last_change(&config.root, name);
+        let merged = last
+            .as_ref()
+            .and_then(|(c, _, _)| environment::merged_by(&config.root, c));
         rows.push(json!({
             "environment": name,
             "requires": env.requires,
             "state": state,
             "last_commit": last.map(|(c, a, d)| json!({"commit": c, "author": a, "date": d})),
+            "merged_by": merged,
         }));
     }
     match args.format {
@@ -52,7 +56,10 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
                         md(&s["run_id"]),
                         metrics(s, crate::report::escape_markdown),
                         md(&s["promoted_at"]),
-                        md(&s["change"]),
+                        match r["merged_by"]["pull_request"].as_u64() {
+                            Some(n) => format!("#{n}"),
+                            None => md(&s["change"]),
+                        },
                     );
                 }
             }
@@ -73,10 +80,13 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
                     clean(s["run_id"].as_str().unwrap_or_default()),
                     metrics(s, clean),
                     clean(s["promoted_at"].as_str().unwrap_or_default()),
-                    s["change"]
-                        .as_str()
-                        .map(|c| format!("  via {}", clean(c)))
-                        .unwrap_or_default(),
+                    match r["merged_by"]["pull_request"].as_u64() {
+                        Some(n) => format!("  via pull request #{n}"),
+                        None => s["change"]
+                            .as_str()
+                            .map(|c| format!("  via {}", clean(c)))
+                            .unwrap_or_default(),
+                    },
                 );
             }
         }

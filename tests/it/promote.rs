@@ -238,7 +238,14 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
     // The reviewer merges: staging has it; production may now take it.
     git(
         dir,
-        &["merge", "-q", "--no-ff", "-m", "merge promotion", &fresh],
+        &[
+            "merge",
+            "-q",
+            "--no-ff",
+            "-m",
+            &format!("Merge pull request #7 from acme/{fresh}"),
+            &fresh,
+        ],
     );
     let status: Value = serde_json::from_slice(
         &mlops(dir)
@@ -251,6 +258,13 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
     assert_eq!(
         status["environments"][0]["state"]["digest"],
         digest.as_str()
+    );
+    assert_eq!(status["environments"][0]["merged_by"]["pull_request"], 7);
+    let human = mlops(dir).arg("status").output().unwrap();
+    assert!(
+        stdout(&human).contains("via pull request #7"),
+        "{}",
+        stdout(&human)
     );
     let out = promote(dir, "staging", &run_id);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
