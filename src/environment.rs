@@ -9,24 +9,34 @@ use serde::{Deserialize, Serialize};
 
 pub const ENVIRONMENTS_DIR: &str = ".mlops/environments";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The desired state of one environment (`schemas/environment.schema.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "mlops environment file (.mlops/environments/<env>.yaml)")]
 pub struct EnvironmentState {
+    /// The environment's name in mlops.yaml; must match the file name.
     pub environment: String,
+    /// The model (mlops.yaml `model`).
     pub model: String,
     /// `registry/repository@sha256:...` — always by digest.
+    #[schemars(regex(pattern = r"^[^@\s]+@sha256:[0-9a-f]{64}$"))]
     pub image: String,
+    /// The image's manifest digest; the same as in `image`.
+    #[schemars(regex(pattern = r"^sha256:[0-9a-f]{64}$"))]
     pub digest: String,
     /// Who signed it: the public key's fingerprint (`sha256:...`) or a keyless identity.
     #[serde(default)]
     pub signature: Option<String>,
+    /// The run that produced the model (`.mlops/runs/<run_id>`).
     pub run_id: String,
+    /// The commit the model was trained from.
     pub git_commit: String,
     /// Dataset name → `sha256:...`.
     #[serde(default)]
     pub data: IndexMap<String, String>,
     #[serde(default)]
     pub metrics: IndexMap<String, f64>,
+    /// When the promotion was first proposed (RFC 3339, UTC).
     pub promoted_at: String,
     /// Where the champion's model can be found without the registry (a run directory, relative
     /// to the repository root), used until the model is read from the image.
@@ -56,7 +66,45 @@ pub fn read(repo_root: &Path, env: &str) -> Result<Option<EnvironmentState>> {
 
 pub fn parse(text: &str) -> Result<EnvironmentState> {
     let value = crate::yamlio::from_yaml(text)?;
+    static VALIDATOR: std::sync::OnceLock<std::result::Result<jsonschema::Validator, String>> =
+        std::sync::OnceLock::new();
+    let validator = VALIDATOR
+        .get_or_init(|| jsonschema::validator_for(&schema()).map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("the environment schema does not compile: {e}"))?;
+    let problems: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|e| {
+            let at = e.instance_path().to_string();
+            format!(
+                "{}: {e}",
+                if at.is_empty() {
+                    "(top level)"
+                } else {
+                    at.trim_start_matches('/')
+                }
+            )
+        })
+        .collect();
+    if !problems.is_empty() {
+        anyhow::bail!("{}", problems.join("; "));
+    }
     Ok(serde_json::from_value(value)?)
+}
+
+/// The schema committed as `schemas/environment.schema.json` (a test keeps the two equal).
+pub fn schema() -> serde_json::Value {
+    let generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+    let mut value = generator
+        .into_root_schema_for::<EnvironmentState>()
+        .to_value();
+    if let serde_json::Value::Object(map) = &mut value {
+        map.insert(
+            "$id".into(),
+            "https://mlops.dev/schemas/environment.schema.json".into(),
+        );
+    }
+    value
 }
 
 pub fn render(state: &EnvironmentState) -> Result<String> {
@@ -241,5 +289,34 @@ mod tests {
         assert!(read(dir.path(), "staging").unwrap().is_none());
         write(dir.path(), &s).unwrap();
         assert_eq!(read(dir.path(), "staging").unwrap().unwrap(), s);
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    /// `MLOPS_UPDATE_SCHEMA=1` rewrites the committed schema.
+    #[test]
+    fn committed_environment_schema_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("schemas/environment.schema.json");
+        let generated = format!(
+            "{}\n",
+            serde_json::to_string_pretty(&super::schema()).unwrap()
+        );
+        if std::env::var_os("MLOPS_UPDATE_SCHEMA").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "schemas/environment.schema.json is out of date: run `MLOPS_UPDATE_SCHEMA=1 cargo test committed_environment_schema` and commit it"
+        );
+    }
+
+    #[test]
+    fn a_tag_instead_of_a_digest_is_refused_by_the_schema() {
+        let text = "environment: staging\nmodel: churn\nimage: 127.0.0.1:5000/acme/churn:latest\ndigest: sha256:abc\nrun_id: r1\ngit_commit: 0123\npromoted_at: 2026-11-25T00:00:00Z\n";
+        let err = super::parse(text).unwrap_err().to_string();
+        assert!(err.contains("image:") && err.contains("digest:"), "{err}");
     }
 }
