@@ -8,27 +8,12 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use crate::common::{copy_dir, fixture, mlops, stderr, stdout};
+use crate::common::{copy_dir, fixture, git, mlops, registry, stderr, stdout};
 use crate::fake_github::{Fake, FaultKind, NAME, OWNER};
 
 const PASSWORD: &str = "github-test-signing-password";
 const TOKEN: &str = "ghs_SENTINELtoken0123456789abcdefABCDEF";
 const BRANCH: &str = "mlops/promote/churn/staging";
-
-fn registry() -> String {
-    std::env::var("MLOPS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(["-c", "user.name=T", "-c", "user.email=t@mlops.invalid"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
-    stdout(&out).trim().to_string()
-}
 
 /// A project with two signed, packaged runs the gate said to promote: (dir, [run ids]).
 /// Built once for all tests of this module; each test works on a copy.

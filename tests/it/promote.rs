@@ -7,29 +7,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::common::{copy_dir, fixture, mlops, stderr, stdout};
+use crate::common::{copy_dir, fixture, git, mlops, registry, stderr, stdout};
 
 const PASSWORD: &str = "promote-test-password";
-
-fn registry() -> String {
-    std::env::var("MLOPS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args([
-            "-c",
-            "user.name=Reviewer",
-            "-c",
-            "user.email=reviewer@mlops.invalid",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
-    stdout(&out).trim().to_string()
-}
 
 /// Removes the deployed containers however the test ends.
 struct Deployment;
