@@ -72,3 +72,67 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
     stdout(&out).trim().to_string()
 }
+
+/// The churn example as a signed project in a fresh git repository under `dir`: images go to a
+/// registry repository of its own (`<registry>/<area>/churn-<pid>-<ms>`, returned), promote
+/// verifies with the committed `cosign.pub`, and `edits` are applied to mlops.yaml as
+/// (from, to) replacements, each of which must match.
+pub fn signed_churn_project(
+    dir: &Path,
+    area: &str,
+    password: &str,
+    edits: &[(&str, &str)],
+) -> String {
+    copy_dir(&fixture("churn"), dir);
+    let repo = format!(
+        "{}/{area}/churn-{}-{}",
+        registry(),
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let mut yaml = std::fs::read_to_string(dir.join("mlops.yaml"))
+        .unwrap()
+        .replace(
+            "repository: 127.0.0.1:5000/acme/churn",
+            &format!("repository: {repo}"),
+        )
+        .replace(
+            "base_image: 127.0.0.1:5000/acme/serve-sklearn:1",
+            &format!("base_image: {}/acme/serve-sklearn:1", registry()),
+        )
+        .replace(
+            "  key: env:MLOPS_SIGNING_KEY\n",
+            "  key: env:MLOPS_SIGNING_KEY\n  public_key: cosign.pub\n",
+        );
+    for (from, to) in edits {
+        assert!(yaml.contains(from), "mlops.yaml has no {from:?}");
+        yaml = yaml.replace(from, to);
+    }
+    std::fs::write(dir.join("mlops.yaml"), yaml).unwrap();
+    let keys = mlops(dir)
+        .args(["sign", "--generate-key", "cosign"])
+        .env("MLOPS_SIGNING_PASSWORD", password)
+        .output()
+        .unwrap();
+    assert!(keys.status.success(), "{}", stderr(&keys));
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-qm", "project"]);
+    repo
+}
+
+/// `mlops run` with the project's signing key, as CI runs it.
+pub fn signed_run(dir: &Path, password: &str) -> Output {
+    mlops(dir)
+        .arg("run")
+        .env("MLOPS_SIGNING_PASSWORD", password)
+        .env(
+            "MLOPS_SIGNING_KEY",
+            std::fs::read_to_string(dir.join("cosign.key")).unwrap(),
+        )
+        .output()
+        .unwrap()
+}

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use crate::common::{copy_dir, fixture, git, mlops, registry, stderr, stdout};
+use crate::common::{copy_dir, mlops, signed_churn_project, signed_run, stderr, stdout};
 use crate::fake_github::{Fake, FaultKind, NAME, OWNER};
 
 const PASSWORD: &str = "github-test-signing-password";
@@ -25,55 +25,18 @@ fn prepared() -> &'static (PathBuf, Vec<String>) {
             .tempdir()
             .unwrap()
             .keep();
-        copy_dir(&fixture("churn"), &dir);
-        let repo = format!(
-            "{}/github-test/churn-{}-{}",
-            registry(),
-            std::process::id(),
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-                .as_millis()
+        let forge = format!(
+            "forge:\n  type: github\n  repository: {OWNER}/{NAME}\n  base: main\n  labels: [mlops, promotion]\n  reviewers: [octocat]"
         );
-        let yaml = std::fs::read_to_string(dir.join("mlops.yaml"))
-            .unwrap()
-            .replace(
-                "repository: 127.0.0.1:5000/acme/churn",
-                &format!("repository: {repo}"),
-            )
-            .replace(
-                "base_image: 127.0.0.1:5000/acme/serve-sklearn:1",
-                &format!("base_image: {}/acme/serve-sklearn:1", registry()),
-            )
-            .replace(
-                "  key: env:MLOPS_SIGNING_KEY\n",
-                "  key: env:MLOPS_SIGNING_KEY\n  public_key: cosign.pub\n",
-            )
-            .replace(
-                "forge:\n  type: local\n  base: main",
-                &format!("forge:\n  type: github\n  repository: {OWNER}/{NAME}\n  base: main\n  labels: [mlops, promotion]\n  reviewers: [octocat]"),
-            );
-        std::fs::write(dir.join("mlops.yaml"), yaml).unwrap();
-        let keys = mlops(&dir)
-            .args(["sign", "--generate-key", "cosign"])
-            .env("MLOPS_SIGNING_PASSWORD", PASSWORD)
-            .output()
-            .unwrap();
-        assert!(keys.status.success(), "{}", stderr(&keys));
-        git(&dir, &["init", "-q", "-b", "main"]);
-        git(&dir, &["add", "-A"]);
-        git(&dir, &["commit", "-qm", "project"]);
+        signed_churn_project(
+            &dir,
+            "github-test",
+            PASSWORD,
+            &[("forge:\n  type: local\n  base: main", &forge)],
+        );
         let mut ids = Vec::new();
         for _ in 0..2 {
-            let run = mlops(&dir)
-                .arg("run")
-                .env("MLOPS_SIGNING_PASSWORD", PASSWORD)
-                .env(
-                    "MLOPS_SIGNING_KEY",
-                    std::fs::read_to_string(dir.join("cosign.key")).unwrap(),
-                )
-                .output()
-                .unwrap();
+            let run = signed_run(&dir, PASSWORD);
             assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
             ids.push(
                 std::fs::read_to_string(dir.join(".mlops/runs/latest"))
@@ -130,6 +93,11 @@ fn promote(p: &Project, fake: &Fake, run: usize) -> Output {
         .unwrap()
 }
 
+/// The fake's web address of pull request `n`.
+fn pr_url(n: u64) -> String {
+    format!("https://github.test/{OWNER}/{NAME}/pull/{n}")
+}
+
 fn count(fake: &Fake, method: &str, suffix: &str) -> usize {
     fake.requests()
         .iter()
@@ -167,10 +135,7 @@ fn promote_twice_updates_one_pull_request_in_place() {
     let fake = Fake::start(TOKEN);
     let first = promote(&p, &fake, 0);
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
-    assert_eq!(
-        stdout(&first).trim(),
-        format!("https://github.test/{OWNER}/{NAME}/pull/1")
-    );
+    assert_eq!(stdout(&first).trim(), pr_url(1));
 
     // Every request carries GitHub's required headers and our token.
     let requests = fake.requests();
@@ -320,10 +285,7 @@ fn an_existing_pull_request_is_adopted_on_422() {
     let pulls = fake.pulls();
     assert_eq!(pulls.len(), 1);
     assert!(pulls[0].title.contains(&p.runs[1]));
-    assert_eq!(
-        stdout(&out).trim(),
-        format!("https://github.test/{OWNER}/{NAME}/pull/1")
-    );
+    assert_eq!(stdout(&out).trim(), pr_url(1));
 }
 
 #[test]
@@ -357,10 +319,7 @@ fn a_commit_someone_added_is_never_overwritten() {
         "the person's PR stays open beside the fresh one"
     );
     assert_eq!(open[1].head, format!("{BRANCH}-2"));
-    assert_eq!(
-        stdout(&out).trim(),
-        format!("https://github.test/{OWNER}/{NAME}/pull/2")
-    );
+    assert_eq!(stdout(&out).trim(), pr_url(2));
     // No request ever forced the person's branch.
     assert!(!fake
         .requests()
@@ -461,10 +420,7 @@ fn an_unanswered_pull_request_create_is_not_repeated_blindly() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(count(&fake, "POST", "/pulls"), 1, "re-read, not re-posted");
     assert_eq!(fake.pulls().len(), 1);
-    assert_eq!(
-        stdout(&out).trim(),
-        format!("https://github.test/{OWNER}/{NAME}/pull/1")
-    );
+    assert_eq!(stdout(&out).trim(), pr_url(1));
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::common::{copy_dir, fixture, git, mlops, registry, stderr, stdout};
+use crate::common::{git, mlops, signed_churn_project, signed_run, stderr, stdout};
 
 const PASSWORD: &str = "promote-test-password";
 
@@ -69,62 +69,27 @@ fn promote(dir: &Path, env: &str, run: &str) -> Output {
 fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    copy_dir(&fixture("churn"), dir);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let _cleanup = Deployment;
-    let repo = format!(
-        "{}/promote-test/churn-{}-{}",
-        registry(),
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
+    let repo = signed_churn_project(
+        dir,
+        "promote-test",
+        PASSWORD,
+        &[
+            ("port: 18080", &format!("port: {port}")),
+            (
+                "\nforge:",
+                "\n  canary: {deploy: {target: command, command: [sh, -c, 'echo \"$MLOPS_DEPLOY_ENVIRONMENT $MLOPS_DEPLOY_IMAGE\" >> deployed.txt']}}\n  \
+                 broken: {deploy: {target: command, command: [sh, -c, 'exit 4']}}\nforge:",
+            ),
+        ],
     );
-    let yaml = std::fs::read_to_string(dir.join("mlops.yaml"))
-        .unwrap()
-        .replace(
-            "repository: 127.0.0.1:5000/acme/churn",
-            &format!("repository: {repo}"),
-        )
-        .replace(
-            "base_image: 127.0.0.1:5000/acme/serve-sklearn:1",
-            &format!("base_image: {}/acme/serve-sklearn:1", registry()),
-        )
-        .replace(
-            "  key: env:MLOPS_SIGNING_KEY\n",
-            "  key: env:MLOPS_SIGNING_KEY\n  public_key: cosign.pub\n",
-        )
-        .replace("port: 18080", &format!("port: {port}"))
-        .replace(
-            "\nforge:",
-            "\n  canary: {deploy: {target: command, command: [sh, -c, 'echo \"$MLOPS_DEPLOY_ENVIRONMENT $MLOPS_DEPLOY_IMAGE\" >> deployed.txt']}}\n  \
-             broken: {deploy: {target: command, command: [sh, -c, 'exit 4']}}\nforge:",
-        );
-    std::fs::write(dir.join("mlops.yaml"), yaml).unwrap();
-    let keys = mlops(dir)
-        .args(["sign", "--generate-key", "cosign"])
-        .env("MLOPS_SIGNING_PASSWORD", PASSWORD)
-        .output()
-        .unwrap();
-    assert!(keys.status.success(), "{}", stderr(&keys));
-    git(dir, &["init", "-q", "-b", "main"]);
-    git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-qm", "project"]);
 
-    let run = mlops(dir)
-        .arg("run")
-        .env("MLOPS_SIGNING_PASSWORD", PASSWORD)
-        .env(
-            "MLOPS_SIGNING_KEY",
-            std::fs::read_to_string(dir.join("cosign.key")).unwrap(),
-        )
-        .output()
-        .unwrap();
+    let run = signed_run(dir, PASSWORD);
     assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
     assert!(stderr(&run).contains("sign ok"), "{}", stderr(&run));
     let run_id = std::fs::read_to_string(dir.join(".mlops/runs/latest"))
