@@ -13,6 +13,7 @@ pub mod fsutil;
 pub mod gha;
 pub mod git;
 pub mod init;
+pub mod interrupt;
 pub mod oci;
 pub mod report;
 pub mod runner;

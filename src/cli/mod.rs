@@ -26,7 +26,7 @@ pub const EXIT_REJECTED: u8 = 1;
 /// Exit code when the tool could not do its job.
 pub const EXIT_FAILED: u8 = 2;
 /// Exit code after Ctrl-C or SIGTERM (128 + SIGINT), once containers are cleaned up.
-pub const EXIT_INTERRUPTED: u8 = 130;
+pub const EXIT_INTERRUPTED: u8 = crate::interrupt::EXIT_INTERRUPTED as u8;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -108,6 +108,7 @@ pub fn init_logging(cli: &Cli) {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
+    crate::interrupt::install();
     let result = match &cli.command {
         Command::Validate(args) => validate::run(&cli, args),
         Command::Data(args) => data::run(&cli, args),
@@ -126,10 +127,7 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(e)
-            if e.downcast_ref::<crate::deploy::docker::Interrupted>()
-                .is_some() =>
-        {
+        Err(e) if e.downcast_ref::<crate::interrupt::Interrupted>().is_some() => {
             eprintln!("mlops: {e}");
             ExitCode::from(EXIT_INTERRUPTED)
         }

@@ -73,6 +73,7 @@ pub async fn deploy(
     // Ctrl-C or SIGTERM at any point: the probe goes, and a half-done swap is undone (the
     // previous version renamed back and restarted) before we exit.
     let undo = std::sync::Mutex::new(Undo::default());
+    let _cleanup = crate::interrupt::cleanup_guard();
     let work = async {
         // 1. The new version must be healthy on an ephemeral port before it replaces anything.
         let short = state
@@ -178,35 +179,18 @@ pub async fn deploy(
                 .collect(),
         }))
     };
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = work => r,
-        _ = tokio::signal::ctrl_c() => {
+        _ = crate::interrupt::interrupted() => {
             let pending = std::mem::take(&mut *undo.lock().unwrap());
             pending.run(docker).await;
-            Err(Interrupted.into())
-        }
-        _ = sigterm.recv() => {
-            let pending = std::mem::take(&mut *undo.lock().unwrap());
-            pending.run(docker).await;
-            Err(Interrupted.into())
+            Err(crate::interrupt::Interrupted(
+                "the probe container was removed and the previous version left serving",
+            )
+            .into())
         }
     }
 }
-
-/// Interrupted by Ctrl-C or SIGTERM (after cleaning up).
-#[derive(Debug)]
-pub struct Interrupted;
-
-impl std::fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(
-            "interrupted; the probe container was removed and the previous version left serving",
-        )
-    }
-}
-
-impl std::error::Error for Interrupted {}
 
 /// What an interruption must undo at this point of the deployment.
 #[derive(Default)]

@@ -446,8 +446,11 @@ impl Runner for DockerRunner {
                 reason: e.to_string(),
             })?;
         let id = created.id;
+        // From here a signal must not end the process before the container is removed.
+        let cleanup = crate::interrupt::cleanup_guard();
         let result = self.supervise(&id, spec, &mut log).await;
         self.remove(&id).await;
+        drop(cleanup);
         let tail = log.finish();
         let (outcome, exit_code) = result?;
         Ok(StepResult {
@@ -469,8 +472,6 @@ impl DockerRunner {
         spec: &StepSpec,
         log: &mut LogSink,
     ) -> Result<(Outcome, Option<i64>), RunnerError> {
-        let mut sigterm =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         // Attach before starting so that no early output is lost.
         let logs_options = LogsOptionsBuilder::default()
             .follow(true)
@@ -497,8 +498,7 @@ impl DockerRunner {
                     None => break,
                 },
                 _ = &mut deadline => { timed_out = true; break; }
-                _ = tokio::signal::ctrl_c() => { interrupted = true; break; }
-                _ = sigterm.recv() => { interrupted = true; break; }
+                _ = crate::interrupt::interrupted() => { interrupted = true; break; }
             }
         }
         if timed_out || interrupted {

@@ -72,8 +72,8 @@ impl Runner for ProcessRunner {
         let pgid = child.id().map(|p| p as i32);
         let mut stdout = child.stdout.take();
         let mut stderr = child.stderr.take();
-        let mut sigterm =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        // Until the process group is gone, a signal is ours to handle (kill the group).
+        let _cleanup = crate::interrupt::cleanup_guard();
         let deadline = tokio::time::sleep(spec.resources.timeout);
         tokio::pin!(deadline);
         let (mut out_buf, mut err_buf) = (vec![0u8; 8192], vec![0u8; 8192]);
@@ -90,8 +90,7 @@ impl Runner for ProcessRunner {
                 },
                 status = child.wait(), if stdout.is_none() && stderr.is_none() => break Some(status?),
                 _ = &mut deadline => { stop = Some(Outcome::Timeout); break None; }
-                _ = tokio::signal::ctrl_c() => { stop = Some(Outcome::Interrupted); break None; }
-                _ = sigterm.recv() => { stop = Some(Outcome::Interrupted); break None; }
+                _ = crate::interrupt::interrupted() => { stop = Some(Outcome::Interrupted); break None; }
             }
         };
         if let Some(outcome) = stop {
