@@ -3,6 +3,7 @@
 
 pub mod docker;
 pub mod logs;
+pub mod outputs;
 pub mod process;
 pub mod steps;
 
