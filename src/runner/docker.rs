@@ -1,6 +1,7 @@
 //! The default runner: one container per step through the Docker engine API (bollard).
 //! Containers run as a non-root user, with no new privileges, every capability dropped, a
-//! read-only root filesystem (tmpfs on /tmp) and no network unless the config asks for one.
+//! read-only root filesystem (tmpfs on /tmp), a pids limit, no network unless the config asks
+//! for one, and a `/workspace` without `.git/config` and `.mlops` unless `train.mount_git`.
 //! They are removed on every path: success, failure, timeout, Ctrl-C and SIGTERM.
 
 use std::collections::HashMap;
@@ -344,6 +345,25 @@ fn bind(host: &std::path::Path, container: &str, writable: bool) -> String {
     )
 }
 
+/// What `/workspace` hides unless `train.mount_git: true`: `.git/config`, where
+/// actions/checkout persists its token (an empty file over it, so git still works), and
+/// `.mlops`, the runs and every other state (an empty read-only tmpfs over it).
+fn hide_secrets(
+    workspace: &std::path::Path,
+    binds: &mut Vec<String>,
+    tmpfs: &mut HashMap<String, String>,
+) {
+    if std::fs::symlink_metadata(workspace.join(".git/config")).is_ok() {
+        binds.push(format!("/dev/null:{CONTAINER_WORKSPACE}/.git/config:ro"));
+    }
+    if std::fs::symlink_metadata(workspace.join(".mlops")).is_ok() {
+        tmpfs.insert(
+            format!("{CONTAINER_WORKSPACE}/.mlops"),
+            "ro,size=4k,mode=0555".to_string(),
+        );
+    }
+}
+
 fn data_binds(datasets: &[DatasetMount]) -> (Vec<String>, Vec<(String, String)>) {
     let mut binds = Vec::new();
     let mut seen = Vec::new();
@@ -384,6 +404,10 @@ impl Runner for DockerRunner {
         binds.push(bind(&spec.model_dir, CONTAINER_MODEL, spec.model_writable));
         binds.push(bind(&spec.outputs_dir, CONTAINER_OUTPUTS, true));
         binds.push(bind(&spec.params_file, CONTAINER_PARAMS, false));
+        let mut tmpfs = HashMap::from([("/tmp".to_string(), "rw,exec,size=1g".to_string())]);
+        if !spec.mount_git {
+            hide_secrets(&spec.workspace, &mut binds, &mut tmpfs);
+        }
         let paths = ProtocolPaths {
             data_dir: CONTAINER_DATA.into(),
             datasets,
@@ -415,10 +439,8 @@ impl Runner for DockerRunner {
             security_opt: Some(vec!["no-new-privileges".into()]),
             cap_drop: Some(vec!["ALL".into()]),
             readonly_rootfs: Some(true),
-            tmpfs: Some(HashMap::from([(
-                "/tmp".to_string(),
-                "rw,exec,size=1g".to_string(),
-            )])),
+            tmpfs: Some(tmpfs),
+            pids_limit: Some(i64::from(r.pids)),
             ..Default::default()
         };
         let mut labels = HashMap::new();
