@@ -1,11 +1,13 @@
 //! Running a step (train, evaluate) under the step protocol: the same paths and variables in a
 //! container (`docker`, the default) and on the host (`process`, for debugging).
 
+mod context;
 pub mod docker;
 pub mod logs;
 pub mod outputs;
 pub mod process;
 pub mod steps;
+mod supervise;
 
 use std::path::{Path, PathBuf};
 
