@@ -2,6 +2,7 @@
 //! metrics files.
 
 pub mod metrics;
+mod predictions;
 pub mod rules;
 pub mod significance;
 

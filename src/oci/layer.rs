@@ -227,7 +227,7 @@ mod tests {
         let dir = model();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &dir.path().join("sub/pipe"),
+            dir.path().join("sub/pipe"),
             rustix::fs::FileType::Fifo,
             rustix::fs::Mode::from_raw_mode(0o644),
             0,
