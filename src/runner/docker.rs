@@ -321,21 +321,33 @@ fn bind(host: &std::path::Path, container: &str, writable: bool) -> String {
 
 /// What `/workspace` hides unless `train.mount_git: true`: `.git/config`, where
 /// actions/checkout persists its token (an empty file over it, so git still works), and
-/// `.mlops`, the runs and every other state (an empty read-only tmpfs over it).
+/// `.mlops`, the runs and every other state (an empty read-only tmpfs over it). When either is
+/// a link to somewhere else in the repository, that place is hidden instead.
 fn hide_secrets(
     workspace: &std::path::Path,
     binds: &mut Vec<String>,
     tmpfs: &mut HashMap<String, String>,
 ) {
-    if std::fs::symlink_metadata(workspace.join(".git/config")).is_ok() {
-        binds.push(format!("/dev/null:{CONTAINER_WORKSPACE}/.git/config:ro"));
+    if let Some((inside, meta)) = inside_workspace(workspace, ".git/config") {
+        if meta.is_file() {
+            binds.push(format!("/dev/null:{inside}:ro"));
+        }
     }
-    if std::fs::symlink_metadata(workspace.join(".mlops")).is_ok() {
-        tmpfs.insert(
-            format!("{CONTAINER_WORKSPACE}/.mlops"),
-            "ro,size=4k,mode=0555".to_string(),
-        );
+    if let Some((inside, meta)) = inside_workspace(workspace, ".mlops") {
+        if meta.is_dir() {
+            tmpfs.insert(inside, "ro,size=4k,mode=0555".to_string());
+        }
     }
+}
+
+/// Where `rel` (links resolved) is inside the container's `/workspace`, and what it is; None
+/// when it does not exist or resolves outside the repository (the step cannot see it then).
+fn inside_workspace(workspace: &std::path::Path, rel: &str) -> Option<(String, std::fs::Metadata)> {
+    let real = std::fs::canonicalize(workspace.join(rel)).ok()?;
+    let root = std::fs::canonicalize(workspace).ok()?;
+    let below = real.strip_prefix(&root).ok()?;
+    let meta = std::fs::metadata(&real).ok()?;
+    Some((format!("{CONTAINER_WORKSPACE}/{}", below.display()), meta))
 }
 
 fn data_binds(datasets: &[DatasetMount]) -> (Vec<String>, Vec<(String, String)>) {
@@ -472,6 +484,26 @@ pub fn humanize(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_hidden_where_they_really_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path();
+        std::fs::create_dir_all(ws.join(".git")).unwrap();
+        std::fs::write(ws.join(".git/config"), "token").unwrap();
+        std::fs::create_dir_all(ws.join("state/runs")).unwrap();
+        std::os::unix::fs::symlink("state", ws.join(".mlops")).unwrap();
+        let (mut binds, mut tmpfs) = (Vec::new(), HashMap::new());
+        hide_secrets(ws, &mut binds, &mut tmpfs);
+        assert_eq!(binds, ["/dev/null:/workspace/.git/config:ro"]);
+        assert_eq!(tmpfs.keys().collect::<Vec<_>>(), ["/workspace/state"]);
+
+        // Nothing to hide: no bind, no tmpfs (a mount over a missing path would fail).
+        let empty = tempfile::tempdir().unwrap();
+        let (mut binds, mut tmpfs) = (Vec::new(), HashMap::new());
+        hide_secrets(empty.path(), &mut binds, &mut tmpfs);
+        assert!(binds.is_empty() && tmpfs.is_empty());
+    }
 
     #[test]
     fn tags_split() {
