@@ -129,16 +129,8 @@ impl StepDir {
                 rel: rel.to_path_buf(),
             });
         };
-        let mut dir: Option<File> = None;
-        let mut reached = self.path.clone();
-        for name in dirs {
-            reached.push(name);
-            let at = dir.as_ref().unwrap_or(&self.fd);
-            let fd = rustix::fs::openat(at.as_fd(), *name, DIR_FLAGS, Mode::empty())
-                .map_err(|e| refusal(&reached, e))?;
-            dir = Some(File::from(fd));
-        }
-        let at = dir.as_ref().unwrap_or(&self.fd);
+        let dir = self.open_dir(&dirs.iter().collect::<PathBuf>())?;
+        let at = &dir;
         // Look before opening: a FIFO, a socket or a device is never opened at all. The open
         // below still refuses a link and cannot block, whatever replaced the entry meanwhile.
         let st = rustix::fs::statat(at.as_fd(), *last, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
@@ -169,6 +161,22 @@ impl StepDir {
         Ok(Opened { path, file, meta })
     }
 
+    /// Opens the directory at `rel` (empty: the root itself), refusing a link in any component.
+    fn open_dir(&self, rel: &Path) -> Result<File, OutputError> {
+        let mut dir = self.fd.try_clone().map_err(|source| OutputError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        let mut reached = self.path.clone();
+        for name in self.components(rel)? {
+            reached.push(name);
+            let fd = rustix::fs::openat(dir.as_fd(), name, DIR_FLAGS, Mode::empty())
+                .map_err(|e| refusal(&reached, e))?;
+            dir = File::from(fd);
+        }
+        Ok(dir)
+    }
+
     fn components<'a>(&self, rel: &'a Path) -> Result<Vec<&'a std::ffi::OsStr>, OutputError> {
         rel.components()
             .map(|c| match c {
@@ -185,14 +193,11 @@ impl StepDir {
     /// (a link, a FIFO, a socket, a device) is an error naming it.
     pub fn walk(&self) -> Result<Vec<(PathBuf, bool)>, OutputError> {
         let mut out = Vec::new();
-        let mut stack: Vec<(PathBuf, File)> = vec![(
-            PathBuf::new(),
-            self.fd.try_clone().map_err(|source| OutputError::Io {
-                path: self.path.clone(),
-                source,
-            })?,
-        )];
-        while let Some((rel, dir)) = stack.pop() {
+        // Directories are reopened from the root when their turn comes (one fd at a time,
+        // however wide the tree), each component without following links.
+        let mut stack: Vec<PathBuf> = vec![PathBuf::new()];
+        while let Some(rel) = stack.pop() {
+            let dir = self.open_dir(&rel)?;
             let full = self.path.join(&rel);
             let io_err = |source: rustix::io::Errno| OutputError::Io {
                 path: full.clone(),
@@ -217,9 +222,7 @@ impl StepDir {
                         })?;
                 match rustix::fs::FileType::from_raw_mode(st.st_mode) {
                     rustix::fs::FileType::Directory => {
-                        let fd = rustix::fs::openat(dir.as_fd(), name, DIR_FLAGS, Mode::empty())
-                            .map_err(|e| refusal(&child_path, e))?;
-                        stack.push((child.clone(), File::from(fd)));
+                        stack.push(child.clone());
                         out.push((child, true));
                     }
                     rustix::fs::FileType::RegularFile => out.push((child, false)),
