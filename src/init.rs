@@ -3,7 +3,9 @@
 //! pin every action by commit SHA; `--check` compares the workflows with what the templates
 //! render now and reports drift. The templates use `__NAME__` placeholders rather than
 //! minijinja, whose `{{ }}` would collide with GitHub's `${{ }}` expressions on every line; a
-//! placeholder left unfilled is an error, as minijinja's strict undefined would be.
+//! placeholder left unfilled is an error, as minijinja's strict undefined would be. It also
+//! writes a `.gitignore` and a `.dockerignore` that keep `cosign.key` and `.mlops/runs/` out
+//! of commits and images; existing ones only gain the lines they lack.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +21,10 @@ const PROMOTE: &str = include_str!("../templates/init/mlops-promote.yml");
 const DEPLOY: &str = include_str!("../templates/init/mlops-deploy.yml");
 const SKELETON: &str = include_str!("../templates/init/mlops.yaml");
 const K8S: &str = include_str!("../fixtures/churn/templates/k8s/deployment.yaml.j2");
+const GITIGNORE: &str = include_str!("../templates/init/gitignore");
+const DOCKERIGNORE: &str = include_str!("../templates/init/dockerignore");
+/// What the example adds to the .gitignore.
+const EXAMPLE_GITIGNORE: &str = include_str!("../fixtures/churn/.gitignore");
 
 /// The churn example: (path, content).
 const EXAMPLE: &[(&str, &[u8])] = &[
@@ -36,7 +42,6 @@ const EXAMPLE: &[(&str, &[u8])] = &[
         "data/test.csv",
         include_bytes!("../fixtures/churn/data/test.csv"),
     ),
-    (".gitignore", include_bytes!("../fixtures/churn/.gitignore")),
 ];
 
 pub const WORKFLOWS: &[&str] = &[
@@ -62,6 +67,8 @@ pub struct Planned {
     pub content: Vec<u8>,
     /// Workflows are ours to keep in sync; mlops.yaml and the example are the user's.
     pub managed: bool,
+    /// Ignore files: an existing one gains the lines it lacks, and is never replaced.
+    pub merge: bool,
 }
 
 /// The commit this binary was built from, when built from a git checkout.
@@ -136,6 +143,7 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Vec<Planned>> {
                 path: path.to_string(),
                 content,
                 managed: false,
+                merge: false,
             });
         }
         String::from_utf8_lossy(&files[0].content).into_owned()
@@ -150,6 +158,7 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Vec<Planned>> {
             path: "mlops.yaml".into(),
             content: text.clone().into_bytes(),
             managed: false,
+            merge: false,
         });
         text
     };
@@ -157,7 +166,23 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Vec<Planned>> {
         path: "templates/k8s/deployment.yaml.j2".into(),
         content: K8S.as_bytes().to_vec(),
         managed: false,
+        merge: false,
     });
+    let mut gitignore = GITIGNORE.to_string();
+    if opts.example {
+        gitignore.push_str(&missing_lines(GITIGNORE, EXAMPLE_GITIGNORE).join(""));
+    }
+    for (path, content) in [
+        (".gitignore", gitignore.as_str()),
+        (".dockerignore", DOCKERIGNORE),
+    ] {
+        files.push(Planned {
+            path: path.into(),
+            content: content.as_bytes().to_vec(),
+            managed: false,
+            merge: true,
+        });
+    }
     if !opts.github {
         return Ok(files);
     }
@@ -232,6 +257,7 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Vec<Planned>> {
             path: path.to_string(),
             content: text.into_bytes(),
             managed: true,
+            merge: false,
         });
     }
     Ok(files)
@@ -260,15 +286,47 @@ pub enum Outcome {
     Unchanged,
     /// Exists with other content and was left alone (no --force).
     Kept,
+    /// An ignore file that existed and gained this many lines.
+    Appended(usize),
+}
+
+/// The pattern lines of `wanted` (each with its newline) that `current` lacks; comments and
+/// blank lines do not count.
+fn missing_lines(current: &str, wanted: &str) -> Vec<String> {
+    let have: Vec<&str> = current.lines().map(str::trim).collect();
+    wanted
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !have.contains(l))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// Writes the plan under `root`: new files are written (atomically), identical ones left, and
-/// differing ones overwritten only with `force`.
+/// differing ones overwritten only with `force`; an existing ignore file only gains the lines
+/// it lacks, with or without `force`.
 pub fn write(root: &Path, files: &[Planned], force: bool) -> Result<Vec<(PathBuf, Outcome)>> {
     let mut out = Vec::new();
     for f in files {
         let path = root.join(&f.path);
         let outcome = match std::fs::read(&path) {
+            Ok(current) if f.merge => {
+                let current = String::from_utf8_lossy(&current).into_owned();
+                let missing = missing_lines(&current, &String::from_utf8_lossy(&f.content));
+                if missing.is_empty() {
+                    Outcome::Unchanged
+                } else {
+                    let mut text = current;
+                    if !text.is_empty() && !text.ends_with('\n') {
+                        text.push('\n');
+                    }
+                    text.push_str("# added by mlops init\n");
+                    text.push_str(&missing.concat());
+                    crate::fsutil::write_atomic(&path, text.as_bytes())
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    Outcome::Appended(missing.len())
+                }
+            }
             Ok(current) if current == f.content => Outcome::Unchanged,
             Ok(_) if !force => Outcome::Kept,
             Ok(_) | Err(_) => {
@@ -311,4 +369,70 @@ pub fn check(root: &Path, files: &[Planned]) -> Vec<(String, String)> {
         }
     }
     drift
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(example: bool) -> Options {
+        Options {
+            actions_ref: format!("mlops-dev/mlops@{}", "a".repeat(40)),
+            github: false,
+            example,
+            runs_on: "ubuntu-latest".into(),
+            deploy_runs_on: "ubuntu-latest".into(),
+        }
+    }
+
+    #[test]
+    fn ignore_files_keep_the_key_and_the_runs_out_and_existing_ones_only_grow() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join(".gitignore"), "node_modules/\n  .mlops/runs/").unwrap();
+        let files = plan(root, &options(false)).unwrap();
+        let outcomes = write(root, &files, true).unwrap();
+        let of = |name: &str| {
+            outcomes
+                .iter()
+                .find(|(p, _)| p.ends_with(name))
+                .map(|(_, o)| o.clone())
+                .unwrap()
+        };
+        assert_eq!(of(".gitignore"), Outcome::Appended(2));
+        assert_eq!(of(".dockerignore"), Outcome::Written);
+        let git = std::fs::read_to_string(root.join(".gitignore")).unwrap();
+        assert_eq!(
+            git,
+            "node_modules/\n  .mlops/runs/\n# added by mlops init\n.mlops/monitor/\ncosign.key\n"
+        );
+        let docker = std::fs::read_to_string(root.join(".dockerignore")).unwrap();
+        for line in ["cosign.key", ".mlops/runs/", ".git/", "**/*.key"] {
+            assert!(docker.lines().any(|l| l == line), "{line}: {docker}");
+        }
+        // Again, even with --force: nothing to add, nothing replaced.
+        let again = write(root, &files, true).unwrap();
+        for (path, outcome) in &again {
+            if path.ends_with(".gitignore") || path.ends_with(".dockerignore") {
+                assert_eq!(*outcome, Outcome::Unchanged, "{}", path.display());
+            }
+        }
+        assert_eq!(
+            std::fs::read_to_string(root.join(".gitignore")).unwrap(),
+            git
+        );
+    }
+
+    #[test]
+    fn the_example_gitignore_also_has_its_own_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = plan(dir.path(), &options(true)).unwrap();
+        let git = files.iter().find(|f| f.path == ".gitignore").unwrap();
+        let text = String::from_utf8_lossy(&git.content);
+        assert!(
+            text.contains("__pycache__/\n") && text.contains("cosign.key\n"),
+            "{text}"
+        );
+        assert_eq!(files.iter().filter(|f| f.path == ".gitignore").count(), 1);
+    }
 }

@@ -94,6 +94,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         match outcome {
             Outcome::Written => println!("wrote {rel}"),
             Outcome::Unchanged => println!("unchanged {rel}"),
+            Outcome::Appended(n) => println!("appended {n} line(s) to {rel}"),
             Outcome::Kept => {
                 kept += 1;
                 println!("kept {rel} (differs from the template; --force overwrites it)")

@@ -8,14 +8,23 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 /// Reads and flattens a metrics file; any value that is not a finite number is an error naming
-/// the file and the key.
+/// the file and the key. A step wrote it: it is opened as a step output (a regular file, no link
+/// followed, at most 1 MiB).
 pub fn load_metrics(path: &Path) -> Result<IndexMap<String, f64>> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "cannot read {}: the evaluation step must write metrics.json",
-            path.display()
-        )
-    })?;
+    use crate::runner::outputs;
+    let bytes =
+        outputs::read_limited(path, outputs::METRICS_LIMIT, "metrics.json").map_err(|e| {
+            if e.is_not_found() {
+                anyhow::anyhow!(
+                    "cannot read {}: the evaluation step must write metrics.json",
+                    path.display()
+                )
+            } else {
+                e.into()
+            }
+        })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| anyhow::anyhow!("{} is not UTF-8 text: {e}", path.display()))?;
     parse_metrics(&text).with_context(|| format!("{} is not a valid metrics file", path.display()))
 }
 
@@ -85,6 +94,32 @@ mod tests {
         assert_eq!(m["f1"], 0.9);
         assert_eq!(m["per_class.1.f1"], 0.8);
         assert_eq!(m["n"], 3.0);
+    }
+
+    #[test]
+    fn a_metrics_file_is_read_as_a_step_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret.json");
+        std::fs::write(&secret, r#"{"SENTINEL": "SENTINEL"}"#).unwrap();
+        let link = dir.path().join("metrics.json");
+        std::os::unix::fs::symlink(&secret, &link).unwrap();
+        let e = format!("{:#}", load_metrics(&link).unwrap_err());
+        assert!(e.contains("metrics.json is a symbolic link"), "{e}");
+        assert!(!e.contains("SENTINEL"), "{e}");
+        let e = format!(
+            "{:#}",
+            load_metrics(&dir.path().join("none.json")).unwrap_err()
+        );
+        assert!(
+            e.contains("the evaluation step must write metrics.json"),
+            "{e}"
+        );
+        std::fs::write(dir.path().join("big.json"), vec![b' '; (1 << 20) + 1]).unwrap();
+        let e = format!(
+            "{:#}",
+            load_metrics(&dir.path().join("big.json")).unwrap_err()
+        );
+        assert!(e.contains("larger than the 1 MiB limit"), "{e}");
     }
 
     #[test]

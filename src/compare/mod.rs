@@ -2,6 +2,7 @@
 //! metrics files.
 
 pub mod metrics;
+mod predictions;
 pub mod rules;
 pub mod significance;
 
@@ -122,7 +123,9 @@ fn significance_report(
     chal_path: &Path,
     champ_path: &Path,
 ) -> Result<SignificanceReport> {
-    if !chal_path.exists() || !champ_path.exists() {
+    // `present`, not `exists`: a link the step left is refused when read, not taken for absence.
+    use crate::runner::outputs::present;
+    if !present(chal_path) || !present(champ_path) {
         return Ok(SignificanceReport {
             required: sig.require,
             passed: !sig.require,
@@ -168,7 +171,7 @@ fn significance_report(
 /// Compares a run's challenger with its champion and writes compare.json and report.md.
 pub fn compare_run(config: &Config, run: &RunDir) -> Result<Comparison> {
     let chal_metrics = run.metrics(Side::Challenger);
-    if !chal_metrics.exists() {
+    if !crate::runner::outputs::present(&chal_metrics) {
         anyhow::bail!(
             "run {} has no {}: run `mlops evaluate` first",
             run.id,
@@ -177,7 +180,7 @@ pub fn compare_run(config: &Config, run: &RunDir) -> Result<Comparison> {
     }
     let challenger = metrics::load_metrics(&chal_metrics)?;
     let champ_metrics = run.metrics(Side::Champion);
-    let champion = if champ_metrics.exists() {
+    let champion = if crate::runner::outputs::present(&champ_metrics) {
         Some(metrics::load_metrics(&champ_metrics)?)
     } else {
         None

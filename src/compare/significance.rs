@@ -8,73 +8,10 @@
 //!
 //! Rows are drawn with a small xoshiro256++ generator and Lemire's multiply-shift bound, and the
 //! resamples are split across threads: 10,000 resamples of 100,000 rows is 10⁹ draws.
-
-use std::path::Path;
-
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
 
-/// One model's predictions for the test rows.
-#[derive(Debug, Clone)]
-pub struct Predictions {
-    pub y_true: Vec<f64>,
-    pub y_pred: Vec<f64>,
-    pub score: Option<Vec<f64>>,
-}
-
-pub fn read_predictions(path: &Path) -> Result<Predictions> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .with_context(|| format!("{} is empty", path.display()))?
-        .split(',')
-        .map(str::trim)
-        .collect();
-    let col = |name: &str| header.iter().position(|h| *h == name);
-    let (Some(t), Some(p)) = (col("y_true"), col("y_pred")) else {
-        bail!(
-            "{}: the header must name y_true and y_pred (and optionally score)",
-            path.display()
-        );
-    };
-    let s = col("score");
-    let mut out = Predictions {
-        y_true: Vec::new(),
-        y_pred: Vec::new(),
-        score: s.map(|_| Vec::new()),
-    };
-    for (i, line) in lines.enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = line.split(',').collect();
-        let num = |idx: usize, what: &str| -> Result<f64> {
-            let field = fields.get(idx).map(|f| f.trim()).unwrap_or("");
-            field
-                .parse::<f64>()
-                .ok()
-                .filter(|x| x.is_finite())
-                .with_context(|| {
-                    format!(
-                        "{}:{}: {what} {field:?} is not a finite number",
-                        path.display(),
-                        i + 2
-                    )
-                })
-        };
-        out.y_true.push(num(t, "y_true")?);
-        out.y_pred.push(num(p, "y_pred")?);
-        if let (Some(si), Some(scores)) = (s, out.score.as_mut()) {
-            scores.push(num(si, "score")?);
-        }
-    }
-    if out.y_true.is_empty() {
-        bail!("{} has no rows", path.display());
-    }
-    Ok(out)
-}
+pub use super::predictions::{read_predictions, Predictions};
 
 /// Metrics computable from predictions.
 pub const SUPPORTED: &[&str] = &[

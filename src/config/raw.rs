@@ -120,6 +120,9 @@ pub struct RawTrain {
     pub resources: Option<RawResources>,
     /// Give the container a network; off by default.
     pub network: Option<bool>,
+    /// Show the steps `.git/config` (where a checkout persists its token) and `.mlops` under
+    /// /workspace; off by default (MLOPS_GIT_COMMIT names the commit). Containers only.
+    pub mount_git: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -143,6 +146,9 @@ pub struct RawResources {
     pub gpus: Option<u32>,
     /// Wall-clock limit, e.g. 90s, 30m, 2h.
     pub timeout: Option<String>,
+    /// Most processes and threads the container may hold at once (default 4096).
+    #[schemars(range(min = 1))]
+    pub pids: Option<u32>,
 }
 
 /// The evaluation step; image defaults to train.image.

@@ -79,6 +79,8 @@ pub struct Resources {
     pub gpus: u32,
     #[serde(with = "duration_secs")]
     pub timeout: Duration,
+    /// The container's pids limit.
+    pub pids: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -89,6 +91,8 @@ pub struct StepConfig {
     pub env: IndexMap<String, String>,
     pub resources: Resources,
     pub network: bool,
+    /// `/workspace` shows `.git/config` and `.mlops` (hidden by default).
+    pub mount_git: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -201,6 +205,8 @@ mod duration_secs {
 }
 
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+/// A fork bomb in a step stops here, not at the host's limit.
+pub(crate) const DEFAULT_PIDS: u32 = 4096;
 
 impl Config {
     /// Resolves a raw config that already passed validation; an error here is an invariant the
@@ -263,6 +269,7 @@ impl Config {
                 Some(d) => parse_duration(d)?,
                 None => DEFAULT_TIMEOUT,
             },
+            pids: res.and_then(|r| r.pids).unwrap_or(DEFAULT_PIDS),
         };
         let train_image = match (&t.image, &t.build) {
             (Some(image), None) => ImageSource::Image(image.clone()),
@@ -283,6 +290,7 @@ impl Config {
             env: t.env.clone().unwrap_or_default(),
             resources,
             network: t.network.unwrap_or(false),
+            mount_git: t.mount_git.unwrap_or(false),
         };
         let e = &raw.evaluate;
         let evaluate = EvaluateConfig {

@@ -222,11 +222,17 @@ fn provenance(config: &Config, run: &RunDir) -> Result<IndexMap<String, String>>
         a.insert(format!("dev.mlops.data.{name}.digest"), d.digest.clone());
     }
     let metrics = run.metrics(Side::Challenger);
-    if let Ok(bytes) = std::fs::read(&metrics) {
-        a.insert(
-            "dev.mlops.metrics.digest".into(),
-            registry::sha256_digest(&bytes),
-        );
+    // The evaluation step wrote it: read as a step output (no link followed, size-limited).
+    let limit = crate::runner::outputs::METRICS_LIMIT;
+    match crate::runner::outputs::read_limited(&metrics, limit, "metrics.json") {
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+        Ok(bytes) => {
+            a.insert(
+                "dev.mlops.metrics.digest".into(),
+                registry::sha256_digest(&bytes),
+            );
+        }
     }
     Ok(a)
 }

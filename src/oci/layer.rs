@@ -2,7 +2,9 @@
 //! Entries sorted by path, mtime 0, uid/gid 0, no user or group names, modes normalised to
 //! 0755 (directories and executables) or 0644; compression none, gzip (level 6, no name or
 //! time in the header) or zstd (level 3), single-threaded. Written once to a temporary file
-//! while both digests are computed, so memory stays flat however big the model is.
+//! while both digests are computed, so memory stays flat however big the model is. The model
+//! directory is the training step's writing: it is read as a step output (see
+//! `runner::outputs`): regular files and directories only, no link followed.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::config::Compression;
+use crate::runner::outputs::StepDir;
 
 pub struct Layer {
     /// The blob as stored (compressed or not).
@@ -56,35 +59,6 @@ impl<W: Write> Hashing<W> {
             self.count,
         )
     }
-}
-
-/// Every file and directory under `dir`, relative, sorted bytewise.
-fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).with_context(|| format!("cannot list {}", d.display()))? {
-            let e = e?;
-            let p = e.path();
-            let ft = e.file_type()?;
-            if ft.is_symlink() {
-                anyhow::bail!(
-                    "{} is a symbolic link; a model directory must hold plain files",
-                    p.display()
-                );
-            }
-            if ft.is_dir() {
-                stack.push(p.clone());
-            }
-            out.push(p.strip_prefix(dir).unwrap().to_path_buf());
-        }
-    }
-    out.sort_by(|a, b| {
-        a.as_os_str()
-            .as_encoded_bytes()
-            .cmp(b.as_os_str().as_encoded_bytes())
-    });
-    Ok(out)
 }
 
 /// Builds the layer for `dir` at `at` (an absolute path in the image) into `work`.
@@ -158,29 +132,33 @@ pub fn build(dir: &Path, at: &str, compression: Compression, work: &Path) -> Res
         let mut h = dir_header();
         tar.append_data(&mut h, d, io::empty())?;
     }
-    for rel in entries(dir)? {
-        let full = dir.join(&rel);
-        let meta = std::fs::metadata(&full)?;
+    // The training step wrote this directory: regular files and directories only, nothing
+    // followed, each file opened below its directory without following links, its size taken
+    // from fstat of the opened file and exactly that many bytes read.
+    let root = StepDir::open(dir)?;
+    for (rel, is_dir) in root.walk()? {
         let name = prefix.join(&rel);
-        if meta.is_dir() {
+        if is_dir {
             let mut h = dir_header();
             tar.append_data(&mut h, &name, io::empty())?;
-        } else {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_mode(if meta.permissions().mode() & 0o111 != 0 {
-                0o755
-            } else {
-                0o644
-            });
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_mtime(0);
-            h.set_size(meta.len());
-            let f = std::fs::File::open(&full)
-                .with_context(|| format!("cannot read {}", full.display()))?;
-            tar.append_data(&mut h, &name, std::io::BufReader::with_capacity(1 << 20, f))?;
+            continue;
         }
+        let opened = root.open_file(&rel)?;
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(if opened.meta.permissions().mode() & 0o111 != 0 {
+            0o755
+        } else {
+            0o644
+        });
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(opened.meta.len());
+        let path = opened.path.clone();
+        let data = std::io::BufReader::with_capacity(1 << 20, opened.exact());
+        tar.append_data(&mut h, &name, data)
+            .with_context(|| format!("cannot add {} to the model layer", path.display()))?;
     }
     let hashing = tar.into_inner()?;
     let (mut sink, diff_id, _) = hashing.finish();
@@ -199,4 +177,88 @@ pub fn build(dir: &Path, at: &str, compression: Compression, work: &Path) -> Res
         diff_id,
         media_type,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn model() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("model.bin"), b"weights").unwrap();
+        std::fs::write(dir.path().join("sub/config.json"), b"{}").unwrap();
+        dir
+    }
+
+    #[test]
+    fn holds_the_files_with_their_fstat_sizes_reproducibly() {
+        let dir = model();
+        let work = tempfile::tempdir().unwrap();
+        let a = build(dir.path(), "/model", Compression::None, work.path()).unwrap();
+        let bytes = std::fs::read(&a.path).unwrap();
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let mut seen = Vec::new();
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut content = Vec::new();
+            e.read_to_end(&mut content).unwrap();
+            seen.push((e.path().unwrap().display().to_string(), content));
+        }
+        assert_eq!(
+            seen,
+            [
+                ("model".to_string(), vec![]),
+                ("model/model.bin".to_string(), b"weights".to_vec()),
+                ("model/sub".to_string(), vec![]),
+                ("model/sub/config.json".to_string(), b"{}".to_vec()),
+            ]
+        );
+        let work2 = tempfile::tempdir().unwrap();
+        let b = build(dir.path(), "/model", Compression::None, work2.path()).unwrap();
+        assert_eq!(a.digest, b.digest);
+    }
+
+    #[test]
+    fn refuses_fifos_links_and_sockets_naming_them() {
+        let work = tempfile::tempdir().unwrap();
+
+        let dir = model();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.path().join("sub/pipe"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let e = format!(
+            "{:#}",
+            build(dir.path(), "/model", Compression::Gzip, work.path())
+                .err()
+                .unwrap()
+        );
+        assert!(e.contains("sub/pipe is a FIFO (named pipe)"), "{e}");
+
+        let dir = model();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("sub/passwd")).unwrap();
+        let e = format!(
+            "{:#}",
+            build(dir.path(), "/model", Compression::Gzip, work.path())
+                .err()
+                .unwrap()
+        );
+        assert!(e.contains("sub/passwd is a symbolic link"), "{e}");
+
+        let dir = model();
+        let _l = std::os::unix::net::UnixListener::bind(dir.path().join("sock")).unwrap();
+        let e = format!(
+            "{:#}",
+            build(dir.path(), "/model", Compression::Zstd, work.path())
+                .err()
+                .unwrap()
+        );
+        assert!(e.contains("sock is a socket"), "{e}");
+    }
 }

@@ -1,6 +1,7 @@
 //! The default runner: one container per step through the Docker engine API (bollard).
 //! Containers run as a non-root user, with no new privileges, every capability dropped, a
-//! read-only root filesystem (tmpfs on /tmp) and no network unless the config asks for one.
+//! read-only root filesystem (tmpfs on /tmp), a pids limit, no network unless the config asks
+//! for one, and a `/workspace` without `.git/config` and `.mlops` unless `train.mount_git`.
 //! They are removed on every path: success, failure, timeout, Ctrl-C and SIGTERM.
 
 use std::collections::HashMap;
@@ -10,15 +11,15 @@ use async_trait::async_trait;
 use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    KillContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
 
 use super::{
-    dataset_file_name, protocol_env, DatasetMount, LogSink, Outcome, ProtocolPaths, Runner,
-    RunnerError, StepResult, StepSpec, CONTAINER_DATA, CONTAINER_MODEL, CONTAINER_OUTPUTS,
-    CONTAINER_PARAMS, CONTAINER_WORKSPACE,
+    dataset_file_name, protocol_env, DatasetMount, LogSink, ProtocolPaths, Runner, RunnerError,
+    StepResult, StepSpec, CONTAINER_DATA, CONTAINER_MODEL, CONTAINER_OUTPUTS, CONTAINER_PARAMS,
+    CONTAINER_WORKSPACE,
 };
 use crate::config::ImageSource;
 use crate::runs::ImageInfo;
@@ -28,7 +29,7 @@ pub const RUN_LABEL: &str = "dev.mlops.run";
 pub const STEP_LABEL: &str = "dev.mlops.step";
 
 pub struct DockerRunner {
-    docker: Docker,
+    pub(super) docker: Docker,
 }
 
 fn endpoint() -> String {
@@ -208,8 +209,8 @@ impl DockerRunner {
             .map_err(|_| build_err("the Dockerfile must be inside the build context".into()))?
             .to_string_lossy()
             .into_owned();
-        let tar = context_tar(context)
-            .map_err(|e| build_err(format!("cannot read the build context: {e}")))?;
+        let tar = super::context::context_tar(context, &rel)
+            .map_err(|e| build_err(format!("cannot read the build context: {e:#}")))?;
         log.note(&format!("building {tag} from {}", dockerfile.display()));
         let options = BuildImageOptionsBuilder::default()
             .dockerfile(&rel)
@@ -251,32 +252,6 @@ fn split_tag(reference: &str) -> (&str, &str) {
         Some(i) if !reference[i..].contains('/') => (&reference[..i], &reference[i + 1..]),
         _ => (reference, "latest"),
     }
-}
-
-/// The build context as a tar archive; `.git` and `.mlops` never go to the engine.
-fn context_tar(context: &std::path::Path) -> std::io::Result<Vec<u8>> {
-    let mut builder = tar::Builder::new(Vec::new());
-    builder.follow_symlinks(false);
-    let mut stack = vec![context.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(&dir)?.collect::<Result<_, _>>()?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let path = entry.path();
-            let rel = path.strip_prefix(context).unwrap_or(&path);
-            if rel == std::path::Path::new(".git") || rel == std::path::Path::new(".mlops") {
-                continue;
-            }
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                builder.append_dir(rel, &path)?;
-                stack.push(path);
-            } else {
-                builder.append_path_with_name(&path, rel)?;
-            }
-        }
-    }
-    builder.into_inner()
 }
 
 /// The user steps run as: the caller's uid:gid, or nobody (65534) when the caller is root.
@@ -344,6 +319,37 @@ fn bind(host: &std::path::Path, container: &str, writable: bool) -> String {
     )
 }
 
+/// What `/workspace` hides unless `train.mount_git: true`: `.git/config`, where
+/// actions/checkout persists its token (an empty file over it, so git still works), and
+/// `.mlops`, the runs and every other state (an empty read-only tmpfs over it). When either is
+/// a link to somewhere else in the repository, that place is hidden instead.
+fn hide_secrets(
+    workspace: &std::path::Path,
+    binds: &mut Vec<String>,
+    tmpfs: &mut HashMap<String, String>,
+) {
+    if let Some((inside, meta)) = inside_workspace(workspace, ".git/config") {
+        if meta.is_file() {
+            binds.push(format!("/dev/null:{inside}:ro"));
+        }
+    }
+    if let Some((inside, meta)) = inside_workspace(workspace, ".mlops") {
+        if meta.is_dir() {
+            tmpfs.insert(inside, "ro,size=4k,mode=0555".to_string());
+        }
+    }
+}
+
+/// Where `rel` (links resolved) is inside the container's `/workspace`, and what it is; None
+/// when it does not exist or resolves outside the repository (the step cannot see it then).
+fn inside_workspace(workspace: &std::path::Path, rel: &str) -> Option<(String, std::fs::Metadata)> {
+    let real = std::fs::canonicalize(workspace.join(rel)).ok()?;
+    let root = std::fs::canonicalize(workspace).ok()?;
+    let below = real.strip_prefix(&root).ok()?;
+    let meta = std::fs::metadata(&real).ok()?;
+    Some((format!("{CONTAINER_WORKSPACE}/{}", below.display()), meta))
+}
+
 fn data_binds(datasets: &[DatasetMount]) -> (Vec<String>, Vec<(String, String)>) {
     let mut binds = Vec::new();
     let mut seen = Vec::new();
@@ -384,6 +390,10 @@ impl Runner for DockerRunner {
         binds.push(bind(&spec.model_dir, CONTAINER_MODEL, spec.model_writable));
         binds.push(bind(&spec.outputs_dir, CONTAINER_OUTPUTS, true));
         binds.push(bind(&spec.params_file, CONTAINER_PARAMS, false));
+        let mut tmpfs = HashMap::from([("/tmp".to_string(), "rw,exec,size=1g".to_string())]);
+        if !spec.mount_git {
+            hide_secrets(&spec.workspace, &mut binds, &mut tmpfs);
+        }
         let paths = ProtocolPaths {
             data_dir: CONTAINER_DATA.into(),
             datasets,
@@ -415,10 +425,8 @@ impl Runner for DockerRunner {
             security_opt: Some(vec!["no-new-privileges".into()]),
             cap_drop: Some(vec!["ALL".into()]),
             readonly_rootfs: Some(true),
-            tmpfs: Some(HashMap::from([(
-                "/tmp".to_string(),
-                "rw,exec,size=1g".to_string(),
-            )])),
+            tmpfs: Some(tmpfs),
+            pids_limit: Some(i64::from(r.pids)),
             ..Default::default()
         };
         let mut labels = HashMap::new();
@@ -464,89 +472,6 @@ impl Runner for DockerRunner {
     }
 }
 
-impl DockerRunner {
-    /// Starts the container and follows it to the end: exit, timeout or a signal to us.
-    async fn supervise(
-        &self,
-        id: &str,
-        spec: &StepSpec,
-        log: &mut LogSink,
-    ) -> Result<(Outcome, Option<i64>), RunnerError> {
-        // Attach before starting so that no early output is lost.
-        let logs_options = LogsOptionsBuilder::default()
-            .follow(true)
-            .stdout(true)
-            .stderr(true)
-            .build();
-        let mut logs = self.docker.logs(id, Some(logs_options));
-        self.docker
-            .start_container(id, None)
-            .await
-            .map_err(|e| RunnerError::Start {
-                step: spec.step.clone(),
-                reason: e.to_string(),
-            })?;
-        let deadline = tokio::time::sleep(spec.resources.timeout);
-        tokio::pin!(deadline);
-        let mut interrupted = false;
-        let mut timed_out = false;
-        loop {
-            tokio::select! {
-                item = logs.next() => match item {
-                    Some(Ok(output)) => log.write(&output.into_bytes()),
-                    Some(Err(e)) => { tracing::debug!("log stream: {e}"); break; }
-                    None => break,
-                },
-                _ = &mut deadline => { timed_out = true; break; }
-                _ = crate::interrupt::interrupted() => { interrupted = true; break; }
-            }
-        }
-        if timed_out || interrupted {
-            let kill = KillContainerOptionsBuilder::default()
-                .signal("KILL")
-                .build();
-            let _ = self.docker.kill_container(id, Some(kill)).await;
-            if timed_out {
-                log.note(&format!(
-                    "timed out after {}; container killed",
-                    humanize(spec.resources.timeout)
-                ));
-                return Ok((Outcome::Timeout, None));
-            }
-            log.note("interrupted; container removed");
-            return Ok((Outcome::Interrupted, None));
-        }
-        // The log stream ends when the container stops; read its final state.
-        let mut wait = self.docker.wait_container(id, None);
-        let code = match wait.next().await {
-            Some(Ok(r)) => r.status_code,
-            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
-            Some(Err(e)) => return Err(e.into()),
-            None => -1,
-        };
-        let inspect = self.docker.inspect_container(id, None).await?;
-        let oom = inspect
-            .state
-            .as_ref()
-            .and_then(|s| s.oom_killed)
-            .unwrap_or(false);
-        let outcome = if oom {
-            let limit = spec
-                .resources
-                .memory_bytes
-                .map(|b| format!(" (limit {} MiB)", b >> 20))
-                .unwrap_or_default();
-            log.note(&format!("killed: out of memory{limit}"));
-            Outcome::Oom
-        } else if code == 0 {
-            Outcome::Ok
-        } else {
-            Outcome::Failed
-        };
-        Ok((outcome, Some(code)))
-    }
-}
-
 pub fn humanize(d: Duration) -> String {
     let s = d.as_secs();
     match s {
@@ -559,6 +484,26 @@ pub fn humanize(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_hidden_where_they_really_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path();
+        std::fs::create_dir_all(ws.join(".git")).unwrap();
+        std::fs::write(ws.join(".git/config"), "token").unwrap();
+        std::fs::create_dir_all(ws.join("state/runs")).unwrap();
+        std::os::unix::fs::symlink("state", ws.join(".mlops")).unwrap();
+        let (mut binds, mut tmpfs) = (Vec::new(), HashMap::new());
+        hide_secrets(ws, &mut binds, &mut tmpfs);
+        assert_eq!(binds, ["/dev/null:/workspace/.git/config:ro"]);
+        assert_eq!(tmpfs.keys().collect::<Vec<_>>(), ["/workspace/state"]);
+
+        // Nothing to hide: no bind, no tmpfs (a mount over a missing path would fail).
+        let empty = tempfile::tempdir().unwrap();
+        let (mut binds, mut tmpfs) = (Vec::new(), HashMap::new());
+        hide_secrets(empty.path(), &mut binds, &mut tmpfs);
+        assert!(binds.is_empty() && tmpfs.is_empty());
+    }
 
     #[test]
     fn tags_split() {

@@ -1,10 +1,13 @@
 //! Running a step (train, evaluate) under the step protocol: the same paths and variables in a
 //! container (`docker`, the default) and on the host (`process`, for debugging).
 
+mod context;
 pub mod docker;
 pub mod logs;
+pub mod outputs;
 pub mod process;
 pub mod steps;
+mod supervise;
 
 use std::path::{Path, PathBuf};
 
@@ -51,6 +54,10 @@ pub struct StepSpec {
     pub env: IndexMap<String, String>,
     pub resources: Resources,
     pub network: bool,
+    /// Show `.git/config` and `.mlops` under /workspace (containers; hidden by default).
+    pub mount_git: bool,
+    /// The run's commit (`MLOPS_GIT_COMMIT`; empty outside a git repository).
+    pub git_commit: String,
     /// Where the step's log is written (tee of what is streamed).
     pub log_file: PathBuf,
 }
@@ -133,6 +140,7 @@ pub fn protocol_env(spec: &StepSpec, paths: &ProtocolPaths) -> Vec<(String, Stri
         .collect();
     env.push(("MLOPS_RUN_ID".into(), spec.run_id.clone()));
     env.push(("MLOPS_STEP".into(), spec.step.clone()));
+    env.push(("MLOPS_GIT_COMMIT".into(), spec.git_commit.clone()));
     env.push(("MLOPS_DATA_DIR".into(), paths.data_dir.clone()));
     for (name, path) in &paths.datasets {
         let var = format!(

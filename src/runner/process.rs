@@ -1,6 +1,9 @@
 //! `--runner process`: the same command on this machine, with the same variables pointing at
 //! host directories, for debugging a step without Docker. Datasets appear under a temporary
 //! data directory laid out like /mlops/data (symlinks); the working directory is the repository.
+//! The environment is cleared: the step gets the protocol's variables, `train.env`, and `PATH`,
+//! `HOME` and `LANG`. It is not a sandbox: the step runs as you, sees the whole repository
+//! (`.git/config` and `.mlops` included) and can write wherever you can.
 
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
@@ -14,6 +17,9 @@ use super::{
 };
 
 pub struct ProcessRunner;
+
+/// The only variables a host step inherits from mlops' environment.
+pub const INHERITED: &[&str] = &["PATH", "HOME", "LANG"];
 
 #[async_trait]
 impl Runner for ProcessRunner {
@@ -55,6 +61,14 @@ impl Runner for ProcessRunner {
         let mut cmd = std::process::Command::new(program);
         cmd.args(args)
             .current_dir(&spec.workspace)
+            // Only the protocol's variables, train.env and what a shell needs: never the
+            // registry password, the signing key, GITHUB_TOKEN or the runner's ACTIONS_* tokens.
+            .env_clear()
+            .envs(
+                INHERITED
+                    .iter()
+                    .filter_map(|k| std::env::var_os(k).map(|v| (*k, v))),
+            )
             .envs(protocol_env(spec, &paths))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -32,6 +32,7 @@ struct Io {
 fn spec(
     config: &Config,
     run: &RunDir,
+    git_commit: &str,
     step: &str,
     cfg: &StepConfig,
     params: &IndexMap<String, serde_json::Value>,
@@ -57,6 +58,8 @@ fn spec(
         env: cfg.env.clone(),
         resources: cfg.resources.clone(),
         network: cfg.network,
+        mount_git: cfg.mount_git,
+        git_commit: git_commit.to_string(),
         log_file: run.logs_dir().join(format!("{step}.log")),
     }
 }
@@ -124,7 +127,8 @@ pub async fn train(
         data,
         resources: serde_json::json!({
             "cpus": r.cpus, "memory_bytes": r.memory_bytes, "gpus": r.gpus,
-            "timeout_secs": r.timeout.as_secs_f64(), "network": config.train.network,
+            "timeout_secs": r.timeout.as_secs_f64(), "pids": r.pids,
+            "network": config.train.network, "mount_git": config.train.mount_git,
         }),
         steps: IndexMap::new(),
     };
@@ -133,6 +137,7 @@ pub async fn train(
     let s = spec(
         config,
         &run,
+        &record_.git.commit,
         "train",
         &config.train,
         &params,
@@ -175,9 +180,11 @@ pub async fn evaluate(config: &Config, runner: &dyn Runner, run: &RunDir) -> Res
         None => bail!("run {} has no trained model", run.id),
     }
     let params = rec.params.clone();
+    let commit = rec.git.commit.clone();
     let challenger_spec = spec(
         config,
         run,
+        &commit,
         "evaluate-challenger",
         &config.evaluate.step,
         &params,
@@ -232,6 +239,7 @@ pub async fn evaluate(config: &Config, runner: &dyn Runner, run: &RunDir) -> Res
             let s = spec(
                 config,
                 run,
+                &commit,
                 "evaluate-champion",
                 &config.evaluate.step,
                 &champion_params,

@@ -24,6 +24,15 @@ pub fn statements(run: &RunDir, packaged: &Packaged, name: &str) -> Result<Vec<V
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
     };
+    // metrics.json is the evaluation step's writing: read as a step output (no link followed).
+    let read_metrics = |side: Side| -> Result<Option<Value>> {
+        use crate::runner::outputs;
+        match outputs::read_limited(&run.metrics(side), outputs::METRICS_LIMIT, "metrics.json") {
+            Ok(b) => Ok(serde_json::from_slice(&b).ok()),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    };
     let mut deps = Vec::new();
     if !record.git.commit.is_empty() {
         let source = packaged
@@ -70,8 +79,8 @@ pub fn statements(run: &RunDir, packaged: &Packaged, name: &str) -> Result<Vec<V
             "git_commit": record.git.commit,
             "data": record.data,
             "metrics": {
-                "challenger": read(run.metrics(Side::Challenger)),
-                "champion": read(run.metrics(Side::Champion)),
+                "challenger": read_metrics(Side::Challenger)?,
+                "champion": read_metrics(Side::Champion)?,
             },
             "verdict": compare.as_ref().map(|c| c["verdict"].clone()),
             "against": compare.as_ref().map(|c| c["against"].clone()),

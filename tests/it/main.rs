@@ -11,4 +11,5 @@ mod github;
 mod package;
 mod promote;
 mod runner;
+mod sandbox;
 mod validate;

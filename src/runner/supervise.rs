@@ -1,0 +1,256 @@
+//! Following a started container to its end: its output streamed to the step's log, then its
+//! exit status; bounded by the step's timeout and by Ctrl-C/SIGTERM whatever the engine does
+//! (a log stream that fails or never ends, a wait that never answers).
+
+use bollard::query_parameters::{KillContainerOptionsBuilder, LogsOptionsBuilder};
+use futures_util::StreamExt;
+
+use std::time::Duration;
+
+use super::docker::{humanize, DockerRunner};
+use super::{LogSink, Outcome, RunnerError, StepSpec};
+
+/// How long output may trail the exit status.
+const LOG_GRACE: Duration = Duration::from_secs(2);
+/// How long a kill or an inspect may take before we stop waiting for the engine.
+const ENGINE_GRACE: Duration = Duration::from_secs(30);
+
+enum Stop {
+    Exited(Result<i64, bollard::errors::Error>),
+    Timeout,
+    Interrupted,
+}
+
+impl DockerRunner {
+    /// Starts the container and follows it to the end: exit, timeout or a signal to us.
+    pub(super) async fn supervise(
+        &self,
+        id: &str,
+        spec: &StepSpec,
+        log: &mut LogSink,
+    ) -> Result<(Outcome, Option<i64>), RunnerError> {
+        // Attach before starting so that no early output is lost.
+        let logs_options = LogsOptionsBuilder::default()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let mut logs = self.docker.logs(id, Some(logs_options));
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(|e| RunnerError::Start {
+                step: spec.step.clone(),
+                reason: e.to_string(),
+            })?;
+        let deadline = tokio::time::sleep(spec.resources.timeout);
+        tokio::pin!(deadline);
+        // The exit status is awaited alongside the output, and everything is bounded by the
+        // deadline and by a signal: neither a failing log stream nor a silent engine can make a
+        // step outlive its timeout.
+        let mut wait = self.docker.wait_container(id, None);
+        let grace = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(grace);
+        let mut logs_open = true;
+        let mut exited: Option<Result<i64, bollard::errors::Error>> = None;
+        let stop = loop {
+            tokio::select! {
+                item = logs.next(), if logs_open => match item {
+                    Some(Ok(output)) => log.write(&output.into_bytes()),
+                    Some(Err(e)) => {
+                        tracing::debug!("log stream: {e}");
+                        logs_open = false;
+                    }
+                    None => logs_open = false,
+                },
+                status = wait.next(), if exited.is_none() => {
+                    exited = Some(match status {
+                        Some(Ok(r)) => Ok(r.status_code),
+                        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+                        Some(Err(e)) => Err(e),
+                        None => Ok(-1),
+                    });
+                    // The last lines may trail the exit a little; not for long.
+                    grace.as_mut().reset(tokio::time::Instant::now() + LOG_GRACE);
+                },
+                _ = &mut grace, if exited.is_some() && logs_open => logs_open = false,
+                _ = &mut deadline => break Stop::Timeout,
+                _ = crate::interrupt::interrupted() => break Stop::Interrupted,
+            }
+            if !logs_open {
+                if let Some(code) = exited.take() {
+                    break Stop::Exited(code);
+                }
+            }
+        };
+        let code = match stop {
+            Stop::Exited(code) => code?,
+            Stop::Timeout | Stop::Interrupted => {
+                let kill = KillContainerOptionsBuilder::default()
+                    .signal("KILL")
+                    .build();
+                let killed = self.docker.kill_container(id, Some(kill));
+                if tokio::time::timeout(ENGINE_GRACE, killed).await.is_err() {
+                    tracing::warn!("the engine did not confirm killing container {id}");
+                }
+                if matches!(stop, Stop::Timeout) {
+                    log.note(&format!(
+                        "timed out after {}; container killed",
+                        humanize(spec.resources.timeout)
+                    ));
+                    return Ok((Outcome::Timeout, None));
+                }
+                log.note("interrupted; container removed");
+                return Ok((Outcome::Interrupted, None));
+            }
+        };
+        let inspect = tokio::time::timeout(ENGINE_GRACE, self.docker.inspect_container(id, None))
+            .await
+            .map_err(|_| RunnerError::Start {
+                step: spec.step.clone(),
+                reason: format!(
+                    "the engine did not describe container {id} within {}s after it exited",
+                    ENGINE_GRACE.as_secs()
+                ),
+            })??;
+        let oom = inspect
+            .state
+            .as_ref()
+            .and_then(|s| s.oom_killed)
+            .unwrap_or(false);
+        let outcome = if oom {
+            let limit = spec
+                .resources
+                .memory_bytes
+                .map(|b| format!(" (limit {} MiB)", b >> 20))
+                .unwrap_or_default();
+            log.note(&format!("killed: out of memory{limit}"));
+            Outcome::Oom
+        } else if code == 0 {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        };
+        Ok((outcome, Some(code)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against a fake engine on a unix socket that misbehaves the way a real one can.
+
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::config::{ImageSource, Resources};
+
+    /// Answers start and kill; fails the log stream at once; never answers wait (the
+    /// headers go out, the status never does, as when the container runs on). Records the
+    /// requests it saw.
+    async fn fake_engine(socket: std::path::PathBuf, seen: Arc<Mutex<Vec<String>>>) {
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let mut chunk = [0u8; 4096];
+                    let Ok(n) = conn.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                    buf.drain(..end + 4);
+                    let line = head.lines().next().unwrap_or("").to_string();
+                    seen.lock().unwrap().push(line.clone());
+                    let reply: &[u8] = if line.contains("/logs") {
+                        b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: 33\r\n\r\n{\"message\":\"log stream is gone\"}\n"
+                    } else if line.contains("/wait") {
+                        let _ = conn
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+                            .await;
+                        std::future::pending::<()>().await;
+                        return;
+                    } else {
+                        b"HTTP/1.1 204 No Content\r\n\r\n"
+                    };
+                    if conn.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    }
+
+    fn spec(dir: &std::path::Path, timeout: Duration) -> StepSpec {
+        StepSpec {
+            step: "train".into(),
+            run_id: "r".into(),
+            image: ImageSource::Image("x".into()),
+            command: vec!["true".into()],
+            workspace: dir.to_path_buf(),
+            datasets: Vec::new(),
+            model_dir: dir.join("model"),
+            model_writable: true,
+            outputs_dir: dir.join("outputs"),
+            params_file: dir.join("params.json"),
+            params: Default::default(),
+            env: Default::default(),
+            resources: Resources {
+                cpus: None,
+                memory_bytes: None,
+                gpus: 0,
+                timeout,
+                pids: 16,
+            },
+            network: false,
+            mount_git: false,
+            git_commit: String::new(),
+            log_file: dir.join("train.log"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_log_stream_cannot_make_a_step_outlive_its_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("engine.sock");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        tokio::spawn(fake_engine(socket.clone(), seen.clone()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let docker = bollard::Docker::connect_with_unix(
+            socket.to_str().unwrap(),
+            600,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .unwrap();
+        let runner = DockerRunner { docker };
+        let spec = spec(dir.path(), Duration::from_secs(2));
+        let mut log = LogSink::open("train", &spec.log_file).unwrap();
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(
+            Duration::from_secs(20),
+            runner.supervise("c0ffee", &spec, &mut log),
+        )
+        .await
+        .expect("the step outlived its 2 s timeout by 18 s after its log stream failed");
+        assert!(matches!(result, Ok((Outcome::Timeout, None))), "{result:?}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let seen = seen.lock().unwrap().clone();
+        assert!(
+            seen.iter()
+                .any(|l| l.starts_with("POST") && l.contains("/containers/c0ffee/kill")),
+            "the container was not killed: {seen:?}"
+        );
+    }
+}
