@@ -54,18 +54,44 @@ pub fn path(repo_root: &Path, env: &str) -> PathBuf {
 /// Reads the desired state of `env`; `Ok(None)` when nothing was promoted there yet.
 pub fn read(repo_root: &Path, env: &str) -> Result<Option<EnvironmentState>> {
     let p = path(repo_root, env);
-    let text = match std::fs::read_to_string(&p) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", p.display())),
-    };
-    parse(&text)
-        .with_context(|| format!("{} is not a valid environment file", p.display()))
-        .map(Some)
+    let mut bytes = Vec::new();
+    {
+        use std::io::Read;
+        match std::fs::File::open(&p) {
+            Ok(f) => f
+                .take(MAX_FILE_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+                .with_context(|| format!("cannot read {}", p.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", p.display())),
+        };
+    }
+    let file = p.display().to_string();
+    let state = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{file} is not UTF-8 text"))
+        .and_then(|text| parse_file(&file, &text))
+        .with_context(|| format!("{file} is not a valid environment file"))?;
+    Ok(Some(state))
 }
 
+/// An environment file is read only up to this size (64 KiB); a larger one is refused unparsed.
+pub const MAX_FILE_BYTES: usize = 64 << 10;
+
+/// Parses the text of an environment file; errors say where, as `environment file:line:col`.
 pub fn parse(text: &str) -> Result<EnvironmentState> {
-    let value = crate::yamlio::from_yaml(text)?;
+    parse_file("environment file", text)
+}
+
+/// Parses the text of the environment file `file` (its name in messages): at most 64 KiB, no
+/// YAML anchors or aliases, valid against `schemas/environment.schema.json`.
+pub fn parse_file(file: &str, text: &str) -> Result<EnvironmentState> {
+    if text.len() > MAX_FILE_BYTES {
+        anyhow::bail!(
+            "{file} is larger than 64 KiB, the limit for an environment file; nothing was parsed"
+        );
+    }
+    let (value, _) = crate::config::yaml::parse(text)
+        .map_err(|e| anyhow::anyhow!("{file}:{}:{}: {}", e.pos.0, e.pos.1, e.message))?;
     static VALIDATOR: std::sync::OnceLock<std::result::Result<jsonschema::Validator, String>> =
         std::sync::OnceLock::new();
     let validator = VALIDATOR
@@ -235,7 +261,7 @@ pub fn history(repo_root: &Path, env: &str) -> Result<Vec<HistoryEntry>> {
             continue;
         };
         let state = match crate::git::run(repo_root, &["show", &format!("{commit}:./{rel}")]) {
-            Ok(text) => Some(parse(&text).with_context(|| {
+            Ok(text) => Some(parse_file(&rel, &text).with_context(|| {
                 format!("{rel} as of commit {commit} is not a valid environment file")
             })?),
             Err(_) => None,

@@ -153,3 +153,42 @@ fn a_broken_environment_file_names_the_commit() {
         stderr(&out)
     );
 }
+
+#[test]
+fn anchors_and_oversized_environment_files_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(&fixture("churn"), dir);
+    let envs = dir.join(".mlops/environments");
+    std::fs::create_dir_all(&envs).unwrap();
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let good = format!(
+        "environment: staging\nmodel: churn\nimage: 127.0.0.1:5000/acme/churn@{digest}\ndigest: {digest}\nrun_id: r1\ngit_commit: abc\npromoted_at: '2026-11-25T00:00:00Z'\n"
+    );
+    std::fs::write(envs.join("staging.yaml"), &good).unwrap();
+    let out = mlops(dir).args(["status"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let anchored = good.replace("git_commit: abc\n", "git_commit: &c abc\nchange: *c\n");
+    std::fs::write(envs.join("staging.yaml"), &anchored).unwrap();
+    let out = mlops(dir).args(["status"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("staging.yaml:6:13: a YAML anchor (&name)"),
+        "{}",
+        stderr(&out)
+    );
+
+    let mut big = good.clone();
+    while big.len() <= 64 << 10 {
+        big.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    std::fs::write(envs.join("staging.yaml"), &big).unwrap();
+    let out = mlops(dir).args(["status"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("staging.yaml is larger than 64 KiB"),
+        "{}",
+        stderr(&out)
+    );
+}
