@@ -46,7 +46,7 @@ fn bare_key(k: &str) -> bool {
 /// A double-quoted YAML scalar. Only printable characters (YAML's c-printable) are written as
 /// they are, except those some readers take as line breaks or a byte-order mark; every other
 /// character is an escape, so the text comes back byte for byte.
-fn quoted(s: &str) -> String {
+pub(crate) fn quoted(s: &str) -> String {
     use std::fmt::Write;
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -71,6 +71,25 @@ fn quoted(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// A value on one line in YAML's flow style (`{key: value}`, `[a, b]`), keys and strings
+/// double-quoted: what a template gets for a map or list.
+pub(crate) fn flow(v: &Value) -> String {
+    match v {
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(flow).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{}: {}", quoted(k), flow(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => scalar(other),
+    }
 }
 
 fn printable(c: char) -> bool {

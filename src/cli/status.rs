@@ -19,7 +19,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     let config = config::load(&cli.config)?;
     let mut rows = Vec::new();
     for (name, env) in &config.environments {
-        let state = environment::read(&config.root, name)?;
+        let state = environment::read(&config, name)?;
         let last = environment::last_change(&config.root, name);
         let merged = last
             .as_ref()
