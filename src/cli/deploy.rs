@@ -126,7 +126,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         }
         gha::set_outputs(&[("digest", &deployed.digest), ("url", &deployed.url)])?;
         match args.format {
-            Format::Json => println!("{}", serde_json::to_string_pretty(&deployed)?),
+            Format::Json => super::print_json(&deployed)?,
             _ => println!("{}", deployed.url),
         }
         Ok(ExitCode::SUCCESS)

@@ -201,12 +201,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         ("digest", &candidate.digest),
     ])?;
     match args.format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &json!({"environment": env, "state": state, "proposal": proposal})
-            )?
-        ),
+        Format::Json => {
+            super::print_json(&json!({"environment": env, "state": state, "proposal": proposal}))?
+        }
         _ => println!("{}", proposal.url),
     }
     Ok(ExitCode::SUCCESS)

@@ -33,10 +33,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         }));
     }
     match args.format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "environments": rows }))?
-        ),
+        Format::Json => super::print_json(&json!({ "environments": rows }))?,
         Format::Markdown | Format::Github => {
             println!("| environment | model | digest | run | metrics | promoted | change |");
             println!("|---|---|---|---|---|---|---|");

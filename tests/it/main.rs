@@ -12,4 +12,5 @@ mod keys;
 mod package;
 mod promote;
 mod runner;
+mod text;
 mod validate;
