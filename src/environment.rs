@@ -27,7 +27,8 @@ pub struct EnvironmentState {
     /// Who signed it: the public key's fingerprint (`sha256:...`) or a keyless identity.
     #[serde(default)]
     pub signature: Option<String>,
-    /// The run that produced the model (`.mlops/runs/<run_id>`).
+    /// The run that produced the model (`.mlops/runs/<run_id>`): a name, never a path.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"))]
     pub run_id: String,
     /// The commit the model was trained from.
     pub git_commit: String,
@@ -39,7 +40,7 @@ pub struct EnvironmentState {
     /// When the promotion was first proposed (RFC 3339, UTC).
     pub promoted_at: String,
     /// Where the champion's model can be found without the registry (a run directory, relative
-    /// to the repository root), used until the model is read from the image.
+    /// to the repository root, inside it), used until the model is read from the image.
     #[serde(default)]
     pub model_dir: Option<String>,
     /// The pull request (URL) or branch that carried this promotion.
@@ -51,21 +52,65 @@ pub fn path(repo_root: &Path, env: &str) -> PathBuf {
     repo_root.join(ENVIRONMENTS_DIR).join(format!("{env}.yaml"))
 }
 
-/// Reads the desired state of `env`; `Ok(None)` when nothing was promoted there yet.
-pub fn read(repo_root: &Path, env: &str) -> Result<Option<EnvironmentState>> {
-    let p = path(repo_root, env);
-    let text = match std::fs::read_to_string(&p) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", p.display())),
-    };
-    parse(&text)
-        .with_context(|| format!("{} is not a valid environment file", p.display()))
-        .map(Some)
+/// Reads the desired state of `env`; `Ok(None)` when nothing was promoted there yet. The file
+/// must be about this environment of this config's model.
+pub fn read(config: &crate::config::Config, env: &str) -> Result<Option<EnvironmentState>> {
+    let p = path(&config.root, env);
+    let mut bytes = Vec::new();
+    {
+        use std::io::Read;
+        match std::fs::File::open(&p) {
+            Ok(f) => f
+                .take(MAX_FILE_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+                .with_context(|| format!("cannot read {}", p.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", p.display())),
+        };
+    }
+    let file = p.display().to_string();
+    let state = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{file} is not UTF-8 text"))
+        .and_then(|text| parse_file(&file, &text))
+        .and_then(|state| {
+            if state.model != config.model {
+                anyhow::bail!(
+                    "it is about model {:?}, but {} is about model {:?}",
+                    state.model,
+                    config.file.display(),
+                    config.model
+                );
+            }
+            if state.environment != env {
+                anyhow::bail!(
+                    "it names environment {:?}; the file of environment {env:?} must say `environment: {env}`",
+                    state.environment
+                );
+            }
+            Ok(state)
+        })
+        .with_context(|| format!("{file} is not a valid environment file"))?;
+    Ok(Some(state))
 }
 
+/// An environment file is read only up to this size (64 KiB); a larger one is refused unparsed.
+pub const MAX_FILE_BYTES: usize = 64 << 10;
+
+/// Parses the text of an environment file; errors say where, as `environment file:line:col`.
 pub fn parse(text: &str) -> Result<EnvironmentState> {
-    let value = crate::yamlio::from_yaml(text)?;
+    parse_file("environment file", text)
+}
+
+/// Parses the text of the environment file `file` (its name in messages): at most 64 KiB, no
+/// YAML anchors or aliases, valid against `schemas/environment.schema.json`.
+pub fn parse_file(file: &str, text: &str) -> Result<EnvironmentState> {
+    if text.len() > MAX_FILE_BYTES {
+        anyhow::bail!(
+            "{file} is larger than 64 KiB, the limit for an environment file; nothing was parsed"
+        );
+    }
+    let (value, _) = crate::config::yaml::parse(text)
+        .map_err(|e| anyhow::anyhow!("{file}:{}:{}: {}", e.pos.0, e.pos.1, e.message))?;
     static VALIDATOR: std::sync::OnceLock<std::result::Result<jsonschema::Validator, String>> =
         std::sync::OnceLock::new();
     let validator = VALIDATOR
@@ -89,7 +134,21 @@ pub fn parse(text: &str) -> Result<EnvironmentState> {
     if !problems.is_empty() {
         anyhow::bail!("{}", problems.join("; "));
     }
-    Ok(serde_json::from_value(value)?)
+    let state: EnvironmentState = serde_json::from_value(value)?;
+    if let Some(dir) = &state.model_dir {
+        let inside = Path::new(dir).components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        });
+        if !inside || dir.is_empty() {
+            anyhow::bail!(
+                "{file}: model_dir {dir:?} must be a path inside the repository, relative to its root"
+            );
+        }
+    }
+    Ok(state)
 }
 
 /// The schema committed as `schemas/environment.schema.json` (a test keeps the two equal).
@@ -235,7 +294,7 @@ pub fn history(repo_root: &Path, env: &str) -> Result<Vec<HistoryEntry>> {
             continue;
         };
         let state = match crate::git::run(repo_root, &["show", &format!("{commit}:./{rel}")]) {
-            Ok(text) => Some(parse(&text).with_context(|| {
+            Ok(text) => Some(parse_file(&rel, &text).with_context(|| {
                 format!("{rel} as of commit {commit} is not a valid environment file")
             })?),
             Err(_) => None,
@@ -286,9 +345,11 @@ mod tests {
             model_dir: None,
             change: None,
         };
-        assert!(read(dir.path(), "staging").unwrap().is_none());
+        let path = dir.path().join(".mlops/environments/staging.yaml");
+        assert!(!path.exists());
         write(dir.path(), &s).unwrap();
-        assert_eq!(read(dir.path(), "staging").unwrap().unwrap(), s);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(parse_file("staging.yaml", &text).unwrap(), s);
     }
 }
 

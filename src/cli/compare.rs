@@ -70,7 +70,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     let markdown = report::markdown(&comparison, run.as_ref())?;
     match args.format {
         Format::Human => print!("{}", report::human(&comparison)),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&comparison)?),
+        Format::Json => super::print_json(&comparison)?,
         Format::Markdown => print!("{markdown}"),
         Format::Github => print!("{}", report::github(&comparison)),
     }
@@ -88,7 +88,10 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         let forge = crate::forge::github::GitHub::new(&config.root, &config.forge)?;
         let marker = format!("<!-- mlops:compare {} -->", config.model);
         let url = forge.sticky_comment(number, &marker, &markdown)?;
-        eprintln!("mlops compare: report on pull request #{number}: {url}");
+        eprintln!(
+            "mlops compare: report on pull request #{number}: {}",
+            gha::neutralise(&url)
+        );
         gha::set_outputs(&[("comment-url", &url)])?;
     }
     let verdict = match comparison.verdict {

@@ -53,7 +53,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
                     .strip_prefix(&config.root)
                     .map(|p| p.display().to_string())
                     .unwrap_or(path.clone());
-                eprintln!(
+                let line = format!(
                     "accepted {} ({}, {} rows, {} columns, {}) → {rel}",
                     r.dataset,
                     r.path,
@@ -61,6 +61,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
                     r.schema.len(),
                     r.digest
                 );
+                eprintln!("{}", gha::neutralise(&line));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -72,7 +73,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
 pub fn print_report(report: &check::Report, format: Format) -> Result<()> {
     match format {
         Format::Human | Format::Github => print!("{}", check::human(report)),
-        Format::Json => println!("{}", serde_json::to_string_pretty(report)?),
+        Format::Json => super::print_json(report)?,
         Format::Markdown => print!("{}", check::markdown(report)),
     }
     if gha::active() || format == Format::Github {

@@ -41,7 +41,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     let config = config::load(&cli.config)?;
     let env = args.environment.as_str();
     let env_cfg = super::environment(&config, env)?;
-    let state = environment::read(&config.root, env)?.with_context(|| {
+    let state = environment::read(&config, env)?.with_context(|| {
         format!(
             "nothing is promoted to {env}: {} does not exist (merge a promotion first)",
             environment::path(&config.root, env).display()
@@ -126,7 +126,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         }
         gha::set_outputs(&[("digest", &deployed.digest), ("url", &deployed.url)])?;
         match args.format {
-            Format::Json => println!("{}", serde_json::to_string_pretty(&deployed)?),
+            Format::Json => super::print_json(&deployed)?,
             _ => println!("{}", deployed.url),
         }
         Ok(ExitCode::SUCCESS)

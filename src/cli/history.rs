@@ -22,13 +22,10 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     super::environment(&config, &args.environment)?;
     let entries = environment::history(&config.root, &args.environment)?;
     match args.format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "environment": args.environment,
-                "changes": entries,
-            }))?
-        ),
+        Format::Json => super::print_json(&serde_json::json!({
+            "environment": args.environment,
+            "changes": entries,
+        }))?,
         Format::Markdown | Format::Github => {
             println!("| when | change | digest | run | commit | by |");
             println!("|---|---|---|---|---|---|");

@@ -101,10 +101,41 @@ pub fn init_logging(cli: &Cli) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("mlops={default},warn")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(NeutralStderr::default)
         .with_target(false)
         .without_time()
         .try_init();
+}
+
+/// One log event, written to stderr on drop with [`crate::gha::neutralise`] applied: events quote
+/// values (paths, names, responses) that must not become workflow commands.
+#[derive(Default)]
+struct NeutralStderr(Vec<u8>);
+
+impl std::io::Write for NeutralStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for NeutralStderr {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let text = crate::gha::neutralise(&String::from_utf8_lossy(&self.0));
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    }
+}
+
+/// Prints a result as pretty JSON on stdout, with no text the runner could read as a command.
+fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    println!("{}", crate::gha::neutralise_json(&text));
+    Ok(())
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -128,7 +159,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) if e.downcast_ref::<crate::interrupt::Interrupted>().is_some() => {
-            eprintln!("mlops: {e}");
+            eprintln!("mlops: {}", crate::gha::neutralise(&e.to_string()));
             ExitCode::from(EXIT_INTERRUPTED)
         }
         Err(e) => {
@@ -141,7 +172,7 @@ pub fn run(cli: Cli) -> ExitCode {
 /// Prints a tool failure (exit 2) on stderr, and as an annotation under GitHub Actions.
 fn report_failure(e: &anyhow::Error) {
     let text = format!("{e:#}");
-    eprintln!("error: {text}");
+    eprintln!("error: {}", crate::gha::neutralise(&text));
     if crate::gha::active() {
         eprintln!("::error title=mlops::{}", crate::gha::escape_data(&text));
     }
@@ -168,7 +199,10 @@ fn environment<'a>(
 
 /// A step that said no (exit 1): why, on stderr and as an annotation under GitHub Actions.
 fn refuse(command: &str, outcome: &str, why: &str) -> ExitCode {
-    eprintln!("mlops {command}: {outcome}: {why}");
+    eprintln!(
+        "{}",
+        crate::gha::neutralise(&format!("mlops {command}: {outcome}: {why}"))
+    );
     if crate::gha::active() {
         eprintln!(
             "::error title=mlops {command}::{}",
@@ -212,9 +246,16 @@ fn step_exit(
         Outcome::Timeout => format!("{what} timed out"),
         Outcome::Oom => format!("{what} was killed: out of memory (raise train.resources.memory)"),
     };
-    eprintln!("error: {reason} (run {}); last lines of its log:", run.id);
+    eprintln!(
+        "{}",
+        crate::gha::neutralise(&format!(
+            "error: {reason} (run {}); last lines of its log:",
+            run.id
+        ))
+    );
     for line in &result.tail {
-        eprintln!("  | {}", crate::gha::neutralise_line(line));
+        // Tail lines hold no line end (the sink split them); a lone \r would be one.
+        eprintln!("{}", crate::gha::neutralise(&format!("  | {line}")));
     }
     eprintln!("full log: {}", run.logs_dir().display());
     if crate::gha::active() {

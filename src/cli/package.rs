@@ -33,7 +33,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
 
 fn print(p: &oci::image::Packaged, format: Format) -> Result<()> {
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(p)?),
+        Format::Json => super::print_json(p)?,
         _ => {
             eprintln!(
                 "packaged run {} → {} ({:.1} MiB, model layer {:.1} MiB, {:.1} MiB uploaded)",

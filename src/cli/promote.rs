@@ -64,7 +64,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     let env_cfg = super::environment(&config, env)?;
     let pinned_in = |source: &String| -> Result<String> {
         super::environment(&config, source)?;
-        Ok(environment::read(&config.root, source)?
+        Ok(environment::read(&config, source)?
             .with_context(|| {
                 format!(
                     "--from {source}: nothing is pinned in {source} yet (no {})",
@@ -94,7 +94,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         let had = environment::history(&config.root, required)?
             .iter()
             .filter_map(|e| e.state.as_ref())
-            .chain(environment::read(&config.root, required)?.as_ref())
+            .chain(environment::read(&config, required)?.as_ref())
             .any(|s| s.digest == candidate.digest);
         if !had {
             return refuse(format!(
@@ -201,12 +201,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         ("digest", &candidate.digest),
     ])?;
     match args.format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &json!({"environment": env, "state": state, "proposal": proposal})
-            )?
-        ),
+        Format::Json => {
+            super::print_json(&json!({"environment": env, "state": state, "proposal": proposal}))?
+        }
         _ => println!("{}", proposal.url),
     }
     Ok(ExitCode::SUCCESS)
@@ -288,7 +285,7 @@ fn from_history(
             }
         }
         // The working tree's file counts too (a checkout of the merge that pinned it).
-        if let Some(s) = environment::read(&config.root, e)?.filter(|s| matches(&s.digest)) {
+        if let Some(s) = environment::read(config, e)?.filter(|s| matches(&s.digest)) {
             found.push(("working tree".into(), s));
         }
     }
@@ -305,7 +302,7 @@ fn from_history(
             "{wanted} was never pinned in any environment of this repository (see `mlops history {env}`): a rollback only goes to a digest that was promoted before"
         )));
     };
-    let current = environment::read(&config.root, env)?;
+    let current = environment::read(config, env)?;
     if current.as_ref().is_some_and(|c| c.digest == state.digest) {
         eprintln!("mlops promote: {env} already pins {}", state.digest);
     }

@@ -25,7 +25,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     let checked = config::check(&cli.config)?;
     let Some(config) = checked.config else {
         for d in &checked.diagnostics {
-            eprintln!("{}", d.human());
+            eprintln!("{}", crate::gha::neutralise(&d.human()));
         }
         eprintln!(
             "mlops run: stopped at validate ({} errors)",

@@ -19,7 +19,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     let config = config::load(&cli.config)?;
     let mut rows = Vec::new();
     for (name, env) in &config.environments {
-        let state = environment::read(&config.root, name)?;
+        let state = environment::read(&config, name)?;
         let last = environment::last_change(&config.root, name);
         let merged = last
             .as_ref()
@@ -33,10 +33,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         }));
     }
     match args.format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "environments": rows }))?
-        ),
+        Format::Json => super::print_json(&json!({ "environments": rows }))?,
         Format::Markdown | Format::Github => {
             println!("| environment | model | digest | run | metrics | promoted | change |");
             println!("|---|---|---|---|---|---|---|");

@@ -24,14 +24,11 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         .count();
     match args.format {
         Format::Json => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::json!({
-                    "file": cli.config.display().to_string(),
-                    "valid": errors == 0,
-                    "diagnostics": diags,
-                }))?
-            );
+            super::print_json(&serde_json::json!({
+                "file": cli.config.display().to_string(),
+                "valid": errors == 0,
+                "diagnostics": diags,
+            }))?;
         }
         Format::Github => {
             for d in diags {
@@ -43,7 +40,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         }
         Format::Human | Format::Markdown => {
             for d in diags {
-                println!("{}", d.human());
+                println!("{}", crate::gha::neutralise(&d.human()));
             }
             if errors == 0 {
                 println!("{} is valid", cli.config.display());

@@ -49,11 +49,11 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
                     verified.attestations.len(),
                     key_path.display()
                 );
-                println!("{}", serde_json::to_string_pretty(&verified)?);
+                super::print_json(&verified)?;
                 Ok(ExitCode::SUCCESS)
             }
             Err(reason) => {
-                eprintln!("verification failed: {reason}");
+                eprintln!("verification failed: {}", gha::neutralise(&reason));
                 if gha::active() {
                     eprintln!("::error title=mlops verify::{}", gha::escape_data(&reason));
                 }

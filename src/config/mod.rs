@@ -19,6 +19,9 @@ use crate::diagnostic::{sort_and_dedup, Diagnostic};
 
 pub const DEFAULT_FILE: &str = "mlops.yaml";
 
+/// mlops.yaml is read only up to this size (1 MiB); a larger file is refused unparsed.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {}", .path.display())]
@@ -58,11 +61,30 @@ pub fn param_env_name(name: &str) -> String {
 /// Reads and checks `path`. Only an unreadable file is an `Err`; everything wrong inside the
 /// file is a diagnostic.
 pub fn check(path: &Path) -> Result<Checked, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Unreadable {
+    let unreadable = |source| ConfigError::Unreadable {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let mut bytes = Vec::new();
+    {
+        use std::io::Read;
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(unreadable)?;
+    }
     let file = path.display().to_string();
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Ok(Checked {
+            diagnostics: vec![Diagnostic::error(
+                &file,
+                (1, 1),
+                "",
+                "the file is larger than 1 MiB, the limit for mlops.yaml; nothing was parsed"
+                    .into(),
+            )],
+            config: None,
+        });
+    }
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {

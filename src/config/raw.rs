@@ -20,6 +20,9 @@ pub struct RawConfig {
     pub data: RawData,
     pub train: RawTrain,
     pub evaluate: RawEvaluate,
+    // Required by the schema, which is checked before these types are filled: a gate needs at
+    // least one rule, or every run would promote.
+    #[schemars(required)]
     pub compare: Option<RawCompare>,
     pub package: Option<RawPackage>,
     pub sign: Option<RawSign>,
@@ -176,7 +179,8 @@ pub enum ChampionMode {
 pub struct RawCompare {
     /// The environment whose pinned model is the champion.
     pub against: Option<String>,
-    #[schemars(length(min = 1))]
+    /// The metrics the gate judges, each with at least one rule; at least one metric.
+    #[schemars(extend("minProperties" = 1))]
     pub metrics: IndexMap<String, RawMetricRule>,
     pub significance: Option<RawSignificance>,
 }

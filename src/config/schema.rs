@@ -199,6 +199,8 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
+const GATE_HELP: &str = "the gate needs at least one rule, or every run would promote; for example compare: {metrics: {f1: {direction: maximize, threshold: 0.8}}}";
+
 /// Validates `instance` against the schema; every error becomes a diagnostic.
 pub fn validate(file: &str, instance: &Value, positions: &Positions) -> Vec<Diagnostic> {
     let validator = match validator() {
@@ -243,12 +245,16 @@ pub fn validate(file: &str, instance: &Value, positions: &Positions) -> Vec<Diag
                 } else {
                     format!("in {key}")
                 };
-                out.push(Diagnostic::error(
+                let mut d = Diagnostic::error(
                     file,
                     positions.key(&pointer),
                     &key,
                     format!("missing required key \"{name}\" {place}"),
-                ));
+                );
+                if pointer.is_empty() && name == "compare" {
+                    d = d.with_help(GATE_HELP);
+                }
+                out.push(d);
             }
             ValidationErrorKind::Type { kind } => {
                 let expected = match kind {
@@ -306,13 +312,19 @@ pub fn validate(file: &str, instance: &Value, positions: &Positions) -> Vec<Diag
                 &key,
                 format!("{key}: {instance_value} is greater than the maximum {limit}"),
             )),
-            ValidationErrorKind::MinItems { .. } | ValidationErrorKind::MinProperties { .. } => out
-                .push(Diagnostic::error(
+            ValidationErrorKind::MinItems { .. } | ValidationErrorKind::MinProperties { .. } => {
+                let d = Diagnostic::error(
                     file,
                     at(&pointer),
                     &key,
                     format!("{key}: must not be empty"),
-                )),
+                );
+                out.push(if pointer == "/compare/metrics" {
+                    d.with_help(GATE_HELP)
+                } else {
+                    d
+                });
+            }
             ValidationErrorKind::MinLength { .. } => out.push(Diagnostic::error(
                 file,
                 at(&pointer),

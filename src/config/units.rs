@@ -3,6 +3,11 @@
 
 use std::time::Duration;
 
+/// Ten years: longer than any timeout or window means anything, and far from overflowing.
+const MAX_DURATION_SECS: f64 = 3650.0 * 86400.0;
+/// 2^63 bytes (8 EiB): sizes must fit the engine's signed 64-bit fields.
+const MAX_SIZE_BYTES: f64 = 9_223_372_036_854_775_808.0;
+
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || {
         format!("invalid duration {text:?}: use a number with a unit s, m, h or d, such as 90s, 30m or 1h30m")
@@ -36,11 +41,18 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         rest = &rest[unit_len..];
         total += value * factor;
     }
-    if !(total > 0.0 && total.is_finite()) {
+    if total.is_nan() || total <= 0.0 {
         return Err(format!(
             "invalid duration {text:?}: must be greater than zero"
         ));
     }
+    if total > MAX_DURATION_SECS {
+        return Err(format!(
+            "invalid duration {text:?}: too long (at most {}d)",
+            MAX_DURATION_SECS / 86400.0
+        ));
+    }
+    // In range: from_secs_f64 cannot panic.
     Ok(Duration::from_secs_f64(total))
 }
 
@@ -65,8 +77,12 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
         _ => return Err(bad()),
     };
     let bytes = value * factor as f64;
-    if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
+    if bytes.is_nan() || bytes < 1.0 {
         return Err(format!("invalid size {text:?}: must be at least 1 byte"));
+    }
+    // The engine takes sizes as signed 64-bit numbers.
+    if bytes >= MAX_SIZE_BYTES {
+        return Err(format!("invalid size {text:?}: too large (at most 8 EiB)"));
     }
     Ok(bytes as u64)
 }
@@ -84,6 +100,18 @@ mod tests {
         for bad in ["", "30", "m", "30x", "-1m", "0s", "1h 30m"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should fail");
         }
+        for huge in [
+            "99999999999999999999d".to_string(),
+            "3651d".into(),
+            format!("1{}s", "0".repeat(400)),
+        ] {
+            let e = parse_duration(&huge).unwrap_err();
+            assert!(e.contains("too long"), "{huge}: {e}");
+        }
+        assert_eq!(
+            parse_duration("3650d").unwrap(),
+            Duration::from_secs(3650 * 86400)
+        );
     }
 
     #[test]
@@ -95,5 +123,10 @@ mod tests {
         for bad in ["", "g", "4x", "-4g", "0"] {
             assert!(parse_size(bad).is_err(), "{bad:?} should fail");
         }
+        for huge in ["9999999999999999g", "8388608t", "99999999999999999999"] {
+            let e = parse_size(huge).unwrap_err();
+            assert!(e.contains("too large"), "{huge}: {e}");
+        }
+        assert_eq!(parse_size("8388607t").unwrap(), 8388607 << 40);
     }
 }

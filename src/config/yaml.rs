@@ -46,7 +46,9 @@ pub struct SyntaxError {
 }
 
 /// Parses one YAML document. An empty file is an empty mapping's absence: `Value::Null`.
+/// Anchors and aliases are refused before anything is loaded (see [`refuse_anchors`]).
 pub fn parse(text: &str) -> Result<(Value, Positions), SyntaxError> {
+    refuse_anchors(text)?;
     let docs = MarkedYamlOwned::load_from_str(text).map_err(|e| SyntaxError {
         pos: (e.marker().line().max(1), e.marker().col() + 1),
         message: format!("invalid YAML: {}", e.info()),
@@ -64,6 +66,38 @@ pub fn parse(text: &str) -> Result<(Value, Positions), SyntaxError> {
                 .into(),
         }),
     }
+}
+
+/// The loader expands aliases as it builds the tree, so a few hundred bytes of nested aliases
+/// become billions of nodes before any check on the tree could run; and nothing the toolkit
+/// reads needs them. So the event stream, which reports an anchor or alias once where it is
+/// written, is read first, and the first one is an error at its position. Syntax errors are
+/// left to the loader, which reports them the same way for every file.
+fn refuse_anchors(text: &str) -> Result<(), SyntaxError> {
+    use saphyr_parser::{Event, Parser};
+    for item in Parser::new_from_str(text) {
+        let Ok((event, span)) = item else {
+            return Ok(());
+        };
+        let what = match event {
+            Event::Alias(_) => "a YAML alias (*name)",
+            Event::Scalar(_, _, anchor, _)
+            | Event::SequenceStart(anchor, _)
+            | Event::MappingStart(anchor, _)
+                if anchor > 0 =>
+            {
+                "a YAML anchor (&name)"
+            }
+            _ => continue,
+        };
+        return Err(SyntaxError {
+            pos: (span.start.line().max(1), span.start.col() + 1),
+            message: format!(
+                "{what}: anchors and aliases are not supported; write the value out in full"
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn pos_of(node: &MarkedYamlOwned) -> Pos {
@@ -115,10 +149,11 @@ fn convert(
             Value::Object(out)
         }
         YamlDataOwned::Tagged(_, inner) => convert(inner, pointer, positions)?,
+        // refuse_anchors already stopped every alias; kept so no alias is ever followed.
         YamlDataOwned::Alias(_) => {
             return Err(SyntaxError {
                 pos: pos_of(node),
-                message: "YAML aliases are not supported in mlops.yaml; write the value out".into(),
+                message: "a YAML alias (*name): anchors and aliases are not supported; write the value out in full".into(),
             })
         }
         YamlDataOwned::BadValue => {
@@ -161,6 +196,44 @@ mod tests {
         let e = parse("a: [1, 2\nb: 3\n").err().unwrap();
         assert!(e.message.starts_with("invalid YAML"));
         assert!(e.pos.0 >= 1);
+    }
+
+    /// Nine levels of nine aliases: ~387 million nodes once expanded.
+    fn billion_laughs() -> String {
+        let mut text =
+            String::from("version: 1\nlol0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..=9 {
+            let refs = vec![format!("*l{}", i - 1); 9].join(", ");
+            text.push_str(&format!("lol{i}: &l{i} [{refs}]\n"));
+        }
+        text
+    }
+
+    #[test]
+    fn a_billion_laughs_is_refused_quickly_at_the_first_anchor() {
+        let text = billion_laughs();
+        let started = std::time::Instant::now();
+        let e = parse(&text).err().unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(e.pos, (2, 7), "{}", e.message);
+        assert!(e.message.contains("anchor"), "{}", e.message);
+    }
+
+    #[test]
+    fn anchors_and_aliases_are_refused_with_their_position() {
+        for (text, pos, what) in [
+            ("a: &x 1\nb: 2\n", (1, 4), "anchor"),
+            ("a:\n  - &x {b: 1}\n", (2, 5), "anchor"),
+            ("a: !!str &x q\n", (1, 4), "anchor"),
+            // An alias can only follow its anchor, which is refused first; alone it is unknown.
+            ("a: [1, 2]\nb: *x\n", (2, 4), "unknown anchor"),
+        ] {
+            let e = parse(text).err().unwrap();
+            assert_eq!(e.pos, pos, "{text:?}: {}", e.message);
+            assert!(e.message.contains(what), "{text:?}: {}", e.message);
+        }
+        // An ampersand or asterisk inside a value is just text.
+        assert!(parse("a: \"&x *y\"\nb: a&b*c\n").is_ok());
     }
 
     #[test]

@@ -355,13 +355,21 @@ pub fn accept(config: &Config, only: Option<&str>) -> Result<Vec<(String, Refere
     Ok(written)
 }
 
-/// Human-readable lines.
+/// Human-readable lines. Column names and paths come from the data and the config: each is
+/// shown on one line, control characters visible, and nothing can be a workflow command.
 pub fn human(report: &Report) -> String {
+    use crate::report::clean;
     use std::fmt::Write;
     let mut s = String::new();
     for d in &report.datasets {
         let verdict = if d.passed { "ok" } else { "FAILED" };
-        let _ = writeln!(s, "{} ({}, {} rows): {verdict}", d.name, d.path, d.rows);
+        let _ = writeln!(
+            s,
+            "{} ({}, {} rows): {verdict}",
+            clean(&d.name),
+            clean(&d.path),
+            d.rows
+        );
         match (&d.reference_digest, d.changed) {
             (Some(r), Some(changed)) => {
                 let _ = writeln!(
@@ -384,7 +392,7 @@ pub fn human(report: &Report) -> String {
                 if d.schema.passed { "ok" } else { "differs" }
             );
             for diff in &d.schema.differences {
-                let _ = writeln!(s, "    - {diff}");
+                let _ = writeln!(s, "    - {}", clean(diff));
             }
         }
         if let Some(share) = d.drifted_share {
@@ -400,7 +408,7 @@ pub fn human(report: &Report) -> String {
                     s,
                     "    {} {:<24} {:<11} {:<11} statistic {:.4}{}",
                     if c.drifted { "✗" } else { "✓" },
-                    c.name,
+                    clean(&c.name),
                     kind_name(c.kind),
                     format!("{:?}", c.test).to_lowercase(),
                     c.statistic,
@@ -411,7 +419,7 @@ pub fn human(report: &Report) -> String {
             }
         }
         for m in &d.messages {
-            let _ = writeln!(s, "  {}: {}", level_name(m.level), m.text);
+            let _ = writeln!(s, "  {}: {}", level_name(m.level), clean(&m.text));
         }
     }
     let _ = writeln!(
@@ -419,11 +427,13 @@ pub fn human(report: &Report) -> String {
         "data check: {}",
         if report.passed { "passed" } else { "failed" }
     );
-    s
+    crate::gha::neutralise(&s)
 }
 
-/// A Markdown section for pull requests and job summaries.
+/// A Markdown section for pull requests and job summaries; names from the data are escaped
+/// for Markdown (or a code span) like metric names in the comparison report.
 pub fn markdown(report: &Report) -> String {
+    use crate::report::{escape_code, escape_markdown};
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(
@@ -463,8 +473,8 @@ pub fn markdown(report: &Report) -> String {
         };
         let _ = writeln!(
             s,
-            "| `{}` | {} | {content} | {schema} | {drifted} | {} |",
-            d.name,
+            "| {} | {} | {content} | {schema} | {drifted} | {} |",
+            escape_markdown(&d.name),
             d.rows,
             if d.passed { "✅" } else { "❌" }
         );
@@ -474,20 +484,26 @@ pub fn markdown(report: &Report) -> String {
             let _ = writeln!(s);
         }
         for m in &d.messages {
-            let _ = writeln!(s, "- **{}** `{}`: {}", level_name(m.level), d.name, m.text);
+            let _ = writeln!(
+                s,
+                "- **{}** `{}`: {}",
+                level_name(m.level),
+                escape_code(&d.name),
+                escape_markdown(&m.text)
+            );
         }
         let drifted: Vec<&ColumnReport> = d.columns.iter().filter(|c| c.drifted).collect();
         if !drifted.is_empty() {
             let _ = writeln!(
                 s,
                 "\n<details><summary>Drifted columns of <code>{}</code></summary>\n\n| Column | Test | Statistic | p-value |\n|---|---|---:|---:|",
-                d.name
+                escape_markdown(&d.name)
             );
             for c in drifted {
                 let _ = writeln!(
                     s,
-                    "| `{}` | {} | {:.4} | {} |",
-                    c.name,
+                    "| {} | {} | {:.4} | {} |",
+                    escape_markdown(&c.name),
                     format!("{:?}", c.test).to_lowercase(),
                     c.statistic,
                     c.p_value.map(|p| format!("{p:.3e}")).unwrap_or("–".into())
@@ -496,7 +512,7 @@ pub fn markdown(report: &Report) -> String {
             let _ = writeln!(s, "\n</details>");
         }
     }
-    s
+    crate::gha::neutralise(&s)
 }
 
 fn short(digest: &str) -> &str {
@@ -517,5 +533,68 @@ fn level_name(l: Level) -> &'static str {
         Level::Error => "error",
         Level::Warning => "warning",
         Level::Notice => "notice",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(column: &str) -> Report {
+        Report {
+            passed: false,
+            datasets: vec![DatasetReport {
+                name: "train".into(),
+                path: "data/train.csv".into(),
+                passed: false,
+                rows: 2,
+                digest: "sha256:00".into(),
+                reference_digest: Some("sha256:11".into()),
+                reference_rows: Some(2),
+                changed: Some(true),
+                schema: SchemaReport {
+                    passed: true,
+                    mode: SchemaCheck::Strict,
+                    differences: Vec::new(),
+                },
+                columns: vec![ColumnReport {
+                    name: column.into(),
+                    kind: Kind::Integer,
+                    test: Test::Ks,
+                    statistic: 1.0,
+                    p_value: Some(0.0),
+                    drifted: true,
+                }],
+                drifted_share: Some(1.0),
+                messages: vec![Message {
+                    level: Level::Error,
+                    text: format!("1 of 1 columns drifted: {column}"),
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn column_names_are_escaped_in_markdown_and_human_text() {
+        let name = "a|b\n::warning::x `c` ##[error]";
+        let md = markdown(&report(name));
+        let row = md.lines().find(|l| l.starts_with("| a")).unwrap();
+        assert_eq!(
+            row,
+            "| a\\|b ::warning::x \\`c\\` \\#\\#\\[error\\] | ks | 1.0000 | 0.000e0 |"
+        );
+        assert!(
+            md.lines().all(|l| !l.trim_start().starts_with("::")),
+            "{md}"
+        );
+        let text = human(&report(name));
+        assert!(
+            text.contains("a|b\\n::warning::x `c` ##\\[error]"),
+            "{text}"
+        );
+        assert!(
+            text.lines().all(|l| !l.trim_start().starts_with("::")),
+            "{text}"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Reports over a comparison: markdown (PR body, sticky comment, step summary) rendered from
 //! templates embedded in the binary, human text, and GitHub annotations. Everything taken from
-//! files (metric names, reasons) is escaped for its destination and can never start a workflow
-//! command.
+//! files (metric names, column names, reasons) is escaped for its destination and can never
+//! become a workflow command (see `crate::gha::neutralise`).
 
 use anyhow::{Context, Result};
 use minijinja::{Environment, UndefinedBehavior, Value};
@@ -34,7 +34,7 @@ pub fn escape_markdown(s: &str) -> String {
 }
 
 /// Text inside a code span: backticks cannot close it, newlines cannot break it.
-fn escape_code(s: &str) -> String {
+pub(crate) fn escape_code(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c == '`' {
@@ -63,9 +63,11 @@ fn escape_label(s: &str) -> String {
         .collect()
 }
 
-/// Control characters in untrusted text shown on a terminal or a CI log, made visible.
+/// Untrusted text shown on a terminal or a CI log, on one line: control characters made
+/// visible (`\n`, `\r`, `\u{1b}`), and nothing the runner could read as a command.
 pub fn clean(s: &str) -> String {
-    s.chars()
+    let visible: String = s
+        .chars()
         .flat_map(|c| {
             if c.is_control() {
                 c.escape_default().collect::<Vec<_>>()
@@ -73,7 +75,8 @@ pub fn clean(s: &str) -> String {
                 vec![c]
             }
         })
-        .collect()
+        .collect();
+    gha::neutralise_line(&visible)
 }
 
 fn fmt_num(v: &Value) -> String {
@@ -165,17 +168,10 @@ pub fn markdown(c: &Comparison, run: Option<&RunDir>) -> Result<String> {
     Ok(defuse(&text))
 }
 
-/// Final guard for anything printed: no line may start a workflow command.
+/// Final guard for anything printed: no line, split where the runner splits, may hold a
+/// workflow command.
 pub fn defuse(text: &str) -> String {
-    let mut out: String = text
-        .lines()
-        .map(gha::neutralise_line)
-        .collect::<Vec<_>>()
-        .join("\n");
-    if text.ends_with('\n') {
-        out.push('\n');
-    }
-    out
+    gha::neutralise(text)
 }
 
 pub fn human(c: &Comparison) -> String {

@@ -214,7 +214,7 @@ pub async fn evaluate(config: &Config, runner: &dyn Runner, run: &RunDir) -> Res
             champion: None,
         });
     };
-    let Some(state) = crate::environment::read(&config.root, &env)? else {
+    let Some(state) = crate::environment::read(config, &env)? else {
         tracing::info!("no champion: nothing is promoted to {env} yet");
         return Ok(Evaluation {
             challenger,

@@ -114,14 +114,15 @@ pub fn verification_key(path: &Path) -> Result<CosignVerificationKey> {
 }
 
 /// Writes a new key pair as cosign does: `<prefix>.key` (encrypted with MLOPS_SIGNING_PASSWORD)
-/// and `<prefix>.pub`. Refuses to overwrite.
+/// and `<prefix>.pub`. Never replaces anything already named so (a file, a directory, a link
+/// even when it leads nowhere): each file is written to a temporary file in the same directory
+/// and moved into place with a rename that fails when the name exists. The private key's
+/// temporary file is created 0600, so the key is never readable by others, not even briefly.
 pub fn generate_key_pair(prefix: &Path) -> Result<(PathBuf, PathBuf)> {
     let key_path = prefix.with_extension("key");
     let pub_path = prefix.with_extension("pub");
     for p in [&key_path, &pub_path] {
-        if p.exists() {
-            bail!("{} exists; refusing to overwrite a key", p.display());
-        }
+        refuse_existing(p)?;
     }
     let password = std::env::var(PASSWORD_VAR).map_err(|_| {
         anyhow::anyhow!("set {PASSWORD_VAR} to the password that will protect the new key")
@@ -134,9 +135,86 @@ pub fn generate_key_pair(prefix: &Path) -> Result<(PathBuf, PathBuf)> {
     let public = pair
         .public_key_to_pem()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::fsutil::write_atomic(&key_path, private.as_bytes())?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))?;
-    crate::fsutil::write_atomic(&pub_path, public.as_bytes())?;
+    write_new(&key_path, private.as_bytes(), 0o600)?;
+    if let Err(e) = write_new(&pub_path, public.as_bytes(), 0o644) {
+        // The pair is useless without its public half: take back the private key we wrote.
+        let _ = std::fs::remove_file(&key_path);
+        return Err(e);
+    }
     Ok((key_path, pub_path))
+}
+
+fn refuse_existing(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => bail!(
+            "{} exists; refusing to overwrite a key: move it away or choose another PREFIX",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot check {}", path.display())),
+    }
+}
+
+/// Creates `path` with `bytes` and permissions `mode`, or fails if anything has that name.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    // tempfile creates its files 0600 (O_EXCL, not following links).
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".mlops-key-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|_| {
+            if mode == 0o600 {
+                Ok(())
+            } else {
+                tmp.as_file()
+                    .set_permissions(std::fs::Permissions::from_mode(mode))
+            }
+        })
+        .and_then(|_| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    // renameat2(RENAME_NOREPLACE), or link + unlink where the file system lacks it.
+    tmp.persist_noclobber(path).map_err(|e| {
+        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            anyhow::anyhow!(
+                "{} exists; refusing to overwrite a key: move it away or choose another PREFIX",
+                path.display()
+            )
+        } else {
+            anyhow::Error::new(e.error).context(format!("cannot create {}", path.display()))
+        }
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod key_file_tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_no_clobber_rename_keeps_a_file_that_appeared_after_the_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cosign.key");
+        std::fs::write(&path, b"theirs").unwrap();
+        let err = super::write_new(&path, b"ours", 0o600).unwrap_err();
+        assert!(err.to_string().contains("cosign.key exists"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"theirs");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_new_private_file_is_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.key");
+        super::write_new(&path, b"secret", 0o600).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read(&path).unwrap(), b"secret");
+    }
 }

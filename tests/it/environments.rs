@@ -153,3 +153,103 @@ fn a_broken_environment_file_names_the_commit() {
         stderr(&out)
     );
 }
+
+#[test]
+fn anchors_and_oversized_environment_files_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(&fixture("churn"), dir);
+    let envs = dir.join(".mlops/environments");
+    std::fs::create_dir_all(&envs).unwrap();
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let good = format!(
+        "environment: staging\nmodel: churn\nimage: 127.0.0.1:5000/acme/churn@{digest}\ndigest: {digest}\nrun_id: r1\ngit_commit: abc\npromoted_at: '2026-11-25T00:00:00Z'\n"
+    );
+    std::fs::write(envs.join("staging.yaml"), &good).unwrap();
+    let out = mlops(dir).args(["status"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let anchored = good.replace("git_commit: abc\n", "git_commit: &c abc\nchange: *c\n");
+    std::fs::write(envs.join("staging.yaml"), &anchored).unwrap();
+    let out = mlops(dir).args(["status"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("staging.yaml:6:13: a YAML anchor (&name)"),
+        "{}",
+        stderr(&out)
+    );
+
+    let mut big = good.clone();
+    while big.len() <= 64 << 10 {
+        big.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    std::fs::write(envs.join("staging.yaml"), &big).unwrap();
+    let out = mlops(dir).args(["status"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("staging.yaml is larger than 64 KiB"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_environment_file_of_another_model_or_with_a_path_for_a_run_id_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(&fixture("churn"), dir);
+    let envs = dir.join(".mlops/environments");
+    std::fs::create_dir_all(&envs).unwrap();
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let good = format!(
+        "environment: staging\nmodel: churn\nimage: 127.0.0.1:5000/acme/churn@{digest}\ndigest: {digest}\nrun_id: 20261125T000000Z-abcdef\ngit_commit: abc\npromoted_at: '2026-11-25T00:00:00Z'\n"
+    );
+    for (from, to, expected) in [
+        ("model: churn", "model: fraud", "model \"fraud\""),
+        (
+            "environment: staging",
+            "environment: production",
+            "environment \"production\"",
+        ),
+        (
+            "run_id: 20261125T000000Z-abcdef",
+            "run_id: ../../../etc",
+            "run_id",
+        ),
+        (
+            "run_id: 20261125T000000Z-abcdef",
+            "run_id: \"a/b\"",
+            "run_id",
+        ),
+        (
+            "run_id: 20261125T000000Z-abcdef",
+            "run_id: \"..\"",
+            "run_id",
+        ),
+        (
+            "git_commit: abc",
+            "git_commit: abc\nmodel_dir: ../../outside",
+            "model_dir",
+        ),
+        (
+            "git_commit: abc",
+            "git_commit: abc\nmodel_dir: /etc",
+            "model_dir",
+        ),
+    ] {
+        std::fs::write(envs.join("staging.yaml"), good.replace(from, to)).unwrap();
+        for args in [&["status"][..], &["deploy", "staging"][..]] {
+            let out = mlops(dir).args(args).output().unwrap();
+            assert_eq!(out.status.code(), Some(2), "{to}: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains("staging.yaml is not a valid environment file")
+                    && stderr(&out).contains(expected),
+                "{to}: {}",
+                stderr(&out)
+            );
+        }
+    }
+    std::fs::write(envs.join("staging.yaml"), &good).unwrap();
+    let out = mlops(dir).args(["status"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

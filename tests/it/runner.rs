@@ -48,7 +48,8 @@ fn busybox_project(train_command: &str, resources: &str) -> tempfile::TempDir {
         format!(
             "version: 1\nmodel: toy\ndata:\n  train: {{path: data/train.csv}}\n  test: {{path: data/test.csv}}\n\
              train:\n  image: mlops-test/busybox\n  command: [sh, -c, {train_command:?}]\n  params: {{alpha: 0.5, name: toy}}\n{resources}\
-             evaluate:\n  command: [sh, -c, 'echo {{\"f1\": 0.9}} > $MLOPS_OUTPUT_DIR/metrics.json']\n"
+             evaluate:\n  command: [sh, -c, 'echo {{\"f1\": 0.9}} > $MLOPS_OUTPUT_DIR/metrics.json']\n\
+             compare:\n  metrics:\n    f1: {{direction: maximize, threshold: 0.5}}\n"
         ),
     )
     .unwrap();

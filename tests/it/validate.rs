@@ -103,3 +103,43 @@ fn unreadable_file_exits_2_and_names_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot read missing.yaml"), "{err}");
 }
+
+#[test]
+fn a_config_over_1_mib_is_refused_before_it_is_parsed() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::common::copy_dir(&fixture("churn"), dir.path());
+    let mut text = std::fs::read_to_string(dir.path().join("mlops.yaml")).unwrap();
+    while text.len() <= 1 << 20 {
+        text.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    std::fs::write(dir.path().join("mlops.yaml"), &text).unwrap();
+    let out = mlops(dir.path()).args(["validate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("mlops.yaml:1:1: the file is larger than 1 MiB"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_billion_laughs_config_is_refused_quickly_naming_the_first_anchor() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::common::copy_dir(&fixture("churn"), dir.path());
+    let mut text = std::fs::read_to_string(dir.path().join("mlops.yaml")).unwrap();
+    let line = text.lines().count() + 1;
+    text.push_str("lol0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..=12 {
+        let refs = vec![format!("*l{}", i - 1); 9].join(", ");
+        text.push_str(&format!("lol{i}: &l{i} [{refs}]\n"));
+    }
+    std::fs::write(dir.path().join("mlops.yaml"), &text).unwrap();
+    let started = std::time::Instant::now();
+    let out = mlops(dir.path()).args(["validate"]).output().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("mlops.yaml:{line}:7: a YAML anchor (&name): anchors and aliases are not supported; write the value out in full\nmlops.yaml: 1 error\n")
+    );
+}
