@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 
 /// How long a `Retry-After` value asks us to wait, counted from `now`: `120`, or an HTTP date
 /// (`Sun, 06 Nov 1994 08:49:37 GMT`; the obsolete RFC 850 and asctime forms too). A date in the
@@ -36,7 +36,7 @@ pub(crate) fn http_date(text: &str) -> Option<SystemTime> {
             .ok()?
             .and_utc()
     };
-    Some(SystemTime::from(DateTime::<Utc>::from(utc)))
+    Some(SystemTime::from(utc))
 }
 
 #[cfg(test)]
