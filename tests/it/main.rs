@@ -10,5 +10,6 @@ mod fake_github;
 mod github;
 mod package;
 mod promote;
+mod registry_trust;
 mod runner;
 mod validate;
