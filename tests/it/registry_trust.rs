@@ -524,3 +524,105 @@ fn ctrl_c_during_a_stalled_upload_exits_130() {
     );
     assert_eq!(status.code(), Some(130), "{status:?}");
 }
+
+/// Docker's config.json entries go to the host:port of their key only, and
+/// MLOPS_REGISTRY_USER/_PASSWORD to the registry MLOPS_REGISTRY names only.
+#[test]
+fn docker_config_entries_and_variables_go_to_their_registry_only() {
+    let image = Image::new(|_| {});
+    let b = Fake::start(move |req| image.serve(req).unwrap_or(Reply::status(404)));
+    let credentials = basic("ci", SECRET);
+    let a = Fake::start(move |req| {
+        if req.header("authorization") != Some(credentials.as_str()) {
+            return Reply::status(401).header("www-authenticate", r#"Basic realm="A""#);
+        }
+        match req.method.as_str() {
+            "POST" => Reply::status(202).header("location", "/upload/1"),
+            "PUT" => Reply::status(201),
+            _ => Reply::status(404),
+        }
+    });
+    let dir = trained(
+        &format!("{}/acme/tiny", a.host()),
+        &format!("{}/acme/base:1", b.host()),
+    );
+    let other = "other-secret-for-127.0.0.1-without-port";
+    let config = json!({"auths": {
+        format!("http://{}/v2/", a.host()): {"auth": basic("ci", SECRET).trim_start_matches("Basic ")},
+        "127.0.0.1": {"username": "x", "password": other},
+    }});
+    let home = dir.path().join(".test-home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("config.json"), config.to_string()).unwrap();
+    let variable = "variable-secret-for-another-registry";
+    let out = package(
+        dir.path(),
+        &[
+            ("MLOPS_REGISTRY", "registry.example:5000"),
+            ("MLOPS_REGISTRY_USER", "env"),
+            ("MLOPS_REGISTRY_PASSWORD", variable),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let all: Vec<Request> = a.requests().into_iter().chain(b.requests()).collect();
+    for r in &all {
+        let text = format!("{:?}", r.headers);
+        assert!(
+            !text.contains(other) && !text.contains(variable),
+            "{} {}: {text}",
+            r.method,
+            r.target
+        );
+    }
+    assert_eq!(carrying_secret(&b.requests()), Vec::<String>::new());
+    assert!(b
+        .requests()
+        .iter()
+        .all(|r| r.header("authorization").is_none()));
+}
+
+/// The engine pulls the training image: it gets the credentials of exactly that registry.
+#[test]
+fn engine_pulls_carry_only_the_pulled_registrys_credentials() {
+    let seen = |_: &Request| Reply::status(401).header("www-authenticate", r#"Basic realm="pull""#);
+    let b = Fake::start(seen);
+    let dir = trained("oci:layout", &format!("{}/acme/base:1", b.host()));
+    let yaml = std::fs::read_to_string(dir.path().join("mlops.yaml"))
+        .unwrap()
+        .replace(
+            "image: mlops-test/busybox",
+            &format!("image: {}/acme/trainer:1", b.host()),
+        );
+    std::fs::write(dir.path().join("mlops.yaml"), yaml).unwrap();
+    let train = |env: &[(&str, &str)]| {
+        let mut cmd = isolated(dir.path());
+        cmd.arg("train");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    // Credentials for another registry: the engine's pull from B carries none of them.
+    let out = train(&[
+        ("MLOPS_REGISTRY", "registry.example:5000"),
+        ("MLOPS_REGISTRY_USER", "ci"),
+        ("MLOPS_REGISTRY_PASSWORD", SECRET),
+    ]);
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !b.requests().is_empty(),
+        "the engine never asked B: {}",
+        stderr(&out)
+    );
+    assert_eq!(carrying_secret(&b.requests()), Vec::<String>::new());
+    // B's own credentials: the engine presents them to B.
+    let before = b.requests().len();
+    let out = train(&[
+        ("MLOPS_REGISTRY", &b.host()),
+        ("MLOPS_REGISTRY_USER", "ci"),
+        ("MLOPS_REGISTRY_PASSWORD", SECRET),
+    ]);
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    let later = b.requests()[before..].to_vec();
+    assert!(!carrying_secret(&later).is_empty(), "{later:?}");
+}
