@@ -2,6 +2,7 @@
 //! on-disk image layouts.
 
 pub(crate) mod auth;
+mod blob;
 pub mod build;
 pub mod credentials;
 pub mod digest;

@@ -25,8 +25,9 @@ use anyhow::{bail, Context, Result};
 use reqwest::header::{self, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 
+use super::blob::BlobReader;
 use super::credentials::{Credentials, RegistrySettings};
-use super::digest::{Digest, Hasher};
+use super::digest::Digest;
 use super::reference::{is_loopback_host, valid_tag};
 
 /// Manifest media types we read and write.
@@ -268,7 +269,7 @@ impl Registry {
         }
     }
 
-    async fn chunk(
+    pub(super) async fn chunk(
         &self,
         resp: &mut reqwest::Response,
         what: &str,
@@ -422,15 +423,7 @@ impl Registry {
                 self.host
             );
         }
-        Ok(BlobReader {
-            registry: self,
-            resp,
-            hasher: digest.hasher(),
-            digest: digest.clone(),
-            name,
-            size,
-            received: 0,
-        })
+        Ok(BlobReader::new(self, resp, digest, name, size))
     }
 
     /// A small blob (a config, a signature payload) in memory: at most 16 MiB, exactly `size`
@@ -658,58 +651,6 @@ impl Registry {
             return Err(self.fail(&what, repo, resp).await);
         }
         Ok(sha256_digest(bytes))
-    }
-}
-
-/// A blob body read against its descriptor: never more than `size` bytes, then checked for
-/// length and digest by [`BlobReader::finish`].
-struct BlobReader<'a> {
-    registry: &'a Registry,
-    resp: reqwest::Response,
-    hasher: Hasher,
-    digest: Digest,
-    name: String,
-    size: u64,
-    received: u64,
-}
-
-impl BlobReader<'_> {
-    async fn next(&mut self) -> Result<Option<bytes::Bytes>> {
-        let Some(chunk) = self.registry.chunk(&mut self.resp, &self.name).await? else {
-            return Ok(None);
-        };
-        self.received += chunk.len() as u64;
-        if self.received > self.size {
-            bail!(
-                "registry {} sent more than the {} bytes its descriptor gives {}: refusing it",
-                self.registry.host,
-                self.size,
-                self.name
-            );
-        }
-        self.hasher.update(&chunk);
-        Ok(Some(chunk))
-    }
-
-    fn finish(self) -> Result<()> {
-        if self.received != self.size {
-            bail!(
-                "registry {} ended {} after {} of its {} bytes: refusing it",
-                self.registry.host,
-                self.name,
-                self.received,
-                self.size
-            );
-        }
-        let got = self.hasher.finish();
-        if got != self.digest {
-            bail!(
-                "registry {} returned {} with digest {got}: refusing it",
-                self.registry.host,
-                self.name
-            );
-        }
-        Ok(())
     }
 }
 
