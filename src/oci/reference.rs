@@ -153,7 +153,7 @@ pub fn parse_image(text: &str) -> Result<ImageRef, String> {
         Some((r, d)) => {
             if !valid_digest(d) {
                 return Err(bad(
-                    "the digest must be sha256: followed by 64 lowercase hex digits (or sha512: and 128)",
+                    "the digest must be sha256: followed by 64 lowercase hex digits",
                 ));
             }
             (r, Some(d.to_string()))
