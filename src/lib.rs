@@ -12,6 +12,7 @@ pub mod forge;
 pub mod fsutil;
 pub mod gha;
 pub mod git;
+pub(crate) mod http;
 pub mod init;
 pub mod interrupt;
 pub mod oci;

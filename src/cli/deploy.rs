@@ -15,7 +15,7 @@ use crate::{config, deploy, environment, gha, runs};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Environment:\n  MLOPS_REGISTRY_USER, MLOPS_REGISTRY_PASSWORD  registry credentials (basic auth)"
+    after_help = format!("Environment:\n{}", super::registry::HELP)
 )]
 pub struct Args {
     /// An environment of mlops.yaml.
@@ -73,8 +73,10 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     let container_port = config.package.as_ref().and_then(|p| p.port).unwrap_or(8080);
     let log = runs::runs_root(&config.root).join(format!("deploy-{env}.log"));
     let timeout = Duration::from_secs(args.health_timeout);
+    // The signature check and the engine's pull both use these.
+    let settings = super::registry::settings(Some(&config))?;
     block_on(async {
-        if let Err(why) = cosign::verify(&key, &image, &digest, false).await? {
+        if let Err(why) = cosign::verify(&key, &image, &digest, false, &settings).await? {
             return Ok(refuse(&why));
         }
         let outcome = match &env_cfg.deploy {

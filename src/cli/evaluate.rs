@@ -13,7 +13,7 @@ use crate::runs;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Environment:\n  MLOPS_REGISTRY_USER, MLOPS_REGISTRY_PASSWORD  registry credentials (basic auth) to pull the champion"
+    after_help = format!("Environment (the champion's image is pulled from its registry):\n{}", super::registry::HELP)
 )]
 pub struct Args {
     /// The run to evaluate (default: the latest).
@@ -26,6 +26,8 @@ pub struct Args {
 pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     let config = config::load(&cli.config)?;
     let run = runs::open(&config.root, args.run_id.as_deref())?;
+    // Engine pulls get the credentials of exactly the registry they pull from.
+    super::registry::settings(Some(&config))?;
     block_on(async {
         let runner = runner::select(&args.runner).await?;
         let eval = steps::evaluate(&config, runner.as_ref(), &run).await?;

@@ -9,6 +9,7 @@ mod history;
 mod init;
 mod package;
 mod promote;
+mod registry;
 mod run;
 mod sign;
 mod status;

@@ -10,7 +10,7 @@ use crate::{config, gha, oci, runs};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Environment:\n  MLOPS_REGISTRY_USER, MLOPS_REGISTRY_PASSWORD  registry credentials (basic auth)"
+    after_help = format!("Environment:\n{}", super::registry::HELP)
 )]
 pub struct Args {
     /// The run whose model to package (default: the latest).
@@ -23,8 +23,9 @@ pub struct Args {
 pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     let config = config::load(&cli.config)?;
     let run = runs::open(&config.root, args.run_id.as_deref())?;
+    let settings = super::registry::settings(Some(&config))?;
     let packaged = block_on(async {
-        let p = oci::image::package(&config, &run).await?;
+        let p = oci::image::package(&config, &run, &settings).await?;
         print(&p, args.format)?;
         Ok(ExitCode::SUCCESS)
     });

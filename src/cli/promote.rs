@@ -20,7 +20,7 @@ use crate::{compare, config, fsutil, gha, oci, runs};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Environment (github forge):\n  GITHUB_TOKEN            a token with contents: write and pull-requests: write\n  GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY, GITHUB_APP_INSTALLATION_ID  or a GitHub App instead\n  GITHUB_API_URL          the API (GitHub Enterprise; default https://api.github.com)\n  GITHUB_REPOSITORY       owner/name, when forge.repository is not set\n  MLOPS_REGISTRY_USER, MLOPS_REGISTRY_PASSWORD  registry credentials (basic auth)"
+    after_help = format!("Environment (github forge):\n  GITHUB_TOKEN            a token with contents: write and pull-requests: write\n  GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY, GITHUB_APP_INSTALLATION_ID  or a GitHub App instead\n  GITHUB_API_URL          the API (GitHub Enterprise; default https://api.github.com)\n  GITHUB_REPOSITORY       owner/name, when forge.repository is not set\n{}", super::registry::HELP)
 )]
 pub struct Args {
     /// An environment of mlops.yaml.
@@ -114,8 +114,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     let key = signing::verification_key(&key_path)?;
     let pem = std::fs::read(&key_path)?;
     let (image, digest) = cosign::parse_pinned(&candidate.reference)?;
+    let settings = super::registry::settings(Some(&config))?;
     let verified = block_on(async {
-        match cosign::verify(&key, &image, &digest, false).await? {
+        match cosign::verify(&key, &image, &digest, false, &settings).await? {
             Ok(_) => Ok(ExitCode::SUCCESS),
             Err(why) => refuse(why),
         }

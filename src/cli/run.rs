@@ -43,6 +43,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     }
     eprintln!("mlops run: data check ok");
     let overrides = steps::parse_overrides(&args.params)?;
+    let settings = super::registry::settings(Some(&config))?;
     block_on(async {
         let runner = runner::select(&args.runner).await?;
         // 3. train
@@ -82,9 +83,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
                 );
                 // 6. package and sign, when configured.
                 if config.package.is_some() {
-                    let packaged = crate::oci::image::package(&config, &run).await?;
+                    let packaged = crate::oci::image::package(&config, &run, &settings).await?;
                     eprintln!("mlops run: package ok ({})", packaged.reference);
-                    sign_packaged(&config, &run, &packaged).await?;
+                    sign_packaged(&config, &run, &packaged, &settings).await?;
                 }
                 println!("{}", run.id);
                 ExitCode::SUCCESS
@@ -105,6 +106,7 @@ async fn sign_packaged(
     config: &config::Config,
     run: &crate::runs::RunDir,
     packaged: &crate::oci::image::Packaged,
+    settings: &crate::oci::credentials::RegistrySettings,
 ) -> Result<()> {
     use crate::signing::{attest, cosign, Signer};
     if packaged.reference.starts_with("oci:") {
@@ -126,10 +128,10 @@ async fn sign_packaged(
     }
     let signer = Signer::resolve(Some(config), None)?;
     let (image, digest) = cosign::parse_pinned(&packaged.reference)?;
-    cosign::sign(&signer, &image, &digest).await?;
+    cosign::sign(&signer, &image, &digest, settings).await?;
     let name = format!("{}/{}", image.registry, image.repository);
     let statements = attest::statements(run, packaged, &name)?;
-    cosign::attest(&signer, &image, &digest, &statements).await?;
+    cosign::attest(&signer, &image, &digest, &statements, settings).await?;
     crate::fsutil::write_json_atomic(
         &run.sign_json(),
         &serde_json::json!({

@@ -12,7 +12,7 @@ use crate::{config, fsutil, gha, oci, runs};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Environment:\n  MLOPS_SIGNING_KEY       the key itself, when sign.key is env:MLOPS_SIGNING_KEY (the default in `mlops init`)\n  MLOPS_SIGNING_PASSWORD  the password of the encrypted key\n  MLOPS_REGISTRY_USER, MLOPS_REGISTRY_PASSWORD  registry credentials (basic auth)"
+    after_help = format!("Environment:\n  MLOPS_SIGNING_KEY       the key itself, when sign.key is env:MLOPS_SIGNING_KEY (the default in `mlops init`)\n  MLOPS_SIGNING_PASSWORD  the password of the encrypted key\n{}", super::registry::HELP)
 )]
 pub struct Args {
     /// IMAGE@sha256:<hex> (default: the image `mlops package` made for the run).
@@ -50,6 +50,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         Some(config::load(&cli.config)?)
     };
     let signer = Signer::resolve(config.as_ref(), args.key.as_deref())?;
+    let settings = super::registry::settings(config.as_ref())?;
     // The run: given, or the latest when no image is named.
     let run = match (&config, &args.run_id, &args.image) {
         (Some(c), Some(id), _) => Some(runs::open(&c.root, Some(id))?),
@@ -70,7 +71,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     let (image, digest) = cosign::parse_pinned(&image_text)?;
     let name = format!("{}/{}", image.registry, image.repository);
     block_on(async {
-        let outcome = cosign::sign(&signer, &image, &digest).await?;
+        let outcome = cosign::sign(&signer, &image, &digest, &settings).await?;
         if outcome.added {
             eprintln!(
                 "signed {name}@{digest} ({} signature(s) in {})",
@@ -87,7 +88,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         if let (Some(run), Some(p), false) = (&run, &packaged, args.no_attest) {
             if p.digest == digest {
                 let statements = attest::statements(run, p, &name)?;
-                let n = cosign::attest(&signer, &image, &digest, &statements).await?;
+                let n = cosign::attest(&signer, &image, &digest, &statements, &settings).await?;
                 let tag = cosign::artifact_tag(&digest, "att");
                 eprintln!("attested provenance and evaluation evidence ({n} in {tag})");
                 record["attestation"] = serde_json::json!(format!("{name}:{tag}"));

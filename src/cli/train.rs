@@ -9,6 +9,7 @@ use crate::config;
 use crate::runner::{self, steps};
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = format!("Environment (the training image is pulled from its registry):\n{}", super::registry::HELP))]
 pub struct Args {
     /// Override a training parameter (repeatable): --param C=0.5 --param solver=saga.
     /// (MLOPS_SET_PARAMS: one KEY=VALUE per line.)
@@ -27,6 +28,8 @@ pub struct Args {
 pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     let config = config::load(&cli.config)?;
     let overrides = steps::parse_overrides(&args.params)?;
+    // Engine pulls get the credentials of exactly the registry they pull from.
+    super::registry::settings(Some(&config))?;
     block_on(async {
         let runner = runner::select(&args.runner).await?;
         let (run, result) = steps::train(&config, runner.as_ref(), &overrides).await?;

@@ -12,6 +12,7 @@ use crate::signing::{self, cosign};
 use crate::{config, gha};
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = format!("Environment:\n{}", super::registry::HELP))]
 pub struct Args {
     /// IMAGE@sha256:<hex>.
     pub image: String,
@@ -39,8 +40,15 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     };
     let key = signing::verification_key(&key_path)?;
     let (image, digest) = cosign::parse_pinned(&args.image)?;
+    // mlops.yaml only names the default registry for MLOPS_REGISTRY_USER here: optional.
+    let config = cli
+        .config
+        .exists()
+        .then(|| config::load(&cli.config).ok())
+        .flatten();
+    let settings = super::registry::settings(config.as_ref())?;
     block_on(async {
-        match cosign::verify(&key, &image, &digest, args.require_attestation).await? {
+        match cosign::verify(&key, &image, &digest, args.require_attestation, &settings).await? {
             Ok(verified) => {
                 eprintln!(
                     "verified {} ({} signature(s), {} attestation(s)) with {}",

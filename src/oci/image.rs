@@ -12,6 +12,8 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::credentials::RegistrySettings;
+use super::digest::Digest;
 use super::layer;
 use super::reference::{parse_image, parse_repository, ImageRef};
 use super::registry::{self, Registry};
@@ -83,7 +85,12 @@ fn fingerprint(
 
 /// The earlier packaging of this run, when nothing it derives from changed and the image is
 /// still where it was put.
-async fn unchanged(run: &RunDir, print: &str, pkg: &PackageConfig) -> Result<Option<Packaged>> {
+async fn unchanged(
+    run: &RunDir,
+    print: &str,
+    pkg: &PackageConfig,
+    settings: &RegistrySettings,
+) -> Result<Option<Packaged>> {
     let Ok(prev) = load(run) else { return Ok(None) };
     if prev.fingerprint != print {
         return Ok(None);
@@ -99,7 +106,7 @@ async fn unchanged(run: &RunDir, print: &str, pkg: &PackageConfig) -> Result<Opt
             {
                 return Ok(None);
             }
-            let reg = Registry::new(&target.registry)?;
+            let reg = Registry::new(&target.registry, settings)?;
             reg.manifest_digest(&target.repository, &prev.tag)
                 .await?
                 .as_deref()
@@ -108,10 +115,7 @@ async fn unchanged(run: &RunDir, print: &str, pkg: &PackageConfig) -> Result<Opt
         RepositoryTarget::Layout(dir) => {
             prev.reference
                 .starts_with(&format!("oci:{}@", dir.display()))
-                && dir
-                    .join("blobs/sha256")
-                    .join(prev.digest.trim_start_matches("sha256:"))
-                    .exists()
+                && super::layout::blob_path(dir, &prev.digest).is_ok_and(|p| p.exists())
         }
     };
     Ok(present.then_some(Packaged {
@@ -186,11 +190,31 @@ async fn base_manifest(reg: &Registry, base: &ImageRef) -> Result<(registry::Fet
                     .is_some_and(|p| p["os"] == "linux" && p["architecture"] == host_arch())
             })
             .with_context(|| format!("base image {base} has no linux/{} manifest", host_arch()))?;
+        Digest::parse(&pick.digest)
+            .map_err(|e| anyhow::anyhow!("base image {base}: its index lists {e}"))?;
         fetched = reg.manifest(&base.repository, &pick.digest).await?;
     }
     let manifest: Manifest = serde_json::from_slice(&fetched.bytes)
         .with_context(|| format!("base image {base}: unreadable manifest"))?;
+    check_descriptors(base, &manifest)?;
     Ok((fetched, manifest))
+}
+
+/// Every digest of a base manifest is well-formed before it names a URL or a file.
+fn check_descriptors(base: &ImageRef, manifest: &Manifest) -> Result<()> {
+    let named = std::iter::once(("its config".to_string(), &manifest.config)).chain(
+        manifest
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (format!("layer {}", i + 1), l)),
+    );
+    for (what, d) in named {
+        Digest::parse(&d.digest).map_err(|e| {
+            anyhow::anyhow!("base image {base}: the manifest gives {what} a bad digest: {e}")
+        })?;
+    }
+    Ok(())
 }
 
 /// Annotations (and labels) describing where the image comes from.
@@ -330,7 +354,11 @@ fn image_config(
 }
 
 /// Packages the run's model: pushes to the registry, or writes the OCI layout.
-pub async fn package(config: &Config, run: &RunDir) -> Result<Packaged> {
+pub async fn package(
+    config: &Config,
+    run: &RunDir,
+    settings: &RegistrySettings,
+) -> Result<Packaged> {
     let pkg = config.package.as_ref().with_context(|| {
         format!(
             "{} has no package: section (repository, base_image, model_path, command, port)",
@@ -353,15 +381,19 @@ pub async fn package(config: &Config, run: &RunDir) -> Result<Packaged> {
     };
     let base = parse_image(&base_text)
         .map_err(|e| anyhow::anyhow!("package.base_image {base_text:?}: {e}"))?;
-    let base_reg = Registry::new(&base.registry)?;
+    let base_reg = Registry::new(&base.registry, settings)?;
     let (base_fetched, base_manifest) = base_manifest(&base_reg, &base).await?;
     let base_config = base_reg
-        .blob(&base.repository, &base_manifest.config.digest)
+        .blob(
+            &base.repository,
+            &base_manifest.config.digest,
+            base_manifest.config.size,
+        )
         .await?;
 
     let annotations = provenance(config, run)?;
     let print = fingerprint(&model_dir, pkg, &base_fetched.digest, &annotations)?;
-    if let Some(prev) = unchanged(run, &print, pkg).await? {
+    if let Some(prev) = unchanged(run, &print, pkg, settings).await? {
         tracing::info!(
             "model, base and settings unchanged since the last packaging: {}",
             prev.reference
@@ -411,10 +443,12 @@ pub async fn package(config: &Config, run: &RunDir) -> Result<Packaged> {
         RepositoryTarget::Registry(repo_text) => {
             let target = parse_repository(repo_text)
                 .map_err(|e| anyhow::anyhow!("package.repository {repo_text:?}: {e}"))?;
+            let target_reg;
             let reg = if target.registry == base.registry {
-                base_reg
+                &base_reg
             } else {
-                Registry::new(&target.registry)?
+                target_reg = Registry::new(&target.registry, settings)?;
+                &target_reg
             };
             let repo = &target.repository;
             let same_registry = target.registry == base.registry;
@@ -426,9 +460,10 @@ pub async fn package(config: &Config, run: &RunDir) -> Result<Packaged> {
                     continue;
                 }
                 // Another registry (or no mount): stream it through a temporary file.
-                let from = Registry::new(&base.registry)?;
                 let tmp = work.path().join("base-layer.blob");
-                from.blob_to_file(&base.repository, &l.digest, &tmp).await?;
+                base_reg
+                    .blob_to_file(&base.repository, &l.digest, l.size, &tmp)
+                    .await?;
                 if reg.push_file(repo, &l.digest, &tmp).await? {
                     uploaded += l.size;
                 }

@@ -8,12 +8,15 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+use super::digest::Digest;
 use super::layer::Layer;
 use super::registry::{Registry, OCI_MANIFEST};
 
-fn blob_path(dir: &Path, digest: &str) -> std::path::PathBuf {
-    let hex = digest.trim_start_matches("sha256:");
-    dir.join("blobs").join("sha256").join(hex)
+/// `blobs/<algorithm>/<hex>`; the digest is parsed first, so it names no other path.
+pub(crate) fn blob_path(dir: &Path, digest: &str) -> Result<std::path::PathBuf> {
+    let d =
+        Digest::parse(digest).map_err(|e| anyhow::anyhow!("OCI layout {}: {e}", dir.display()))?;
+    Ok(dir.join("blobs").join(d.algorithm().name()).join(d.hex()))
 }
 
 /// Writes the image into the layout; returns the bytes written.
@@ -36,25 +39,32 @@ pub async fn write(
     )?;
     let mut written = 0u64;
     for (digest, size) in base_layers {
-        let target = blob_path(dir, digest);
+        let target = blob_path(dir, digest)?;
         if target.exists() {
             continue;
         }
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
         let tmp = target.with_extension("partial");
-        base_registry
-            .blob_to_file(base_repository, digest, &tmp)
-            .await?;
+        if let Err(e) = base_registry
+            .blob_to_file(base_repository, digest, *size, &tmp)
+            .await
+        {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         std::fs::rename(&tmp, &target)?;
         written += size;
     }
-    let target = blob_path(dir, &layer.digest);
+    let target = blob_path(dir, &layer.digest)?;
     if !target.exists() {
         std::fs::copy(&layer.path, target.with_extension("partial"))?;
         std::fs::rename(target.with_extension("partial"), &target)?;
         written += layer.size;
     }
     for bytes in [config, manifest] {
-        let target = blob_path(dir, &super::registry::sha256_digest(bytes));
+        let target = blob_path(dir, &super::registry::sha256_digest(bytes))?;
         if !target.exists() {
             crate::fsutil::write_atomic(&target, bytes)?;
             written += bytes.len() as u64;

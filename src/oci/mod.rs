@@ -1,6 +1,11 @@
-//! OCI images: references, image assembly, registry client, on-disk image layouts.
+//! OCI images: references, digests, image assembly, registry client and its credentials,
+//! on-disk image layouts.
 
+pub(crate) mod auth;
+mod blob;
 pub mod build;
+pub mod credentials;
+pub mod digest;
 pub mod image;
 pub mod layer;
 pub mod layout;

@@ -63,18 +63,37 @@ fn valid_component(c: &str) -> bool {
 }
 
 fn looks_like_host(s: &str) -> bool {
-    s.contains('.') || s.contains(':') || s == "localhost"
+    s.contains('.') || s.contains(':') || s.starts_with('[') || s == "localhost"
+}
+
+/// `host[:port]` split in two; a bracketed IPv6 literal keeps its brackets (`[::1]`, `5000`).
+pub(crate) fn split_host_port(h: &str) -> (&str, Option<&str>) {
+    if h.starts_with('[') {
+        return match h.find(']') {
+            Some(end) => match h[end + 1..].strip_prefix(':') {
+                Some(port) => (&h[..=end], Some(port)),
+                None => (h, None),
+            },
+            None => (h, None),
+        };
+    }
+    match h.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (h, None),
+    }
 }
 
 fn valid_host(h: &str) -> bool {
-    let (host, port) = match h.rsplit_once(':') {
-        Some((host, port)) => (host, Some(port)),
-        None => (h, None),
-    };
+    let (host, port) = split_host_port(h);
     if let Some(p) = port {
-        if p.parse::<u16>().is_err() {
+        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u16>().is_err() {
             return false;
         }
+    }
+    if let Some(inner) = host.strip_prefix('[') {
+        return inner
+            .strip_suffix(']')
+            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
     }
     !host.is_empty()
         && host
@@ -82,7 +101,40 @@ fn valid_host(h: &str) -> bool {
             .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
 }
 
-fn valid_tag(t: &str) -> bool {
+/// Whether a registry `host[:port]` is this machine: `localhost`, 127.0.0.0/8 or `[::1]`.
+/// Those are spoken to over plain HTTP; everything else over HTTPS.
+pub(crate) fn is_loopback_host(h: &str) -> bool {
+    let (host, _) = split_host_port(h);
+    let ip = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || ip
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A registry host as `MLOPS_REGISTRY` and `MLOPS_REGISTRY_TOKEN_HOSTS` name it:
+/// `host[:port]`, no scheme and no path (`ghcr.io`, `127.0.0.1:5000`, `[::1]:5000`).
+pub fn parse_host(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    if !valid_host(t) {
+        return Err(format!(
+            "{t:?} is not a registry host: write host[:port] without a scheme or path (ghcr.io, 127.0.0.1:5000)"
+        ));
+    }
+    Ok(canonical_registry(&t.to_ascii_lowercase()))
+}
+
+/// Docker Hub answers to several names; references and credentials all say `docker.io`.
+fn canonical_registry(host: &str) -> String {
+    match host {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            "docker.io".to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+pub(crate) fn valid_tag(t: &str) -> bool {
     !t.is_empty()
         && t.len() <= 128
         && t.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
@@ -91,21 +143,7 @@ fn valid_tag(t: &str) -> bool {
 }
 
 pub fn valid_digest(d: &str) -> bool {
-    match d.split_once(':') {
-        Some(("sha256", hex)) => {
-            hex.len() == 64
-                && hex
-                    .chars()
-                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-        }
-        Some(("sha512", hex)) => {
-            hex.len() == 128
-                && hex
-                    .chars()
-                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-        }
-        _ => false,
-    }
+    super::digest::Digest::parse(d).is_ok()
 }
 
 /// Parses an image reference; a tag and a digest are both optional.
@@ -136,9 +174,18 @@ pub fn parse_image(text: &str) -> Result<ImageRef, String> {
             if !valid_host(first) {
                 return Err(bad("invalid registry host"));
             }
-            (first.to_string(), path.to_string())
+            (
+                canonical_registry(&first.to_ascii_lowercase()),
+                path.to_string(),
+            )
         }
         _ => ("docker.io".to_string(), name.to_string()),
+    };
+    // Docker Hub's official images live under `library/`: `python` is `library/python`.
+    let path = if registry == "docker.io" && !path.is_empty() && !path.contains('/') {
+        format!("library/{path}")
+    } else {
+        path
     };
     if path.is_empty() || !path.split('/').all(valid_component) {
         return Err(bad(
@@ -185,6 +232,70 @@ mod tests {
     }
 
     #[test]
+    fn docker_hub_names_resolve_as_docker_does() {
+        let r = parse_image("python:3.12").unwrap();
+        assert_eq!(r.to_string(), "docker.io/library/python:3.12");
+        let r = parse_image("user/img").unwrap();
+        assert_eq!(r.to_string(), "docker.io/user/img");
+        let r = parse_image("index.docker.io/library/python").unwrap();
+        assert_eq!(r.to_string(), "docker.io/library/python");
+        let r = parse_image("docker.io/python").unwrap();
+        assert_eq!(r.repository, "library/python");
+        // Not Docker Hub: no library/ prefix.
+        let r = parse_image("ghcr.io/x:1").unwrap();
+        assert_eq!(r.to_string(), "ghcr.io/x:1");
+    }
+
+    #[test]
+    fn ipv6_hosts_parse() {
+        let r = parse_image("[::1]:5000/x").unwrap();
+        assert_eq!(r.registry, "[::1]:5000");
+        assert_eq!(r.repository, "x");
+        assert_eq!(r.tag, None);
+        let r = parse_image("[::1]:5000/acme/x:2").unwrap();
+        assert_eq!(r.registry, "[::1]:5000");
+        assert_eq!(r.tag.as_deref(), Some("2"));
+        assert_eq!(parse_image("[::1]/x").unwrap().registry, "[::1]");
+        for bad in ["[::1:5000/x", "[zz]:5000/x", "[::1]:/x", "[::1]:99999/x"] {
+            assert!(parse_image(bad).is_err(), "{bad:?} should fail");
+        }
+    }
+
+    #[test]
+    fn loopback_hosts_are_this_machine_only() {
+        for h in [
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "localhost:5000",
+            "localhost",
+            "[::1]:5000",
+            "[::1]",
+        ] {
+            assert!(is_loopback_host(h), "{h}");
+        }
+        for h in [
+            "ghcr.io",
+            "registry.example.com:5000",
+            "127.evil.example",
+            "localhost.example",
+            "[::2]:5000",
+        ] {
+            assert!(!is_loopback_host(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn registry_hosts_for_the_environment() {
+        assert_eq!(parse_host("ghcr.io").unwrap(), "ghcr.io");
+        assert_eq!(parse_host(" 127.0.0.1:5000 ").unwrap(), "127.0.0.1:5000");
+        assert_eq!(parse_host("[::1]:5000").unwrap(), "[::1]:5000");
+        assert_eq!(parse_host("index.docker.io").unwrap(), "docker.io");
+        for bad in ["https://ghcr.io", "ghcr.io/acme", "", "host:port"] {
+            assert!(parse_host(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn rejects_bad_references() {
         for bad in [
             "",
@@ -194,6 +305,8 @@ mod tests {
             "a/b:",
             "a/b@sha256:xyz",
             "a-/b",
+            "a/b@sha256:../../x",
+            "a/b@sha512:abc",
         ] {
             assert!(parse_image(bad).is_err(), "{bad:?} should fail");
         }

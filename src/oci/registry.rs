@@ -1,23 +1,34 @@
-//! A small OCI distribution client: what packaging and signing need, streamed, verified and
-//! retried. Plain HTTP for loopback registries, HTTPS otherwise.
+//! A small OCI distribution client: what packaging and signing need, streamed, bounded,
+//! verified and retried. Plain HTTP for loopback registries, HTTPS otherwise.
 //!
-//! - Auth: anonymous first; on 401 the `WWW-Authenticate` challenge decides — Bearer (token from
-//!   the realm, with credentials when we have them) or Basic. Credentials come from
-//!   `MLOPS_REGISTRY_USER`/`MLOPS_REGISTRY_PASSWORD`, else Docker's `config.json` (`auths`).
-//! - Retries: 5xx, 429 (honouring `Retry-After`) and connection errors, with exponential backoff,
-//!   only for idempotent requests (GET, HEAD, PUT of content-addressed data; a blob upload is
-//!   restarted from its POST).
-//! - Every blob and manifest fetched by digest is verified against that digest.
+//! - Credentials: the caller's [`RegistrySettings`] (built by the command line; this client
+//!   reads no environment), and of those only the ones of this registry's `host[:port]`.
+//!   Anonymous first; on 401 the challenge decides (see `auth`: Bearer realms are checked).
+//!   The Authorization header goes only to the registry's own origin (scheme, host, port):
+//!   never to an upload `Location` elsewhere; reqwest drops it on a redirect to another origin,
+//!   and a redirect from https to plain http is refused.
+//! - Bounds: a manifest is at most 4 MiB, a blob read into memory at most 16 MiB, and a blob is
+//!   exactly the size its descriptor gives (reading stops at the first byte past it); the
+//!   connection may stay silent for at most the read timeout (`MLOPS_REGISTRY_TIMEOUT_SECS`).
+//! - Retries: 5xx, 429 (honouring `Retry-After`, seconds or a date) and connection errors, with
+//!   exponential backoff, only for idempotent requests (GET, HEAD, PUT of content-addressed
+//!   data; a blob upload is restarted from its POST).
+//! - Every blob and manifest fetched by digest is verified against that digest (sha256 or
+//!   sha512); a digest read from anywhere is parsed before it names a URL.
 //! - Errors name the registry, the repository, the request and the HTTP status.
 
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context, Result};
-use base64::Engine;
-use reqwest::{header, Method, StatusCode};
-use sha2::{Digest, Sha256};
+use reqwest::header::{self, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+
+use super::blob::BlobReader;
+use super::credentials::{Credentials, RegistrySettings};
+use super::digest::Digest;
+use super::reference::{is_loopback_host, valid_tag};
 
 /// Manifest media types we read and write.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -25,64 +36,130 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
+/// The largest manifest we read (real ones are a few KiB).
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+/// The largest blob we hold in memory: an image config, a signature payload, an attestation.
+pub const MAX_BLOB_IN_MEMORY: u64 = 16 << 20;
+
 const ATTEMPTS: u32 = 5;
+/// The longest `Retry-After` we honour before retrying anyway.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 pub struct Registry {
     http: reqwest::Client,
-    host: String,
-    base: String,
-    credentials: Option<(String, String)>,
+    /// For token requests: every redirect is held to the realm rule.
+    pub(super) token_http: reqwest::Client,
+    pub(super) host: String,
+    base: Url,
+    pub(super) credentials: Option<Credentials>,
+    /// The registries that do have credentials, for error messages.
+    pub(super) hosts_with_credentials: Vec<String>,
+    pub(super) token_hosts: Vec<String>,
     /// The Authorization header that last worked, per scope.
     auth: Mutex<Option<(String, String)>>,
     /// First backoff delay; doubled per attempt.
-    pub backoff: Duration,
+    backoff: Duration,
+    read_timeout: Duration,
 }
 
 pub struct Fetched {
     pub bytes: Vec<u8>,
     pub media_type: String,
+    /// sha256 of the bytes.
     pub digest: String,
 }
 
 pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    Digest::sha256_of(bytes).to_string()
 }
 
-fn is_loopback(host: &str) -> bool {
-    let name = host.rsplit_once(':').map_or(host, |(h, p)| {
-        if p.chars().all(|c| c.is_ascii_digit()) {
-            h
-        } else {
-            host
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// Redirects of registry requests: at most 10, never from https down to http.
+fn redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() >= 10 {
+            return attempt.error("more than 10 redirects");
         }
-    });
-    matches!(name, "localhost" | "127.0.0.1" | "[::1]") || name.starts_with("127.")
+        let from_https = attempt
+            .previous()
+            .last()
+            .is_some_and(|u| u.scheme() == "https");
+        if from_https && attempt.url().scheme() != "https" {
+            let to = attempt.url().to_string();
+            return attempt.error(format!("redirected from https to {to}: refusing"));
+        }
+        attempt.follow()
+    })
+}
+
+/// A tag, or a digest (parsed): what a manifest request may name.
+fn manifest_reference(reference: &str) -> Result<Option<Digest>> {
+    if reference.contains(':') {
+        return Digest::parse(reference)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("manifest reference: {e}"));
+    }
+    if !valid_tag(reference) {
+        bail!("{reference:?} is neither a tag nor a digest");
+    }
+    Ok(None)
+}
+
+fn size_text(n: u64) -> String {
+    if n >= 1 << 20 && n % (1 << 20) == 0 {
+        format!("{} MiB", n >> 20)
+    } else {
+        format!("{n} bytes")
+    }
 }
 
 impl Registry {
-    pub fn new(host: &str) -> Result<Registry> {
-        let scheme = if is_loopback(host) { "http" } else { "https" };
+    pub fn new(host: &str, settings: &RegistrySettings) -> Result<Registry> {
+        let scheme = if is_loopback_host(host) {
+            "http"
+        } else {
+            "https"
+        };
         // Docker Hub's references name docker.io; its API lives elsewhere.
         let api_host = if host == "docker.io" {
             "registry-1.docker.io"
         } else {
             host
         };
-        Ok(Registry {
-            http: reqwest::Client::builder()
+        let base = Url::parse(&format!("{scheme}://{api_host}"))
+            .with_context(|| format!("registry host {host:?} does not make a URL"))?;
+        let client = || {
+            reqwest::Client::builder()
                 .user_agent(concat!("mlops/", env!("CARGO_PKG_VERSION")))
                 .connect_timeout(Duration::from_secs(10))
+                .read_timeout(settings.read_timeout)
+        };
+        let api_hostname = base.host_str().unwrap_or_default().to_string();
+        Ok(Registry {
+            http: client().redirect(redirects()).build()?,
+            token_http: client()
+                .redirect(super::auth::token_redirects(
+                    api_hostname,
+                    settings.token_hosts.clone(),
+                ))
                 .build()?,
             host: host.to_string(),
-            base: format!("{scheme}://{api_host}"),
-            credentials: credentials_for(host),
+            base,
+            credentials: settings.credentials_for(host).cloned(),
+            hosts_with_credentials: settings
+                .hosts_with_credentials()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            token_hosts: settings.token_hosts.clone(),
             auth: Mutex::new(None),
-            backoff: Duration::from_millis(
-                std::env::var("MLOPS_REGISTRY_BACKOFF_MS")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(250),
-            ),
+            backoff: settings.backoff,
+            read_timeout: settings.read_timeout,
         })
     }
 
@@ -90,8 +167,20 @@ impl Registry {
         &self.host
     }
 
+    /// The host name of the registry's API (`registry-1.docker.io` for `docker.io`).
+    pub(super) fn api_host(&self) -> &str {
+        self.base.host_str().unwrap_or_default()
+    }
+
+    fn cached_auth(&self, repo: &str) -> Option<String> {
+        let slot = self.auth.lock().unwrap_or_else(|e| e.into_inner());
+        let (scope_repo, value) = slot.as_ref()?;
+        (scope_repo == repo || value.starts_with("Basic ")).then(|| value.clone())
+    }
+
     /// Sends a request built by `build` (called again for each attempt), authenticating on
-    /// demand and retrying transient failures when `idempotent`.
+    /// demand and retrying transient failures when `idempotent`. Credentials go only to the
+    /// registry's own origin.
     async fn send(
         &self,
         what: &str,
@@ -103,13 +192,18 @@ impl Registry {
         let mut authed_once = false;
         loop {
             attempt += 1;
-            let mut req = build(&self.http);
-            if let Some((scope_repo, value)) = self.auth.lock().unwrap().clone() {
-                if scope_repo == repo || value.starts_with("Basic ") {
-                    req = req.header(header::AUTHORIZATION, value);
-                }
+            let mut req = build(&self.http)
+                .build()
+                .with_context(|| format!("{what} at registry {}", self.host))?;
+            let own_origin = same_origin(req.url(), &self.base);
+            if let (true, Some(value)) = (own_origin, self.cached_auth(repo)) {
+                let mut value = HeaderValue::from_str(&value).with_context(|| {
+                    format!("registry {}: the token is not a header value", self.host)
+                })?;
+                value.set_sensitive(true);
+                req.headers_mut().insert(header::AUTHORIZATION, value);
             }
-            let resp = match req.send().await {
+            let resp = match self.http.execute(req).await {
                 Ok(r) => r,
                 Err(e)
                     if idempotent && attempt < ATTEMPTS && (e.is_connect() || e.is_timeout()) =>
@@ -120,13 +214,15 @@ impl Registry {
                 }
                 Err(e) => {
                     return Err(anyhow::anyhow!(
-                        "{what} at registry {} (repository {repo}) failed: {e}",
-                        self.host
+                        "{what} at registry {} (repository {repo}) failed: {}",
+                        self.host,
+                        self.describe(&e)
                     ));
                 }
             };
             let status = resp.status();
-            if status == StatusCode::UNAUTHORIZED && !authed_once {
+            // A 401 from another origin (an upload location elsewhere) gets no credentials.
+            if status == StatusCode::UNAUTHORIZED && !authed_once && own_origin {
                 authed_once = true;
                 let challenge = resp
                     .headers()
@@ -135,7 +231,8 @@ impl Registry {
                     .unwrap_or("")
                     .to_string();
                 let value = self.authenticate(&challenge, repo).await?;
-                *self.auth.lock().unwrap() = Some((repo.to_string(), value));
+                *self.auth.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((repo.to_string(), value));
                 attempt -= 1;
                 continue;
             }
@@ -145,8 +242,8 @@ impl Registry {
                     .headers()
                     .get(header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(|s| Duration::from_secs(s.min(60)))
+                    .and_then(|v| crate::http::retry_after(v, SystemTime::now()))
+                    .map(|d| d.min(MAX_RETRY_AFTER))
                     .unwrap_or(self.backoff * 2u32.pow(attempt - 1));
                 tracing::info!(
                     "{what}: registry {} answered {status}; retrying in {:.1}s",
@@ -160,73 +257,75 @@ impl Registry {
         }
     }
 
-    async fn authenticate(&self, challenge: &str, repo: &str) -> Result<String> {
-        let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
-        let creds = self.credentials.as_ref();
-        if scheme.eq_ignore_ascii_case("basic") {
-            let Some((user, pass)) = creds else {
-                bail!(
-                    "registry {} (repository {repo}) asks for credentials: set MLOPS_REGISTRY_USER and MLOPS_REGISTRY_PASSWORD or `docker login {}`",
-                    self.host,
-                    self.host
-                );
-            };
-            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-            return Ok(format!("Basic {token}"));
+    /// A transport error in words, naming the read timeout when that is what ended it.
+    fn describe(&self, e: &reqwest::Error) -> String {
+        if e.is_timeout() {
+            format!(
+                "no data for {} s (the read timeout; MLOPS_REGISTRY_TIMEOUT_SECS changes it)",
+                self.read_timeout.as_secs()
+            )
+        } else {
+            format!("{e}")
         }
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            bail!(
-                "registry {} answered 401 with an unsupported challenge {challenge:?}",
-                self.host
-            );
-        }
-        let param = |name: &str| {
-            params.split(',').find_map(|kv| {
-                let (k, v) = kv.trim().split_once('=')?;
-                (k == name).then(|| v.trim_matches('"').to_string())
-            })
-        };
-        let realm = param("realm").context("Bearer challenge without a realm")?;
-        let mut url = reqwest::Url::parse(&realm)
-            .with_context(|| format!("registry {}: bad token realm {realm:?}", self.host))?;
-        {
-            let mut q = url.query_pairs_mut();
-            if let Some(service) = param("service") {
-                q.append_pair("service", &service);
-            }
-            q.append_pair("scope", &format!("repository:{repo}:pull,push"));
-        }
-        let mut req = self.http.get(url);
-        if let Some((user, pass)) = creds {
-            req = req.basic_auth(user, Some(pass));
-        }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("registry {}: token request to {realm} failed", self.host))?;
-        if !resp.status().is_success() {
-            bail!(
-                "registry {}: token request to {realm} answered {} (check the credentials for repository {repo})",
+    }
+
+    pub(super) async fn chunk(
+        &self,
+        resp: &mut reqwest::Response,
+        what: &str,
+    ) -> Result<Option<bytes::Bytes>> {
+        resp.chunk().await.map_err(|e| {
+            anyhow::anyhow!(
+                "{what}: reading from registry {} failed: {}",
                 self.host,
-                resp.status()
-            );
+                self.describe(&e)
+            )
+        })
+    }
+
+    /// A whole response body of at most `limit` bytes; a longer one is refused without reading
+    /// past the chunk that crossed the limit.
+    pub(super) async fn read_small(
+        &self,
+        mut resp: reqwest::Response,
+        limit: u64,
+        what: &str,
+    ) -> Result<Vec<u8>> {
+        let too_large = || {
+            anyhow::anyhow!(
+                "{what}: registry {} sent more than {}: refusing it",
+                self.host,
+                size_text(limit)
+            )
+        };
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
         }
-        let body: serde_json::Value = resp.json().await?;
-        let token = body["token"]
-            .as_str()
-            .or(body["access_token"].as_str())
-            .context("token response without a token")?;
-        Ok(format!("Bearer {token}"))
+        let mut out = Vec::new();
+        while let Some(chunk) = self.chunk(&mut resp, what).await? {
+            if (out.len() + chunk.len()) as u64 > limit {
+                return Err(too_large());
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
     }
 
     fn url(&self, repo: &str, tail: &str) -> String {
-        format!("{}/v2/{repo}/{tail}", self.base)
+        format!("{}v2/{repo}/{tail}", self.base)
     }
 
-    async fn fail(&self, what: &str, repo: &str, resp: reqwest::Response) -> anyhow::Error {
+    async fn fail(&self, what: &str, repo: &str, mut resp: reqwest::Response) -> anyhow::Error {
         let status = resp.status();
-        let body = resp.text().await.unwrap_or_default();
-        let body: String = body.chars().take(300).collect();
+        // The first few KiB of the body say why; the rest is not read.
+        let mut body = Vec::new();
+        while body.len() < 4096 {
+            match resp.chunk().await {
+                Ok(Some(c)) => body.extend_from_slice(&c),
+                _ => break,
+            }
+        }
+        let body: String = String::from_utf8_lossy(&body).chars().take(300).collect();
         anyhow::anyhow!(
             "{what} at registry {} (repository {repo}) answered HTTP {status}: {}",
             self.host,
@@ -234,8 +333,10 @@ impl Registry {
         )
     }
 
-    /// A manifest by tag or digest; verified when fetched by digest.
+    /// A manifest by tag or digest (at most 4 MiB); verified when fetched by digest.
     pub async fn manifest(&self, repo: &str, reference: &str) -> Result<Fetched> {
+        let pinned = manifest_reference(reference)
+            .with_context(|| format!("registry {} (repository {repo})", self.host))?;
         let url = self.url(repo, &format!("manifests/{reference}"));
         let accept = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(", ");
         let what = format!("GET manifest {reference}");
@@ -253,16 +354,23 @@ impl Registry {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let bytes = resp.bytes().await?.to_vec();
-        let digest = sha256_digest(&bytes);
-        if reference.starts_with("sha256:") && digest != reference {
-            bail!(
-                "registry {} returned a manifest for {repo}@{reference} whose digest is {digest}: refusing it",
-                self.host
-            );
+        let what = format!("manifest {repo}:{reference}");
+        let bytes = self.read_small(resp, MAX_MANIFEST_BYTES, &what).await?;
+        if let Some(expected) = pinned {
+            if !expected.matches(&bytes) {
+                let mut h = expected.hasher();
+                h.update(&bytes);
+                bail!(
+                    "registry {} returned a manifest for {repo}@{reference} whose digest is {}: refusing it",
+                    self.host,
+                    h.finish()
+                );
+            }
         }
         let media_type = if media_type.is_empty() || media_type == "application/json" {
-            serde_json::from_slice::<serde_json::Value>(&bytes)?["mediaType"]
+            serde_json::from_slice::<serde_json::Value>(&bytes)
+                .with_context(|| format!("registry {}: {what} is not JSON", self.host))?
+                ["mediaType"]
                 .as_str()
                 .unwrap_or(OCI_MANIFEST)
                 .to_string()
@@ -270,14 +378,16 @@ impl Registry {
             media_type
         };
         Ok(Fetched {
+            digest: sha256_digest(&bytes),
             bytes,
             media_type,
-            digest,
         })
     }
 
     /// Whether a manifest exists (None: 404).
     pub async fn manifest_digest(&self, repo: &str, reference: &str) -> Result<Option<String>> {
+        manifest_reference(reference)
+            .with_context(|| format!("registry {} (repository {repo})", self.host))?;
         let url = self.url(repo, &format!("manifests/{reference}"));
         let accept = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(", ");
         let what = format!("HEAD manifest {reference}");
@@ -298,57 +408,75 @@ impl Registry {
         }
     }
 
-    /// A small blob (a config, a signature payload) in memory, verified.
-    pub async fn blob(&self, repo: &str, digest: &str) -> Result<Vec<u8>> {
+    /// GET a blob, checking what the registry announces against the descriptor.
+    async fn get_blob(&self, repo: &str, digest: &Digest, size: u64) -> Result<BlobReader<'_>> {
         let url = self.url(repo, &format!("blobs/{digest}"));
         let what = format!("GET blob {digest}");
         let resp = self.send(&what, repo, true, &|c| c.get(&url)).await?;
         if !resp.status().is_success() {
             return Err(self.fail(&what, repo, resp).await);
         }
-        let bytes = resp.bytes().await?.to_vec();
-        let got = sha256_digest(&bytes);
-        if got != digest {
+        let name = format!("blob {repo}@{digest}");
+        if let Some(announced) = resp.content_length().filter(|n| *n != size) {
             bail!(
-                "registry {} returned blob {repo}@{digest} with digest {got}: refusing it",
+                "registry {} announces {name} as {announced} bytes, but its descriptor says {size}: refusing it",
                 self.host
             );
         }
-        Ok(bytes)
+        Ok(BlobReader::new(self, resp, digest, name, size))
     }
 
-    /// Streams a blob to a file, verifying its digest; returns its size.
-    pub async fn blob_to_file(&self, repo: &str, digest: &str, path: &Path) -> Result<u64> {
-        use futures_util::StreamExt;
-        use tokio::io::AsyncWriteExt;
-        let url = self.url(repo, &format!("blobs/{digest}"));
-        let what = format!("GET blob {digest}");
-        let resp = self.send(&what, repo, true, &|c| c.get(&url)).await?;
-        if !resp.status().is_success() {
-            return Err(self.fail(&what, repo, resp).await);
-        }
-        let mut file = tokio::fs::File::create(path).await?;
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk?;
-            hasher.update(&chunk);
-            size += chunk.len() as u64;
-            file.write_all(&chunk).await?;
-        }
-        file.flush().await?;
-        let got = format!("sha256:{}", hex::encode(hasher.finalize()));
-        if got != digest {
+    /// A small blob (a config, a signature payload) in memory: at most 16 MiB, exactly `size`
+    /// bytes, verified.
+    pub async fn blob(&self, repo: &str, digest: &str, size: u64) -> Result<Vec<u8>> {
+        let digest = self.parse_digest(repo, digest)?;
+        if size > MAX_BLOB_IN_MEMORY {
             bail!(
-                "registry {} returned blob {repo}@{digest} with digest {got}: refusing it",
-                self.host
+                "registry {}: blob {repo}@{digest} is {size} bytes by its descriptor; refusing to read more than {} into memory",
+                self.host,
+                size_text(MAX_BLOB_IN_MEMORY)
             );
         }
+        let mut reader = self.get_blob(repo, &digest, size).await?;
+        let mut out = Vec::with_capacity(size as usize);
+        while let Some(chunk) = reader.next().await? {
+            out.extend_from_slice(&chunk);
+        }
+        reader.finish()?;
+        Ok(out)
+    }
+
+    /// Streams a blob of exactly `size` bytes to a file, verifying its digest; returns its size.
+    pub async fn blob_to_file(
+        &self,
+        repo: &str,
+        digest: &str,
+        size: u64,
+        path: &Path,
+    ) -> Result<u64> {
+        use tokio::io::AsyncWriteExt;
+        let digest = self.parse_digest(repo, digest)?;
+        let mut reader = self.get_blob(repo, &digest, size).await?;
+        let mut file = tokio::fs::File::create(path)
+            .await
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        while let Some(chunk) = reader.next().await? {
+            file.write_all(&chunk)
+                .await
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        file.flush().await?;
+        reader.finish()?;
         Ok(size)
     }
 
+    fn parse_digest(&self, repo: &str, digest: &str) -> Result<Digest> {
+        Digest::parse(digest)
+            .map_err(|e| anyhow::anyhow!("registry {} (repository {repo}): {e}", self.host))
+    }
+
     pub async fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool> {
+        let digest = self.parse_digest(repo, digest)?;
         let url = self.url(repo, &format!("blobs/{digest}"));
         let what = format!("HEAD blob {digest}");
         let resp = self.send(&what, repo, true, &|c| c.head(&url)).await?;
@@ -361,11 +489,13 @@ impl Registry {
 
     /// Cross-repository mount; false when the registry wants an upload instead.
     pub async fn mount(&self, repo: &str, digest: &str, from: &str) -> Result<bool> {
+        let digest = self.parse_digest(repo, digest)?;
         let url = self.url(repo, "blobs/uploads/");
         let what = format!("mount blob {digest} from {from}");
         let resp = self
             .send(&what, repo, true, &|c| {
-                c.post(&url).query(&[("mount", digest), ("from", from)])
+                c.post(&url)
+                    .query(&[("mount", digest.as_str()), ("from", from)])
             })
             .await?;
         match resp.status() {
@@ -398,16 +528,49 @@ impl Registry {
             .with_context(|| format!("cannot read {}", path.display()))?
             .len();
         let path = path.to_path_buf();
-        self.upload(repo, digest, size, &move || {
-            let file = std::fs::File::open(&path).expect("blob file vanished");
-            let stream = tokio_util::io::ReaderStream::with_capacity(
-                tokio::fs::File::from_std(file),
-                1 << 20,
-            );
-            reqwest::Body::wrap_stream(stream)
-        })
+        self.upload(
+            repo,
+            digest,
+            size,
+            &move || match std::fs::File::open(&path) {
+                Ok(file) => {
+                    reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+                        tokio::fs::File::from_std(file),
+                        1 << 20,
+                    ))
+                }
+                // The request fails with this error instead of sending a body.
+                Err(e) => reqwest::Body::wrap_stream(futures_util::stream::once(async move {
+                    Err::<bytes::Bytes, _>(e)
+                })),
+            },
+        )
         .await?;
         Ok(true)
+    }
+
+    /// Where the registry wants the upload: its `Location`, resolved against the registry.
+    fn upload_location(&self, location: &str, digest: &Digest) -> Result<Url> {
+        let mut url = self
+            .base
+            .join(location)
+            .with_context(|| format!("registry {}: bad upload location {location:?}", self.host))?;
+        let downgrade = self.base.scheme() == "https" && url.scheme() != "https";
+        if downgrade || !matches!(url.scheme(), "http" | "https") {
+            bail!(
+                "registry {} sends the upload to {url}, not over https: refusing",
+                self.host
+            );
+        }
+        if !same_origin(&url, &self.base) {
+            tracing::debug!(
+                "registry {}: upload goes to {} (another host: sent without credentials)",
+                self.host,
+                url.origin().ascii_serialization()
+            );
+        }
+        url.query_pairs_mut().append_pair("digest", digest.as_str());
+        Ok(url)
     }
 
     /// POST a session, then one monolithic PUT; the pair is retried as a whole.
@@ -418,6 +581,7 @@ impl Registry {
         size: u64,
         body: &(dyn Fn() -> reqwest::Body + Sync),
     ) -> Result<()> {
+        let digest = self.parse_digest(repo, digest)?;
         let what = format!("upload blob {digest}");
         let mut attempt = 0;
         loop {
@@ -431,14 +595,11 @@ impl Registry {
                 .headers()
                 .get(header::LOCATION)
                 .and_then(|v| v.to_str().ok())
-                .context("upload session without a Location")?
+                .with_context(|| {
+                    format!("registry {}: upload session without a Location", self.host)
+                })?
                 .to_string();
-            let mut url = if location.starts_with("http") {
-                reqwest::Url::parse(&location)?
-            } else {
-                reqwest::Url::parse(&format!("{}{location}", self.base))?
-            };
-            url.query_pairs_mut().append_pair("digest", digest);
+            let url = self.upload_location(&location, &digest)?;
             // Not retried by `send`: the body stream is consumed; we restart the session here.
             let resp = self
                 .send(&what, repo, false, &|c| {
@@ -474,6 +635,8 @@ impl Registry {
         bytes: &[u8],
         media_type: &str,
     ) -> Result<String> {
+        manifest_reference(reference)
+            .with_context(|| format!("registry {} (repository {repo})", self.host))?;
         let url = self.url(repo, &format!("manifests/{reference}"));
         let what = format!("PUT manifest {reference}");
         let body = bytes::Bytes::copy_from_slice(bytes);
@@ -491,62 +654,97 @@ impl Registry {
     }
 }
 
-/// Credentials for a registry host: MLOPS_REGISTRY_USER/PASSWORD, else Docker's config.json.
-pub fn credentials_for(host: &str) -> Option<(String, String)> {
-    if let (Ok(u), Ok(p)) = (
-        std::env::var("MLOPS_REGISTRY_USER"),
-        std::env::var("MLOPS_REGISTRY_PASSWORD"),
-    ) {
-        return Some((u, p));
-    }
-    let dir = std::env::var_os("DOCKER_CONFIG")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")))?;
-    let config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("config.json")).ok()?).ok()?;
-    let auths = config["auths"].as_object()?;
-    let entry = auths.iter().find_map(|(k, v)| {
-        let k = k
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .trim_end_matches("/v1")
-            .trim_end_matches("/v2");
-        (k == host).then_some(v)
-    })?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(entry["auth"].as_str()?)
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (u, p) = text.split_once(':')?;
-    Some((u.to_string(), p.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn loopback_hosts_use_plain_http() {
-        assert!(super::is_loopback("127.0.0.1:5000"));
-        assert!(super::is_loopback("localhost:5000"));
-        assert!(super::is_loopback("localhost"));
-        assert!(!super::is_loopback("ghcr.io"));
-        assert!(!super::is_loopback("registry.example.com:5000"));
+    fn loopback_registries_use_plain_http_and_docker_hub_its_api_host() {
+        let s = RegistrySettings::anonymous();
+        let url = |h: &str| Registry::new(h, &s).unwrap().base.to_string();
+        assert_eq!(url("127.0.0.1:5000"), "http://127.0.0.1:5000/");
+        assert_eq!(url("[::1]:5000"), "http://[::1]:5000/");
+        assert_eq!(url("localhost"), "http://localhost/");
+        assert_eq!(url("ghcr.io"), "https://ghcr.io/");
+        assert_eq!(
+            url("127.evil.example:5000"),
+            "https://127.evil.example:5000/"
+        );
+        assert_eq!(url("docker.io"), "https://registry-1.docker.io/");
+        assert_eq!(
+            Registry::new("[::1]:5000", &s)
+                .unwrap()
+                .url("a/b", "blobs/x"),
+            "http://[::1]:5000/v2/a/b/blobs/x"
+        );
     }
 
     #[test]
-    fn docker_config_credentials() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("config.json"),
-            r#"{"auths": {"https://reg.example:5000/v2/": {"auth": "dXNlcjpwYXNz"}}}"#,
-        )
-        .unwrap();
-        // Safety of set_var in tests: this test alone reads DOCKER_CONFIG.
-        unsafe { std::env::set_var("DOCKER_CONFIG", dir.path()) };
+    fn a_registry_holds_its_own_credentials_only() {
+        let c = Credentials {
+            username: "u".into(),
+            password: "p".into(),
+        };
+        let s = RegistrySettings::anonymous().with_credentials("a.example:5000", c.clone());
         assert_eq!(
-            super::credentials_for("reg.example:5000"),
-            Some(("user".into(), "pass".into()))
+            Registry::new("a.example:5000", &s).unwrap().credentials,
+            Some(c)
         );
-        assert_eq!(super::credentials_for("other:5000"), None);
+        assert_eq!(Registry::new("a.example", &s).unwrap().credentials, None);
+        assert_eq!(
+            Registry::new("b.example:5000", &s).unwrap().credentials,
+            None
+        );
+    }
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        assert!(same_origin(
+            &u("https://a.example/v2/x"),
+            &u("https://a.example:443/")
+        ));
+        assert!(!same_origin(
+            &u("https://a.example/"),
+            &u("https://a.example:8443/")
+        ));
+        assert!(!same_origin(
+            &u("http://a.example/"),
+            &u("https://a.example/")
+        ));
+        assert!(!same_origin(
+            &u("https://b.example/"),
+            &u("https://a.example/")
+        ));
+    }
+
+    #[test]
+    fn manifest_references_are_tags_or_digests() {
+        assert!(manifest_reference("1.0").unwrap().is_none());
+        assert!(manifest_reference(&format!("sha512:{}", "a".repeat(128)))
+            .unwrap()
+            .is_some());
+        for bad in ["sha256:../../x", "../x", "a/b", ""] {
+            assert!(manifest_reference(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn upload_locations_resolve_and_never_downgrade() {
+        let r = Registry::new("reg.example", &RegistrySettings::anonymous()).unwrap();
+        let d = Digest::sha256_of(b"x");
+        let url = r
+            .upload_location("/v2/a/blobs/uploads/1?_state=s", &d)
+            .unwrap();
+        assert_eq!(url.host_str(), Some("reg.example"));
+        assert!(url.query().unwrap().contains("digest=sha256%3A"));
+        let url = r
+            .upload_location("https://storage.example/up/1", &d)
+            .unwrap();
+        assert_eq!(url.host_str(), Some("storage.example"));
+        let e = r
+            .upload_location("http://storage.example/up/1", &d)
+            .unwrap_err();
+        assert!(format!("{e}").contains("not over https"), "{e}");
     }
 }

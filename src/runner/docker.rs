@@ -126,26 +126,33 @@ impl DockerRunner {
 
     pub async fn pull(&self, reference: &str, log: &mut LogSink) -> Result<(), RunnerError> {
         log.note(&format!("pulling {reference}"));
-        let (from_image, tag) = split_tag(reference);
+        let image = crate::oci::reference::parse_image(reference).map_err(|reason| {
+            RunnerError::ImageUnavailable {
+                image: reference.into(),
+                reason,
+            }
+        })?;
+        // By digest: the whole reference and no tag (the engine takes it so); else name and tag.
+        let name = format!("{}/{}", image.registry, image.repository);
+        let (from_image, tag) = match (&image.digest, &image.tag) {
+            (Some(d), _) => (format!("{name}@{d}"), String::new()),
+            (None, Some(t)) => (name, t.clone()),
+            (None, None) => (name, "latest".to_string()),
+        };
         let options = CreateImageOptionsBuilder::default()
-            .from_image(from_image)
-            .tag(tag)
+            .from_image(&from_image)
+            .tag(&tag)
             .build();
-        // The engine does not read the client's credentials: hand them over for this pull.
-        let host = from_image
-            .split_once('/')
-            .map(|(h, _)| h)
-            .filter(|h| h.contains('.') || h.contains(':') || *h == "localhost")
-            .unwrap_or("docker.io");
-        let credentials =
-            crate::oci::registry::credentials_for(host).map(|(username, password)| {
-                bollard::auth::DockerCredentials {
-                    username: Some(username),
-                    password: Some(password),
-                    serveraddress: Some(host.to_string()),
-                    ..Default::default()
-                }
-            });
+        // The engine does not read the client's credentials: hand over the pulled registry's
+        // own (exactly its host[:port]), never another registry's.
+        let credentials = crate::oci::credentials::engine_credentials(&image.registry).map(|c| {
+            bollard::auth::DockerCredentials {
+                username: Some(c.username),
+                password: Some(c.password),
+                serveraddress: Some(image.registry.clone()),
+                ..Default::default()
+            }
+        });
         let mut stream = self.docker.create_image(Some(options), None, credentials);
         let mut last_report = std::time::Instant::now();
         // A live spinner on a terminal; plain periodic lines in CI logs.

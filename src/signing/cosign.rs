@@ -8,13 +8,17 @@ use serde_json::{json, Value};
 use sigstore::crypto::{CosignVerificationKey, Signature};
 
 use super::Signer;
+use crate::oci::credentials::RegistrySettings;
+use crate::oci::digest::Digest;
 use crate::oci::reference::{parse_image, ImageRef};
-use crate::oci::registry::{sha256_digest, Registry, OCI_MANIFEST};
+use crate::oci::registry::{sha256_digest, Registry, MAX_BLOB_IN_MEMORY, OCI_MANIFEST};
 
 pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 pub const DSSE: &str = "application/vnd.dsse.envelope.v1+json";
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+/// The most layers a `.sig` or `.att` manifest may have (cosign adds one per signature).
+pub const MAX_ARTIFACT_LAYERS: usize = 1000;
 
 /// An image named by digest (the only form signing and verification accept).
 pub fn parse_pinned(text: &str) -> Result<(ImageRef, String)> {
@@ -43,14 +47,43 @@ pub fn payload(image: &ImageRef, digest: &str) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap()
 }
 
-/// The layers of an artifact manifest (empty when there is none yet).
+/// The layers of an artifact manifest (empty when there is none yet), each checked: at most
+/// [`MAX_ARTIFACT_LAYERS`], each with a well-formed digest and a size of at most 16 MiB.
 async fn existing_layers(reg: &Registry, repo: &str, tag: &str) -> Result<Vec<Value>> {
     if reg.manifest_digest(repo, tag).await?.is_none() {
         return Ok(Vec::new());
     }
     let m = reg.manifest(repo, tag).await?;
-    let v: Value = serde_json::from_slice(&m.bytes)?;
-    Ok(v["layers"].as_array().cloned().unwrap_or_default())
+    let name = format!("{}/{repo}:{tag}", reg.host());
+    let v: Value = serde_json::from_slice(&m.bytes)
+        .with_context(|| format!("{name} is not a JSON manifest"))?;
+    let layers = v["layers"].as_array().cloned().unwrap_or_default();
+    if layers.len() > MAX_ARTIFACT_LAYERS {
+        bail!(
+            "{name} has {} layers, more than the {MAX_ARTIFACT_LAYERS} a signature or attestation manifest may have: refusing it",
+            layers.len()
+        );
+    }
+    for (i, l) in layers.iter().enumerate() {
+        let digest = l["digest"].as_str().unwrap_or("");
+        Digest::parse(digest).map_err(|e| anyhow::anyhow!("{name}, layer {}: {e}", i + 1))?;
+        match l["size"].as_u64() {
+            Some(size) if size <= MAX_BLOB_IN_MEMORY => {}
+            Some(size) => bail!(
+                "{name}, layer {}: {size} bytes, more than the 16 MiB a signature payload or attestation may have: refusing it",
+                i + 1
+            ),
+            None => bail!("{name}, layer {}: the descriptor has no size", i + 1),
+        }
+    }
+    Ok(layers)
+}
+
+/// A checked layer's blob (see [`existing_layers`]).
+async fn layer_blob(reg: &Registry, repo: &str, layer: &Value) -> Result<Vec<u8>> {
+    let digest = layer["digest"].as_str().unwrap_or("");
+    let size = layer["size"].as_u64().unwrap_or(0);
+    reg.blob(repo, digest, size).await
 }
 
 /// Pushes an artifact manifest (`.sig` or `.att`) with these layers; blobs must be pushed.
@@ -89,8 +122,13 @@ pub struct SignOutcome {
 
 /// Signs `image@digest`: appends a layer to its `.sig` manifest unless the same key already
 /// signed the same payload.
-pub async fn sign(signer: &Signer, image: &ImageRef, digest: &str) -> Result<SignOutcome> {
-    let reg = Registry::new(&image.registry)?;
+pub async fn sign(
+    signer: &Signer,
+    image: &ImageRef,
+    digest: &str,
+    settings: &RegistrySettings,
+) -> Result<SignOutcome> {
+    let reg = Registry::new(&image.registry, settings)?;
     let repo = &image.repository;
     // The image must exist: never sign a digest the registry does not hold.
     if reg.manifest_digest(repo, digest).await?.is_none() {
@@ -164,8 +202,9 @@ pub async fn attest(
     image: &ImageRef,
     digest: &str,
     statements: &[Value],
+    settings: &RegistrySettings,
 ) -> Result<usize> {
-    let reg = Registry::new(&image.registry)?;
+    let reg = Registry::new(&image.registry, settings)?;
     let repo = &image.repository;
     let tag = artifact_tag(digest, "att");
     let own_key = CosignVerificationKey::from_pem(
@@ -192,8 +231,7 @@ pub async fn attest(
         for l in layers {
             let same_type = l["annotations"]["predicateType"] == predicate_type.as_str();
             let ours = same_type && {
-                let d = l["digest"].as_str().unwrap_or("");
-                match reg.blob(repo, d).await {
+                match layer_blob(&reg, repo, &l).await {
                     Ok(bytes) => open_envelope(&bytes, &own_key).is_ok(),
                     Err(_) => false,
                 }
@@ -256,8 +294,9 @@ pub async fn verify(
     image: &ImageRef,
     digest: &str,
     require_attestation: bool,
+    settings: &RegistrySettings,
 ) -> Result<std::result::Result<Verified, String>> {
-    let reg = Registry::new(&image.registry)?;
+    let reg = Registry::new(&image.registry, settings)?;
     let repo = &image.repository;
     let name = format!("{}/{repo}@{digest}", image.registry);
     let tag = artifact_tag(digest, "sig");
@@ -275,7 +314,7 @@ pub async fn verify(
             continue;
         }
         let layer_digest = l["digest"].as_str().unwrap_or("");
-        let body = match reg.blob(repo, layer_digest).await {
+        let body = match layer_blob(&reg, repo, l).await {
             Ok(b) => b,
             Err(e) => {
                 reasons.push(format!("payload {layer_digest}: {e:#}"));
@@ -327,19 +366,22 @@ pub async fn verify(
     let mut att_reasons = Vec::new();
     for l in &att_layers {
         let d = l["digest"].as_str().unwrap_or("");
-        let statement = match reg.blob(repo, d).await.and_then(|b| open_envelope(&b, key)) {
+        let statement = match layer_blob(&reg, repo, l)
+            .await
+            .and_then(|b| open_envelope(&b, key))
+        {
             Ok(s) => s,
             Err(e) => {
                 att_reasons.push(format!("attestation {d}: {e:#}"));
                 continue;
             }
         };
-        let hex = digest.trim_start_matches("sha256:");
+        let (algorithm, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
         let about_us = statement["subject"]
             .as_array()
             .into_iter()
             .flatten()
-            .any(|s| s["digest"]["sha256"] == hex);
+            .any(|s| s["digest"][algorithm] == hex);
         if !about_us {
             att_reasons.push(format!("attestation {d}: its subject is another image"));
             continue;

@@ -11,6 +11,7 @@ mod github;
 mod keys;
 mod package;
 mod promote;
+mod registry_trust;
 mod runner;
 mod sandbox;
 mod text;

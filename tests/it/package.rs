@@ -386,7 +386,11 @@ fn put_manifest(repo_ref: &str, tag: &str, bytes: &[u8]) {
     let (host, repo) = repo_ref.split_once('/').unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let reg = mlops::oci::registry::Registry::new(host).unwrap();
+        let reg = mlops::oci::registry::Registry::new(
+            host,
+            &mlops::oci::credentials::RegistrySettings::anonymous(),
+        )
+        .unwrap();
         reg.put_manifest(repo, tag, bytes, mlops::oci::registry::OCI_MANIFEST)
             .await
             .unwrap();
@@ -397,7 +401,11 @@ fn get_manifest(repo_ref: &str, tag: &str) -> Value {
     let (host, repo) = repo_ref.split_once('/').unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let reg = mlops::oci::registry::Registry::new(host).unwrap();
+        let reg = mlops::oci::registry::Registry::new(
+            host,
+            &mlops::oci::credentials::RegistrySettings::anonymous(),
+        )
+        .unwrap();
         serde_json::from_slice(&reg.manifest(repo, tag).await.unwrap().bytes).unwrap()
     })
 }
@@ -407,7 +415,11 @@ fn push_blob(repo_ref: &str, bytes: &[u8]) -> String {
     let digest = mlops::oci::registry::sha256_digest(bytes);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let reg = mlops::oci::registry::Registry::new(host).unwrap();
+        let reg = mlops::oci::registry::Registry::new(
+            host,
+            &mlops::oci::credentials::RegistrySettings::anonymous(),
+        )
+        .unwrap();
         reg.push_bytes(repo, &digest, bytes).await.unwrap();
     });
     digest

@@ -312,8 +312,10 @@ fn rate_limited(status: StatusCode, headers: &HeaderMap, body: &Value) -> Option
         return None;
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(secs) = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
-        return Some(Duration::from_secs(secs));
+    if let Some(wait) =
+        header("retry-after").and_then(|v| crate::http::retry_after(v, SystemTime::now()))
+    {
+        return Some(wait);
     }
     if header("x-ratelimit-remaining") == Some("0") {
         if let Some(reset) = header("x-ratelimit-reset").and_then(|v| v.trim().parse::<u64>().ok())
@@ -394,4 +396,24 @@ pub fn enc(s: &str) -> String {
 /// Whether an error is a request without an answer (see [`Unanswered`]).
 pub fn unanswered(e: &anyhow::Error) -> bool {
     e.downcast_ref::<Unanswered>().is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_as_an_http_date_is_a_wait() {
+        let at = chrono::Utc::now() + chrono::Duration::seconds(30);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "retry-after",
+            HeaderValue::from_str(&at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()).unwrap(),
+        );
+        let wait = rate_limited(StatusCode::TOO_MANY_REQUESTS, &headers, &Value::Null).unwrap();
+        assert!(
+            wait > Duration::from_secs(27) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+    }
 }

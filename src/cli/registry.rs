@@ -1,0 +1,113 @@
+//! The registry settings of a command, from the environment and mlops.yaml: the one place that
+//! reads them. Every registry client and every engine pull of the command gets this value.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+
+use crate::config::{Config, RepositoryTarget};
+use crate::oci::credentials::{self, Credentials, RegistrySettings};
+use crate::oci::reference::{parse_host, parse_repository};
+
+/// The `after_help` lines of the commands that talk to registries.
+pub(super) const HELP: &str = "\
+  MLOPS_REGISTRY               the registry (host[:port]) MLOPS_REGISTRY_USER/_PASSWORD are for;
+                               default: the host of package.repository. No other registry gets them
+  MLOPS_REGISTRY_USER, MLOPS_REGISTRY_PASSWORD  that registry's credentials
+  MLOPS_REGISTRY_TOKEN_HOSTS   hosts (host or host:port, comma-separated) besides the registry's own
+                               that may serve its tokens
+  MLOPS_REGISTRY_TIMEOUT_SECS  how long a registry may send nothing (default 300)
+  DOCKER_CONFIG                where config.json is (default ~/.docker): each auths entry goes to
+                               the host:port of its key only";
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn number(name: &str) -> Result<Option<u64>> {
+    let Some(text) = var(name) else {
+        return Ok(None);
+    };
+    match text.trim().parse::<u64>() {
+        Ok(n) => Ok(Some(n)),
+        Err(_) => bail!("{name}={text:?} is not a whole number"),
+    }
+}
+
+/// The registry settings for this command; `config` gives the default `MLOPS_REGISTRY`.
+pub(super) fn settings(config: Option<&Config>) -> Result<RegistrySettings> {
+    let mut settings = RegistrySettings::anonymous();
+    if let Some(ms) = number("MLOPS_REGISTRY_BACKOFF_MS")? {
+        settings = settings.with_backoff(Duration::from_millis(ms));
+    }
+    match number("MLOPS_REGISTRY_TIMEOUT_SECS")? {
+        Some(0) => bail!("MLOPS_REGISTRY_TIMEOUT_SECS must be at least 1 (seconds)"),
+        Some(secs) => settings = settings.with_read_timeout(Duration::from_secs(secs)),
+        None => {}
+    }
+    if let Some(list) = var("MLOPS_REGISTRY_TOKEN_HOSTS") {
+        let hosts = list
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(|h| parse_host(h).map_err(|e| anyhow::anyhow!("MLOPS_REGISTRY_TOKEN_HOSTS: {e}")))
+            .collect::<Result<Vec<_>>>()?;
+        settings = settings.with_token_hosts(hosts);
+    }
+    if let Some(path) = docker_config_file() {
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let origin = path.display().to_string();
+                for (host, c) in
+                    credentials::docker_config_auths(&bytes, &origin).map_err(anyhow::Error::msg)?
+                {
+                    settings = settings.with_credentials(&host, c);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => bail!("cannot read {}: {e}", path.display()),
+        }
+    }
+    match (var("MLOPS_REGISTRY_USER"), var("MLOPS_REGISTRY_PASSWORD")) {
+        (Some(username), Some(password)) => match registry_host(config)? {
+            Some(host) => {
+                settings = settings.with_credentials(&host, Credentials { username, password });
+            }
+            None => tracing::warn!(
+                "MLOPS_REGISTRY_USER/_PASSWORD are set but name no registry: set MLOPS_REGISTRY=host[:port] (no package.repository registry to default to); they are not used"
+            ),
+        },
+        (Some(_), None) | (None, Some(_)) => tracing::warn!(
+            "only one of MLOPS_REGISTRY_USER and MLOPS_REGISTRY_PASSWORD is set; set both (they are not used)"
+        ),
+        (None, None) => {}
+    }
+    credentials::set_for_engine(&settings);
+    Ok(settings)
+}
+
+/// `MLOPS_REGISTRY`, else the registry host of `package.repository`.
+fn registry_host(config: Option<&Config>) -> Result<Option<String>> {
+    if let Some(text) = var("MLOPS_REGISTRY") {
+        return parse_host(&text)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("MLOPS_REGISTRY: {e}"));
+    }
+    let repository = config
+        .and_then(|c| c.package.as_ref())
+        .and_then(|p| match &p.repository {
+            RepositoryTarget::Registry(text) => parse_repository(text).ok(),
+            RepositoryTarget::Layout(_) => None,
+        });
+    Ok(repository.map(|r| r.registry))
+}
+
+/// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+fn docker_config_file() -> Option<PathBuf> {
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))?;
+    Some(dir.join("config.json"))
+}
