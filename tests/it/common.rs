@@ -12,20 +12,48 @@ pub fn fixture(rel: &str) -> PathBuf {
     repo_root().join("fixtures").join(rel)
 }
 
-/// The mlops binary with a clean environment for GitHub Actions variables.
-pub fn mlops(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mlops"));
-    cmd.current_dir(dir);
-    for var in [
-        "GITHUB_ACTIONS",
-        "GITHUB_OUTPUT",
-        "GITHUB_STEP_SUMMARY",
-        "MLOPS_CONFIG",
-        "MLOPS_FORMAT",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
+/// Prefixes of the variables that steer mlops or describe a CI job. The binary under test
+/// never inherits them: a developer's shell or the CI job running the tests cannot change what
+/// a test sees, and a test sets the ones it needs itself.
+pub const CLEARED_PREFIXES: &[&str] = &["MLOPS_", "GITHUB_", "DOCKER_", "RUNNER_", "ACTIONS_"];
+
+/// The names among `vars` that a child must not inherit: every `CLEARED_PREFIXES` variable,
+/// and `RUST_LOG` (logs on stderr are part of what tests assert).
+pub fn inherited_settings(
+    vars: impl Iterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    vars.filter(|name| {
+        let name = name.to_string_lossy();
+        name == "RUST_LOG" || CLEARED_PREFIXES.iter().any(|p| name.starts_with(p))
+    })
+    .collect()
+}
+
+/// Removes from `cmd`'s environment every setting it would inherit from the test process
+/// (see `inherited_settings`). Anything the test sets afterwards reaches the child.
+pub fn isolate(cmd: &mut Command) -> &mut Command {
+    for name in inherited_settings(std::env::vars_os().map(|(k, _)| k)) {
+        cmd.env_remove(name);
     }
+    cmd
+}
+
+/// `program` with an isolated environment (`isolate`): only the engine's address is passed
+/// on, explicitly, when the test process has one.
+pub fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    isolate(&mut cmd);
+    if let Some(host) = std::env::var_os("DOCKER_HOST") {
+        cmd.env("DOCKER_HOST", host);
+    }
+    cmd
+}
+
+/// The mlops binary, run in `dir` with an isolated environment: every integration test starts
+/// it through here.
+pub fn mlops(dir: &Path) -> Command {
+    let mut cmd = clean_command(env!("CARGO_BIN_EXE_mlops"));
+    cmd.current_dir(dir);
     cmd
 }
 
@@ -135,4 +163,56 @@ pub fn signed_run(dir: &Path, password: &str) -> Output {
         )
         .output()
         .unwrap()
+}
+
+#[test]
+fn the_settings_a_child_would_inherit_are_named_by_prefix() {
+    let names = [
+        "MLOPS_SIGNING_KEY",
+        "GITHUB_TOKEN",
+        "DOCKER_CONFIG",
+        "RUNNER_TEMP",
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+        "RUST_LOG",
+        "HOME",
+        "PATH",
+        "XMLOPS_NOT_A_PREFIX",
+        "GITHUBTOKEN",
+    ];
+    let cleared = inherited_settings(names.iter().map(std::ffi::OsString::from));
+    assert_eq!(
+        cleared,
+        [
+            "MLOPS_SIGNING_KEY",
+            "GITHUB_TOKEN",
+            "DOCKER_CONFIG",
+            "RUNNER_TEMP",
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            "RUST_LOG",
+        ]
+    );
+}
+
+/// What the binary under test sees, shown by `env` started the same way: none of the test
+/// process's settings, only DOCKER_HOST when the test process has it.
+#[test]
+fn an_isolated_child_sees_only_the_engine_address() {
+    let out = clean_command("env").output().unwrap();
+    assert!(out.status.success());
+    let printed = stdout(&out);
+    let seen: Vec<&str> = printed
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(name, _)| name))
+        .collect();
+    for name in &seen {
+        assert!(
+            *name == "DOCKER_HOST" || inherited_settings(std::iter::once(name.into())).is_empty(),
+            "the child inherits {name}"
+        );
+    }
+    assert_eq!(
+        seen.contains(&"DOCKER_HOST"),
+        std::env::var_os("DOCKER_HOST").is_some()
+    );
+    assert!(seen.contains(&"PATH"), "{seen:?}");
 }
