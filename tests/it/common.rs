@@ -79,6 +79,50 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// `text` as a regular expression matching itself (for insta filters over paths).
+fn literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// insta settings for what mlops prints about a project in `dir`: the temporary directory is
+/// `[project]`, run ids are `[run-id]`, and a version in a comment is `[version]`. Bind them
+/// for the scope of a test with `let _s = snapshots(dir).bind_to_scope();`.
+pub fn snapshots(dir: &Path) -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    let mut paths = vec![dir.to_path_buf()];
+    if let Ok(real) = dir.canonicalize() {
+        paths.push(real);
+    }
+    for path in paths {
+        settings.add_filter(&literal(&path.display().to_string()), "[project]");
+    }
+    settings.add_filter(r"\b\d{8}T\d{6}Z-[0-9a-f]{6}\b", "[run-id]");
+    settings.add_filter(r"mlops \d+\.\d+\.\d+\S*", "mlops [version]");
+    settings.set_omit_expression(true);
+    settings
+}
+
+/// Also computed digests (`sha256:` and 64 hex digits) as `sha256:[digest]`, and the 12-digit
+/// prefixes shown for them, for snapshots of content whose bytes are not the point.
+pub fn redact_digests(settings: &mut insta::Settings) {
+    settings.add_filter(r"sha256:[0-9a-f]{64}\b", "sha256:[digest]");
+    settings.add_filter(r"\breference [0-9a-f]{12}\b", "reference [digest-12]");
+    settings.add_filter(r"\(was `[0-9a-f]{12}`\)", "(was `[digest-12]`)");
+}
+
+/// Also git commits: a full 40-digit id as `[commit]`, a 12-digit one as `[commit-12]`.
+pub fn redact_commits(settings: &mut insta::Settings) {
+    settings.add_filter(r"\b[0-9a-f]{40}\b", "[commit]");
+    settings.add_filter(r"(^|[^:0-9a-f])[0-9a-f]{12}\b", "${1}[commit-12]");
+}
+
 /// The registry the tests push to (`scripts/services` starts it).
 pub fn registry() -> String {
     std::env::var("MLOPS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
