@@ -2,7 +2,7 @@
 //! the diagnostics of its snapshot (`tests/it/snapshots/it__validate__invalid@<fixture>.snap`;
 //! review a changed one with `cargo insta review`, or read the `.snap.new` file insta writes).
 
-use crate::common::{fixture, mlops, stdout};
+use crate::common::{fixture, mlops, snapshots, stdout};
 
 #[test]
 fn invalid_fixtures_give_exact_diagnostics() {
@@ -25,6 +25,29 @@ fn invalid_fixtures_give_exact_diagnostics() {
         insta::assert_snapshot!("invalid", stdout(&out));
     });
     assert!(cases >= 8, "expected the invalid fixtures, found {cases}");
+}
+
+/// The other formats of validate, on a config with several mistakes and on a valid one:
+/// json (a list with positions) and github (workflow annotations); markdown prints what
+/// human prints.
+#[test]
+fn validate_renders_json_and_github() {
+    let _s = snapshots(&fixture("")).bind_to_scope();
+    for (case, code) in [("invalid/five-mistakes", 1), ("churn", 0)] {
+        let dir = fixture(case);
+        let render = |format: &str| {
+            let out = mlops(&dir)
+                .args(["validate", "--format", format])
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(code), "{case} {format}");
+            stdout(&out)
+        };
+        let name = case.rsplit('/').next().unwrap();
+        insta::assert_snapshot!(format!("{name}-json"), render("json"));
+        insta::assert_snapshot!(format!("{name}-github"), render("github"));
+        assert_eq!(render("markdown"), render("human"), "{case}");
+    }
 }
 
 #[test]
