@@ -158,7 +158,7 @@ pub fn stop_token() -> String {
 }
 
 fn random_hex() -> String {
-    use rand::RngCore;
+    use rand::Rng;
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
     hex::encode(bytes)

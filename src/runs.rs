@@ -88,7 +88,7 @@ pub fn runs_root(repo_root: &Path) -> PathBuf {
 
 /// A new run id: UTC time to the second plus 6 random hex digits, sortable and unique.
 pub fn new_run_id() -> String {
-    use rand::Rng;
+    use rand::RngExt;
     let now = chrono::Utc::now();
     format!(
         "{}-{:06x}",

@@ -271,8 +271,8 @@ mod tests {
             round_trip(s);
         }
         // Random concatenations of up to four pieces, from a fixed seed.
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(14);
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(14);
         for _ in 0..5000 {
             let n = rng.random_range(1..=4);
             let s: String = (0..n)

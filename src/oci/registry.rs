@@ -111,7 +111,7 @@ fn manifest_reference(reference: &str) -> Result<Option<Digest>> {
 }
 
 fn size_text(n: u64) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
         format!("{} MiB", n >> 20)
     } else {
         format!("{n} bytes")

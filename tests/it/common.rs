@@ -12,20 +12,48 @@ pub fn fixture(rel: &str) -> PathBuf {
     repo_root().join("fixtures").join(rel)
 }
 
-/// The mlops binary with a clean environment for GitHub Actions variables.
-pub fn mlops(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mlops"));
-    cmd.current_dir(dir);
-    for var in [
-        "GITHUB_ACTIONS",
-        "GITHUB_OUTPUT",
-        "GITHUB_STEP_SUMMARY",
-        "MLOPS_CONFIG",
-        "MLOPS_FORMAT",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
+/// Prefixes of the variables that steer mlops or describe a CI job. The binary under test
+/// never inherits them: a developer's shell or the CI job running the tests cannot change what
+/// a test sees, and a test sets the ones it needs itself.
+pub const CLEARED_PREFIXES: &[&str] = &["MLOPS_", "GITHUB_", "DOCKER_", "RUNNER_", "ACTIONS_"];
+
+/// The names among `vars` that a child must not inherit: every `CLEARED_PREFIXES` variable,
+/// and `RUST_LOG` (logs on stderr are part of what tests assert).
+pub fn inherited_settings(
+    vars: impl Iterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    vars.filter(|name| {
+        let name = name.to_string_lossy();
+        name == "RUST_LOG" || CLEARED_PREFIXES.iter().any(|p| name.starts_with(p))
+    })
+    .collect()
+}
+
+/// Removes from `cmd`'s environment every setting it would inherit from the test process
+/// (see `inherited_settings`). Anything the test sets afterwards reaches the child.
+pub fn isolate(cmd: &mut Command) -> &mut Command {
+    for name in inherited_settings(std::env::vars_os().map(|(k, _)| k)) {
+        cmd.env_remove(name);
     }
+    cmd
+}
+
+/// `program` with an isolated environment (`isolate`): only the engine's address is passed
+/// on, explicitly, when the test process has one.
+pub fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    isolate(&mut cmd);
+    if let Some(host) = std::env::var_os("DOCKER_HOST") {
+        cmd.env("DOCKER_HOST", host);
+    }
+    cmd
+}
+
+/// The mlops binary, run in `dir` with an isolated environment: every integration test starts
+/// it through here.
+pub fn mlops(dir: &Path) -> Command {
+    let mut cmd = clean_command(env!("CARGO_BIN_EXE_mlops"));
+    cmd.current_dir(dir);
     cmd
 }
 
@@ -49,6 +77,50 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).unwrap();
         }
     }
+}
+
+/// `text` as a regular expression matching itself (for insta filters over paths).
+fn literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// insta settings for what mlops prints about a project in `dir`: the temporary directory is
+/// `[project]`, run ids are `[run-id]`, and a version in a comment is `[version]`. Bind them
+/// for the scope of a test with `let _s = snapshots(dir).bind_to_scope();`.
+pub fn snapshots(dir: &Path) -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    let mut paths = vec![dir.to_path_buf()];
+    if let Ok(real) = dir.canonicalize() {
+        paths.push(real);
+    }
+    for path in paths {
+        settings.add_filter(&literal(&path.display().to_string()), "[project]");
+    }
+    settings.add_filter(r"\b\d{8}T\d{6}Z-[0-9a-f]{6}\b", "[run-id]");
+    settings.add_filter(r"mlops \d+\.\d+\.\d+\S*", "mlops [version]");
+    settings.set_omit_expression(true);
+    settings
+}
+
+/// Also computed digests (`sha256:` and 64 hex digits) as `sha256:[digest]`, and the 12-digit
+/// prefixes shown for them, for snapshots of content whose bytes are not the point.
+pub fn redact_digests(settings: &mut insta::Settings) {
+    settings.add_filter(r"sha256:[0-9a-f]{64}\b", "sha256:[digest]");
+    settings.add_filter(r"\breference [0-9a-f]{12}\b", "reference [digest-12]");
+    settings.add_filter(r"\(was `[0-9a-f]{12}`\)", "(was `[digest-12]`)");
+}
+
+/// Also git commits: a full 40-digit id as `[commit]`, a 12-digit one as `[commit-12]`.
+pub fn redact_commits(settings: &mut insta::Settings) {
+    settings.add_filter(r"\b[0-9a-f]{40}\b", "[commit]");
+    settings.add_filter(r"(^|[^:0-9a-f])[0-9a-f]{12}\b", "${1}[commit-12]");
 }
 
 /// The registry the tests push to (`scripts/services` starts it).
@@ -135,4 +207,56 @@ pub fn signed_run(dir: &Path, password: &str) -> Output {
         )
         .output()
         .unwrap()
+}
+
+#[test]
+fn the_settings_a_child_would_inherit_are_named_by_prefix() {
+    let names = [
+        "MLOPS_SIGNING_KEY",
+        "GITHUB_TOKEN",
+        "DOCKER_CONFIG",
+        "RUNNER_TEMP",
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+        "RUST_LOG",
+        "HOME",
+        "PATH",
+        "XMLOPS_NOT_A_PREFIX",
+        "GITHUBTOKEN",
+    ];
+    let cleared = inherited_settings(names.iter().map(std::ffi::OsString::from));
+    assert_eq!(
+        cleared,
+        [
+            "MLOPS_SIGNING_KEY",
+            "GITHUB_TOKEN",
+            "DOCKER_CONFIG",
+            "RUNNER_TEMP",
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            "RUST_LOG",
+        ]
+    );
+}
+
+/// What the binary under test sees, shown by `env` started the same way: none of the test
+/// process's settings, only DOCKER_HOST when the test process has it.
+#[test]
+fn an_isolated_child_sees_only_the_engine_address() {
+    let out = clean_command("env").output().unwrap();
+    assert!(out.status.success());
+    let printed = stdout(&out);
+    let seen: Vec<&str> = printed
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(name, _)| name))
+        .collect();
+    for name in &seen {
+        assert!(
+            *name == "DOCKER_HOST" || inherited_settings(std::iter::once(name.into())).is_empty(),
+            "the child inherits {name}"
+        );
+    }
+    assert_eq!(
+        seen.contains(&"DOCKER_HOST"),
+        std::env::var_os("DOCKER_HOST").is_some()
+    );
+    assert!(seen.contains(&"PATH"), "{seen:?}");
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::common::{copy_dir, fixture, mlops, stderr, stdout};
+use crate::common::{copy_dir, fixture, mlops, redact_digests, snapshots, stderr, stdout};
 
 fn project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -242,4 +242,45 @@ fn unreadable_data_exits_2_naming_file_and_line_and_accept_writes_nothing() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no dataset \"nope\""));
+}
+
+/// `mlops data check --format <format>`: what it prints on stdout, then what it prints on
+/// stderr when that is annotations (github).
+fn rendered(dir: &Path, format: &str, code: i32) -> String {
+    let out = mlops(dir)
+        .args(["data", "check", "--format", format])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(code), "{format}: {}", stderr(&out));
+    if format == "github" {
+        format!("{}--- stderr\n{}", stdout(&out), stderr(&out))
+    } else {
+        stdout(&out)
+    }
+}
+
+/// Every format of the data gate: before anything is accepted (notices), then with the train
+/// set drifted against its reference and the test set unchanged (an error, a warning, the
+/// drifted columns).
+#[test]
+fn data_check_renders_no_reference_and_drift_in_every_format() {
+    let dir = project();
+    let mut settings = snapshots(dir.path());
+    redact_digests(&mut settings);
+    let _s = settings.bind_to_scope();
+    for format in ["human", "json", "markdown", "github"] {
+        insta::assert_snapshot!(
+            format!("no-reference-{format}"),
+            rendered(dir.path(), format, 0)
+        );
+    }
+    accept(dir.path());
+    std::fs::copy(
+        dir.path().join("data/drifted.csv"),
+        dir.path().join("data/train.csv"),
+    )
+    .unwrap();
+    for format in ["human", "json", "markdown", "github"] {
+        insta::assert_snapshot!(format!("drift-{format}"), rendered(dir.path(), format, 1));
+    }
 }

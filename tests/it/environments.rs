@@ -5,24 +5,41 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::common::{copy_dir, fixture, mlops, stderr, stdout};
+use crate::common::{copy_dir, fixture, mlops, redact_commits, snapshots, stderr, stdout};
 
 fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args([
-            "-c",
-            "user.name=Release Bot",
-            "-c",
-            "user.email=bot@mlops.invalid",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
+    git_dated(dir, None, args);
+}
+
+/// `git` with the author and committer dates set to `date` when given (for snapshots).
+fn git_dated(dir: &Path, date: Option<&str>, args: &[&str]) {
+    let mut cmd = Command::new("git");
+    cmd.current_dir(dir).args([
+        "-c",
+        "user.name=Release Bot",
+        "-c",
+        "user.email=bot@mlops.invalid",
+    ]);
+    if let Some(date) = date {
+        cmd.env("GIT_AUTHOR_DATE", date)
+            .env("GIT_COMMITTER_DATE", date);
+    }
+    let out = cmd.args(args).output().unwrap();
     assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
 }
 
 fn pin(dir: &Path, env: &str, digest_char: char, run: &str, message: &str) {
+    pin_dated(dir, None, env, digest_char, run, message);
+}
+
+fn pin_dated(
+    dir: &Path,
+    date: Option<&str>,
+    env: &str,
+    digest_char: char,
+    run: &str,
+    message: &str,
+) {
     let digest = format!("sha256:{}", digest_char.to_string().repeat(64));
     let text = format!(
         "environment: {env}\nmodel: churn\nimage: 127.0.0.1:5000/acme/churn@{digest}\ndigest: {digest}\nrun_id: '{run}'\ngit_commit: abc\nmetrics: {{f1: 0.91}}\npromoted_at: '2026-11-25T00:00:00Z'\nchange: https://github.com/acme/churn/pull/{run}\n"
@@ -30,8 +47,8 @@ fn pin(dir: &Path, env: &str, digest_char: char, run: &str, message: &str) {
     let p = dir.join(format!(".mlops/environments/{env}.yaml"));
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(p, text).unwrap();
-    git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-qm", message]);
+    git_dated(dir, date, &["add", "-A"]);
+    git_dated(dir, date, &["commit", "-qm", message]);
 }
 
 fn json(dir: &Path, args: &[&str]) -> Value {
@@ -252,4 +269,113 @@ fn an_environment_file_of_another_model_or_with_a_path_for_a_run_id_is_refused()
     std::fs::write(envs.join("staging.yaml"), &good).unwrap();
     let out = mlops(dir).args(["status"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// `mlops <args> --format <format>` in `dir`, which must succeed; its stdout.
+fn rendered(dir: &Path, args: &[&str], format: &str) -> String {
+    let out = mlops(dir)
+        .args(args)
+        .args(["--format", format])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?} {format}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// Every format of status and history: nothing promoted yet; then staging promoted twice and
+/// rolled back, production promoted through a merged pull request, later retired. The
+/// digests are the test's own; commits are redacted, dates fixed.
+#[test]
+fn status_and_history_render_in_every_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(&fixture("churn"), dir);
+    let day = |d: u32| format!("2026-11-{d:02}T10:00:00Z");
+    git_dated(dir, Some(&day(20)), &["init", "-q", "-b", "main"]);
+    git_dated(dir, Some(&day(20)), &["add", "-A"]);
+    git_dated(dir, Some(&day(20)), &["commit", "-qm", "project"]);
+    let mut settings = snapshots(dir);
+    redact_commits(&mut settings);
+    let _s = settings.bind_to_scope();
+    let status = &["status"][..];
+    let history = &["history", "staging"][..];
+    for format in ["human", "json", "markdown"] {
+        insta::assert_snapshot!(
+            format!("empty-status-{format}"),
+            rendered(dir, status, format)
+        );
+        insta::assert_snapshot!(
+            format!("empty-history-{format}"),
+            rendered(dir, history, format)
+        );
+    }
+
+    pin_dated(
+        dir,
+        Some(&day(21)),
+        "staging",
+        'a',
+        "1",
+        "promote run 1 to staging",
+    );
+    pin_dated(
+        dir,
+        Some(&day(22)),
+        "staging",
+        'b',
+        "2",
+        "promote run 2 to staging",
+    );
+    let branch = "mlops/promote/churn/production";
+    git_dated(dir, Some(&day(23)), &["checkout", "-q", "-b", branch]);
+    pin_dated(
+        dir,
+        Some(&day(23)),
+        "production",
+        'b',
+        "2",
+        "Promote run 2 to production",
+    );
+    git_dated(dir, Some(&day(23)), &["checkout", "-q", "main"]);
+    let merge = format!("Merge pull request #7 from acme/{branch}");
+    git_dated(
+        dir,
+        Some(&day(24)),
+        &["merge", "-q", "--no-ff", "-m", &merge, branch],
+    );
+    pin_dated(
+        dir,
+        Some(&day(25)),
+        "staging",
+        'a',
+        "1",
+        "Roll back staging to run 1",
+    );
+    for format in ["human", "json", "markdown"] {
+        insta::assert_snapshot!(format!("status-{format}"), rendered(dir, status, format));
+        insta::assert_snapshot!(
+            format!("history-staging-{format}"),
+            rendered(dir, history, format)
+        );
+    }
+    // github renders what markdown renders.
+    assert_eq!(
+        rendered(dir, status, "github"),
+        rendered(dir, status, "markdown")
+    );
+    assert_eq!(
+        rendered(dir, history, "github"),
+        rendered(dir, history, "markdown")
+    );
+
+    std::fs::remove_file(dir.join(".mlops/environments/production.yaml")).unwrap();
+    git_dated(
+        dir,
+        Some(&day(26)),
+        &["commit", "-qam", "retire production"],
+    );
+    insta::assert_snapshot!(
+        "history-production-human",
+        rendered(dir, &["history", "production"], "human")
+    );
 }

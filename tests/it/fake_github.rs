@@ -982,7 +982,7 @@ fn verify_jwt(token: &str, key: &rsa::RsaPublicKey) -> bool {
     let Ok(sig) = Signature::try_from(sig.as_slice()) else {
         return false;
     };
-    VerifyingKey::<Sha256>::new(key.clone())
+    VerifyingKey::<rsa::sha2::Sha256>::new(key.clone())
         .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
         .is_ok()
 }

@@ -8,6 +8,7 @@ mod data;
 mod environments;
 mod fake_github;
 mod github;
+mod init;
 mod keys;
 mod package;
 mod promote;

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use serde_json::Value;
 
 use crate::common::{copy_dir, fixture, mlops, stderr, stdout};
@@ -555,42 +556,87 @@ fn signs_attests_and_verifies_failing_closed() {
     assert_eq!(code, 2);
     assert!(err.contains("names no digest"), "{err}");
 
-    // The sigstore crate's own cosign verifier agrees on A (independent of our code path).
-    let public = std::fs::read(p.join("cosign.pub")).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        use sigstore::cosign::verification_constraint::{
-            PublicKeyVerifier, VerificationConstraintVec,
-        };
-        use sigstore::cosign::{ClientBuilder, CosignCapabilities};
-        use sigstore::registry::{Auth, ClientConfig, ClientProtocol, OciReference};
-        let mut client = ClientBuilder::default()
-            .with_oci_client_config(ClientConfig {
-                protocol: ClientProtocol::Http,
-                ..Default::default()
-            })
-            .build()
-            .unwrap();
-        let reference: OciReference = image_a.parse().unwrap();
-        let layers = client
-            .trusted_signature_layers(&Auth::Anonymous, &reference)
-            .await
-            .unwrap();
-        assert_eq!(layers.len(), 1);
-        let verifier = PublicKeyVerifier::new(
-            &public,
-            &sigstore::crypto::SigningScheme::ECDSA_P256_SHA256_ASN1,
+    // An independent verifier agrees on A: the registry's own bytes, fetched with a plain HTTP
+    // client, checked the way `cosign verify --key` checks them, the signature by OpenSSL.
+    let (host, name) = repo.split_once('/').unwrap();
+    let fetch = |path: &str, accept: &str| -> Vec<u8> {
+        let url = format!("http://{host}/v2/{name}/{path}");
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let response = reqwest::Client::new()
+                .get(&url)
+                .header("Accept", accept)
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                response.status().is_success(),
+                "GET {url}: {}",
+                response.status()
+            );
+            response.bytes().await.unwrap().to_vec()
+        })
+    };
+    let sig_a = format!("{}.sig", digest_a.replace(':', "-"));
+    let manifest: Value = serde_json::from_slice(&fetch(
+        &format!("manifests/{sig_a}"),
+        "application/vnd.oci.image.manifest.v1+json",
+    ))
+    .unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1, "{manifest:#}");
+    let layer = &layers[0];
+    assert_eq!(
+        layer["mediaType"],
+        "application/vnd.dev.cosign.simplesigning.v1+json"
+    );
+    let blob = layer["digest"].as_str().unwrap();
+    let payload = fetch(&format!("blobs/{blob}"), "*/*");
+    let payload_digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&payload))
+    );
+    assert_eq!(payload_digest, blob, "the layer is the payload it names");
+    let claims: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(
+        claims["critical"]["image"]["docker-manifest-digest"],
+        digest_a.as_str()
+    );
+    assert_eq!(
+        claims["critical"]["identity"]["docker-reference"],
+        repo.as_str()
+    );
+    assert_eq!(
+        claims["critical"]["type"],
+        "cosign container image signature"
+    );
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(
+            layer["annotations"]["dev.cosignproject.cosign/signature"]
+                .as_str()
+                .unwrap(),
         )
         .unwrap();
-        let constraints: VerificationConstraintVec = vec![Box::new(verifier)];
-        sigstore::cosign::verify_constraints(&layers, constraints.iter())
-            .expect("sigstore verifies");
-        let wrong = PublicKeyVerifier::new(
-            &std::fs::read(p.join("other.pub")).unwrap(),
-            &sigstore::crypto::SigningScheme::ECDSA_P256_SHA256_ASN1,
-        )
-        .unwrap();
-        let constraints: VerificationConstraintVec = vec![Box::new(wrong)];
-        assert!(sigstore::cosign::verify_constraints(&layers, constraints.iter()).is_err());
-    });
+    let check = tempfile::tempdir().unwrap();
+    std::fs::write(check.path().join("payload"), &payload).unwrap();
+    std::fs::write(check.path().join("signature"), &signature).unwrap();
+    let openssl = |public: &str| {
+        Command::new("openssl")
+            .args(["dgst", "-sha256", "-verify"])
+            .arg(p.join(public))
+            .arg("-signature")
+            .arg(check.path().join("signature"))
+            .arg(check.path().join("payload"))
+            .output()
+            .unwrap()
+    };
+    let ok = openssl("cosign.pub");
+    assert!(
+        ok.status.success() && stdout(&ok).contains("Verified OK"),
+        "{}{}",
+        stdout(&ok),
+        stderr(&ok)
+    );
+    let wrong = openssl("other.pub");
+    assert!(!wrong.status.success(), "{}", stdout(&wrong));
 }

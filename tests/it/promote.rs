@@ -1,13 +1,15 @@
 //! `mlops promote` with the local forge and `mlops deploy` to the local engine, on a real git
 //! repository, after a real `mlops run` (train, evaluate, compare, package to the local
-//! registry, sign): promote → merge → deploy → the container answers.
+//! registry, sign): promote → merge → deploy → the container answers. Named scenarios, each on
+//! a copy of one prepared run; those that run the staging container take turns.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use serde_json::Value;
 
-use crate::common::{git, mlops, signed_churn_project, signed_run, stderr, stdout};
+use crate::common::{copy_dir, git, mlops, signed_churn_project, signed_run, stderr, stdout};
 
 const PASSWORD: &str = "promote-test-password";
 
@@ -65,54 +67,238 @@ fn promote(dir: &Path, env: &str, run: &str) -> Output {
         .unwrap()
 }
 
-#[test]
-fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
+/// The signed churn project after one `mlops run` the gate said to promote, built once for
+/// every scenario of this module (under cargo's temporary directory for tests); each scenario
+/// works on a copy. Staging deploys with the docker target on `port`; `canary` and `broken`
+/// with the command target.
+struct Prepared {
+    dir: PathBuf,
+    repo: String,
+    run_id: String,
+    digest: String,
+    port: u16,
+}
+
+fn prepared() -> &'static Prepared {
+    static PREPARED: OnceLock<Prepared> = OnceLock::new();
+    PREPARED.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("promote-scenarios");
+        let _ = std::fs::remove_dir_all(&dir);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let repo = signed_churn_project(
+            &dir,
+            "promote-test",
+            PASSWORD,
+            &[
+                ("port: 18080", &format!("port: {port}")),
+                (
+                    "\nforge:",
+                    "\n  canary: {deploy: {target: command, command: [sh, -c, 'echo \"$MLOPS_DEPLOY_ENVIRONMENT $MLOPS_DEPLOY_IMAGE\" >> deployed.txt']}}\n  \
+                     broken: {deploy: {target: command, command: [sh, -c, 'exit 4']}}\nforge:",
+                ),
+            ],
+        );
+        let run = signed_run(&dir, PASSWORD);
+        assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+        assert!(stderr(&run).contains("sign ok"), "{}", stderr(&run));
+        let run_id = std::fs::read_to_string(dir.join(".mlops/runs/latest"))
+            .unwrap()
+            .trim()
+            .to_string();
+        let packaged: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!(".mlops/runs/{run_id}/package.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        let digest = packaged["digest"].as_str().unwrap().to_string();
+        Prepared {
+            dir,
+            repo,
+            run_id,
+            digest,
+            port,
+        }
+    })
+}
+
+/// One scenario's copy of the prepared project.
+struct Scenario {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    repo: String,
+    run_id: String,
+    digest: String,
+    port: u16,
+}
+
+fn scenario() -> Scenario {
+    let p = prepared();
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _cleanup = Deployment;
-    let repo = signed_churn_project(
+    let dir = tmp.path().join("churn");
+    copy_dir(&p.dir, &dir);
+    Scenario {
+        _tmp: tmp,
         dir,
-        "promote-test",
-        PASSWORD,
-        &[
-            ("port: 18080", &format!("port: {port}")),
-            (
-                "\nforge:",
-                "\n  canary: {deploy: {target: command, command: [sh, -c, 'echo \"$MLOPS_DEPLOY_ENVIRONMENT $MLOPS_DEPLOY_IMAGE\" >> deployed.txt']}}\n  \
-                 broken: {deploy: {target: command, command: [sh, -c, 'exit 4']}}\nforge:",
-            ),
-        ],
-    );
+        repo: p.repo.clone(),
+        run_id: p.run_id.clone(),
+        digest: p.digest.clone(),
+        port: p.port,
+    }
+}
 
-    let run = signed_run(dir, PASSWORD);
-    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
-    assert!(stderr(&run).contains("sign ok"), "{}", stderr(&run));
-    let run_id = std::fs::read_to_string(dir.join(".mlops/runs/latest"))
-        .unwrap()
-        .trim()
-        .to_string();
-    let packaged: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join(format!(".mlops/runs/{run_id}/package.json"))).unwrap(),
-    )
-    .unwrap();
-    let digest = packaged["digest"].as_str().unwrap().to_string();
+impl Scenario {
+    fn promote(&self, env: &str) -> Output {
+        promote(&self.dir, env, &self.run_id)
+    }
 
-    // production requires staging: refused while staging never had the digest.
-    let out = promote(dir, "production", &run_id);
+    fn deploy(&self, env: &str) -> Output {
+        mlops(&self.dir)
+            .args(["deploy", env, "--format", "json"])
+            .output()
+            .unwrap()
+    }
+
+    /// The run proposed to staging and the proposal merged, as a reviewer would.
+    fn merge_staging(&self) {
+        let out = self.promote("staging");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        git(
+            &self.dir,
+            &[
+                "merge",
+                "-q",
+                "--no-ff",
+                "-m",
+                "Merge pull request #7 from acme/mlops/promote/churn/staging",
+                "mlops/promote/churn/staging",
+            ],
+        );
+    }
+
+    /// Merged staging deployed: the run's digest serves on the environment's port.
+    fn deploy_staging(&self) {
+        self.merge_staging();
+        let out = self.deploy("staging");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(running_digest(), self.digest);
+    }
+
+    /// A second training run (another digest to package).
+    fn retrain(&self) {
+        let out = mlops(&self.dir)
+            .args(["train", "--param", "C=0.7"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+
+    /// A new digest pinned by hand in staging (any signed image: deploy trusts the
+    /// signature, not the path it came by), after `extra_yaml` is applied to mlops.yaml.
+    fn pin_new(&self, extra_yaml: Option<(&str, &str)>) -> String {
+        let dir = &self.dir;
+        if let Some((from, to)) = extra_yaml {
+            let y = std::fs::read_to_string(dir.join("mlops.yaml"))
+                .unwrap()
+                .replace(from, to);
+            std::fs::write(dir.join("mlops.yaml"), y).unwrap();
+        }
+        let key = std::fs::read_to_string(dir.join("cosign.key")).unwrap();
+        let out = mlops(dir)
+            .args(["package", "--format", "json"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let p: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let out = mlops(dir)
+            .args(["sign", p["reference"].as_str().unwrap(), "--no-attest"])
+            .env("MLOPS_SIGNING_PASSWORD", PASSWORD)
+            .env("MLOPS_SIGNING_KEY", key)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let new_digest = p["digest"].as_str().unwrap().to_string();
+        let env_file = dir.join(".mlops/environments/staging.yaml");
+        let text = std::fs::read_to_string(&env_file).unwrap();
+        let current = text
+            .lines()
+            .find_map(|l| l.strip_prefix("digest: "))
+            .unwrap()
+            .trim_matches('"')
+            .to_string();
+        std::fs::write(&env_file, text.replace(&current, &new_digest)).unwrap();
+        git(dir, &["commit", "-qam", "pin by hand"]);
+        new_digest
+    }
+
+    /// The signing password never lands in a file, a commit, a proposal or a log.
+    fn assert_password_nowhere(&self) {
+        let mut stack = vec![self.dir.clone()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if let Ok(bytes) = std::fs::read(&path) {
+                    assert!(
+                        !bytes
+                            .windows(PASSWORD.len())
+                            .any(|w| w == PASSWORD.as_bytes()),
+                        "the signing password is in {}",
+                        path.display()
+                    );
+                }
+            }
+        }
+        let history = git(&self.dir, &["log", "--all", "-p"]);
+        assert!(!history.contains(PASSWORD));
+    }
+}
+
+/// Scenarios that run the staging container (one name, one port) take turns; the container
+/// goes when the scenario ends, however it ends (fields drop in order: containers, then the
+/// turn).
+struct StagingContainer {
+    _cleanup: Deployment,
+    _turn: MutexGuard<'static, ()>,
+}
+
+fn staging_container() -> StagingContainer {
+    static TURN: Mutex<()> = Mutex::new(());
+    let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    // Whatever an interrupted earlier test left behind.
+    drop(Deployment);
+    StagingContainer {
+        _cleanup: Deployment,
+        _turn: turn,
+    }
+}
+
+/// production requires staging: refused while staging never had the digest.
+#[test]
+fn production_is_refused_until_staging_had_the_digest() {
+    let s = scenario();
+    let out = s.promote("production");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("production requires staging"),
         "{}",
         stderr(&out)
     );
+    s.assert_password_nowhere();
+}
 
-    // staging: one commit on mlops/promote/churn/staging; the working tree is untouched.
-    let out = promote(dir, "staging", &run_id);
+/// Staging: one commit on mlops/promote/churn/staging, the working tree untouched; again,
+/// nothing new; a reviewer's commit on the branch is never overwritten; merged, staging has
+/// it and says through which pull request.
+#[test]
+fn staging_gets_one_branch_that_a_reviewers_commit_is_never_overwritten_on() {
+    let s = scenario();
+    let (dir, run_id, digest, repo) = (&s.dir, &s.run_id, &s.digest, &s.repo);
+    let out = s.promote("staging");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let result: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(result["proposal"]["branch"], "mlops/promote/churn/staging");
@@ -146,7 +332,7 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
     assert!(body.contains("churn: promote"), "{body}");
 
     // Again: nothing new, no commit.
-    let out = promote(dir, "staging", &run_id);
+    let out = s.promote("staging");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("nothing new to propose"),
@@ -165,7 +351,7 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
     git(dir, &["commit", "-qm", "review notes"]);
     let reviewed = git(dir, &["rev-parse", "HEAD"]);
     git(dir, &["checkout", "-q", "main"]);
-    let out = promote(dir, "staging", &run_id);
+    let out = s.promote("staging");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("that mlops did not make"),
@@ -180,7 +366,7 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
         reviewed
     );
 
-    // The reviewer merges: staging has it; production may now take it.
+    // The reviewer merges: staging has it.
     git(
         dir,
         &[
@@ -211,19 +397,25 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
         "{}",
         stdout(&human)
     );
-    let out = promote(dir, "staging", &run_id);
+    let out = s.promote("staging");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("already has this content"),
         "{}",
         stderr(&out)
     );
+    s.assert_password_nowhere();
+}
 
-    // Merged, so deploy: the signed digest runs and answers on the environment's port.
-    let out = mlops(dir)
-        .args(["deploy", "staging", "--format", "json"])
-        .output()
-        .unwrap();
+/// Merged, so deploy: the signed digest runs and answers on the environment's port; the same
+/// digest again changes nothing; a new digest replaces the running version once healthy.
+#[test]
+fn deploy_runs_the_merged_digest_and_replaces_it_once_the_next_is_healthy() {
+    let _staging = staging_container();
+    let s = scenario();
+    let (digest, repo, port) = (&s.digest, &s.repo, s.port);
+    s.merge_staging();
+    let out = s.deploy("staging");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let deployed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(deployed["action"], "deployed");
@@ -244,61 +436,16 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
         .unwrap();
     assert_eq!(stdout(&labels).trim(), format!("{digest} {repo}@{digest}"));
     // The same digest again: nothing to do, the same container keeps running.
-    let out = mlops(dir)
-        .args(["deploy", "staging", "--format", "json"])
-        .output()
-        .unwrap();
+    let out = s.deploy("staging");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let again: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(again["action"], "unchanged");
 
-    // A new digest pinned by hand (any signed image: deploy trusts the signature, not the
-    // path it came by) replaces the running version once it is healthy.
-    let pin_new = |extra_yaml: Option<(&str, &str)>| -> String {
-        if let Some((from, to)) = extra_yaml {
-            let y = std::fs::read_to_string(dir.join("mlops.yaml"))
-                .unwrap()
-                .replace(from, to);
-            std::fs::write(dir.join("mlops.yaml"), y).unwrap();
-        }
-        let key = std::fs::read_to_string(dir.join("cosign.key")).unwrap();
-        let out = mlops(dir)
-            .args(["package", "--format", "json"])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        let p: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let out = mlops(dir)
-            .args(["sign", p["reference"].as_str().unwrap(), "--no-attest"])
-            .env("MLOPS_SIGNING_PASSWORD", PASSWORD)
-            .env("MLOPS_SIGNING_KEY", key)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        let new_digest = p["digest"].as_str().unwrap().to_string();
-        let env_file = dir.join(".mlops/environments/staging.yaml");
-        let text = std::fs::read_to_string(&env_file).unwrap();
-        let current = text
-            .lines()
-            .find_map(|l| l.strip_prefix("digest: "))
-            .unwrap()
-            .trim_matches('"')
-            .to_string();
-        std::fs::write(&env_file, text.replace(&current, &new_digest)).unwrap();
-        git(dir, &["commit", "-qam", "pin by hand"]);
-        new_digest
-    };
-    let out = mlops(dir)
-        .args(["train", "--param", "C=0.7"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let second = pin_new(None);
-    assert_ne!(second, digest);
-    let out = mlops(dir)
-        .args(["deploy", "staging", "--format", "json"])
-        .output()
-        .unwrap();
+    // A new digest pinned by hand replaces the running version once it is healthy.
+    s.retrain();
+    let second = s.pin_new(None);
+    assert_ne!(&second, digest);
+    let out = s.deploy("staging");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let replaced: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(replaced["action"], "deployed");
@@ -322,9 +469,21 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
         1,
         "exactly one version runs"
     );
+    assert_eq!(running_digest(), second);
+    s.assert_password_nowhere();
+}
 
-    // Rollback: the first digest again, found in staging's history by a prefix, re-verified
-    // and proposed like any promotion; a digest never pinned anywhere is refused.
+/// Rollback: the first digest again, found in staging's history by a prefix, re-verified and
+/// proposed like any promotion; a digest never pinned anywhere is refused; merged, history
+/// calls it a rollback.
+#[test]
+fn rollback_proposes_an_earlier_digest_found_by_its_prefix() {
+    let s = scenario();
+    let (dir, digest, run_id) = (&s.dir, &s.digest, &s.run_id);
+    s.merge_staging();
+    s.retrain();
+    let second = s.pin_new(None);
+    assert_ne!(&second, digest);
     let out = mlops(dir)
         .args(["promote", "staging", "--format", "json", "--digest"])
         .arg(&digest[..19])
@@ -353,11 +512,20 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
         .output()
         .unwrap();
     assert!(stdout(&out).contains("\"rollback\""), "{}", stdout(&out));
-    // Back to the hand-pinned digest for the rest of the walk.
-    git(dir, &["revert", "--no-edit", "-m", "1", "HEAD"]);
+    s.assert_password_nowhere();
+}
 
-    // A version that never becomes healthy never replaces the running one: exit 1.
-    let broken = pin_new(Some((
+/// A version that never becomes healthy never replaces the running one (exit 1); SIGTERM
+/// while the new version is being probed removes the probe, exits 130, and leaves the running
+/// version untouched.
+#[test]
+fn an_unhealthy_or_interrupted_deploy_leaves_the_running_version_serving() {
+    let _staging = staging_container();
+    let s = scenario();
+    let (dir, port) = (&s.dir, s.port);
+    s.deploy_staging();
+    let running = s.digest.clone();
+    let broken = s.pin_new(Some((
         "command: [python3, /app/serve.py]",
         "command: [python3, -c, 'import sys; sys.exit(3)']",
     )));
@@ -376,11 +544,10 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(running_digest(), second);
+    assert_eq!(running_digest(), running);
     assert!(health(port).is_some_and(|a| a.starts_with("HTTP/1.0 200")));
 
-    // SIGTERM while the new version is being probed: the probe goes, exit 130, the running
-    // version is untouched.
+    // SIGTERM while the new version is being probed.
     let mut child = mlops(dir)
         .args(["deploy", "staging", "--health-timeout", "60"])
         .stdout(std::process::Stdio::null())
@@ -415,18 +582,26 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(!probing(true), "no probe container is left behind");
-    assert_eq!(running_digest(), second);
+    assert_eq!(running_digest(), running);
     assert!(health(port).is_some_and(|a| a.starts_with("HTTP/1.0 200")));
-    let out = promote(dir, "production", &run_id);
+    s.assert_password_nowhere();
+}
+
+/// Once staging has the digest, production may take it; production is kubernetes: merged,
+/// deploy renders the manifests Argo CD or Flux syncs, pinned by digest and valid against the
+/// Kubernetes schemas; rendering the same digest again changes nothing.
+#[test]
+fn production_takes_what_staging_had_as_kubernetes_manifests() {
+    let s = scenario();
+    let (dir, digest, repo) = (&s.dir, &s.digest, &s.repo);
+    s.merge_staging();
+    let out = s.promote("production");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let result: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         result["proposal"]["branch"],
         "mlops/promote/churn/production"
     );
-
-    // Production is kubernetes: merged, deploy renders the manifests Argo CD or Flux syncs,
-    // pinned by digest and valid against the Kubernetes schemas.
     git(
         dir,
         &[
@@ -438,10 +613,7 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
             "mlops/promote/churn/production",
         ],
     );
-    let out = mlops(dir)
-        .args(["deploy", "production", "--format", "json"])
-        .output()
-        .unwrap();
+    let out = s.deploy("production");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let rendered = dir.join("deploy/production/deployment.yaml");
     let manifests = std::fs::read_to_string(&rendered).unwrap();
@@ -463,15 +635,19 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
         stdout(&valid),
         stderr(&valid)
     );
-    let out = mlops(dir)
-        .args(["deploy", "production", "--format", "json"])
-        .output()
-        .unwrap();
+    let out = s.deploy("production");
     let again: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(again["action"], "unchanged");
+    s.assert_password_nowhere();
+}
 
-    // The command target: the user's command gets the pinned image; the same digest twice
-    // runs it once; a failing command is a no (exit 1).
+/// The command target: the user's command gets the pinned image; the same digest twice runs
+/// it once; a failing command is a no (exit 1).
+#[test]
+fn the_command_target_runs_once_per_digest_and_a_failing_command_is_a_no() {
+    let s = scenario();
+    let dir = &s.dir;
+    s.merge_staging();
     for env in ["canary", "broken"] {
         let text: String = std::fs::read_to_string(dir.join(".mlops/environments/staging.yaml"))
             .unwrap()
@@ -501,8 +677,15 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
     let out = mlops(dir).args(["deploy", "broken"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("exited with 4"), "{}", stderr(&out));
+    s.assert_password_nowhere();
+}
 
-    // `--from staging`: production takes exactly what staging runs now (re-verified).
+/// `--from staging`: production takes exactly what staging runs now (re-verified).
+#[test]
+fn production_from_staging_takes_what_staging_runs_now() {
+    let s = scenario();
+    let dir = &s.dir;
+    s.merge_staging();
     let staging_now = std::fs::read_to_string(dir.join(".mlops/environments/staging.yaml"))
         .unwrap()
         .lines()
@@ -537,8 +720,19 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
         subject.ends_with("to production (from staging)"),
         "{subject}"
     );
+    s.assert_password_nowhere();
+}
 
-    // Another public key: the signature does not verify, nothing is proposed.
+/// Another public key: the signature does not verify, nothing is proposed, and deploy refuses
+/// it too while the running container keeps serving.
+#[test]
+fn another_public_key_stops_promote_and_deploy() {
+    let _staging = staging_container();
+    let s = scenario();
+    let (dir, port) = (&s.dir, s.port);
+    s.deploy_staging();
+    let out = s.promote("production");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let other = mlops(dir)
         .args(["sign", "--generate-key", "other"])
         .env("MLOPS_SIGNING_PASSWORD", PASSWORD)
@@ -547,61 +741,50 @@ fn promote_proposes_one_branch_per_environment_and_refuses_what_it_must() {
     assert!(other.status.success());
     std::fs::copy(dir.join("other.pub"), dir.join("cosign.pub")).unwrap();
     let before = git(dir, &["rev-parse", "mlops/promote/churn/production"]);
-    let out = promote(dir, "production", &run_id);
+    let out = s.promote("production");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("not promoted"), "{}", stderr(&out));
     assert_eq!(
         git(dir, &["rev-parse", "mlops/promote/churn/production"]),
         before
     );
-    // …and deploy refuses it too, while the running container keeps serving.
     let out = mlops(dir).args(["deploy", "staging"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("not deployed"), "{}", stderr(&out));
     assert!(health(port).is_some_and(|a| a.starts_with("HTTP/1.0 200")));
+    s.assert_password_nowhere();
+}
 
-    // A run the gate rejected is never promoted.
-    let compare = dir.join(format!(".mlops/runs/{run_id}/compare.json"));
+/// A run the gate rejected is never promoted.
+#[test]
+fn a_run_the_gate_rejected_is_never_promoted() {
+    let s = scenario();
+    let compare = s.dir.join(format!(".mlops/runs/{}/compare.json", s.run_id));
     std::fs::write(
         &compare,
         r#"{"verdict": "reject", "reasons": ["f1 threshold: 0.5 does not meet >= 0.8"]}"#,
     )
     .unwrap();
-    let out = promote(dir, "staging", &run_id);
+    let out = s.promote("staging");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("the gate rejected run"),
         "{}",
         stderr(&out)
     );
+    s.assert_password_nowhere();
+}
 
-    // An environment that does not exist: exit 2, naming the ones that do.
-    let out = promote(dir, "prod", &run_id);
+/// An environment that does not exist: exit 2, naming the ones that do.
+#[test]
+fn an_unknown_environment_exits_2_naming_the_known_ones() {
+    let s = scenario();
+    let out = s.promote("prod");
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("staging, production"),
         "{}",
         stderr(&out)
     );
-
-    // The signing password never lands in a file, a commit, a proposal or a log.
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(bytes) = std::fs::read(&path) {
-                assert!(
-                    !bytes
-                        .windows(PASSWORD.len())
-                        .any(|w| w == PASSWORD.as_bytes()),
-                    "the signing password is in {}",
-                    path.display()
-                );
-            }
-        }
-    }
-    let history = git(dir, &["log", "--all", "-p"]);
-    assert!(!history.contains(PASSWORD));
+    s.assert_password_nowhere();
 }

@@ -1,46 +1,53 @@
 //! `mlops validate` over every fixture: valid projects pass, each invalid config yields exactly
-//! the diagnostics in its `expected.txt` (MLOPS_BLESS=1 rewrites them; review the diff).
+//! the diagnostics of its snapshot (`tests/it/snapshots/it__validate__invalid@<fixture>.snap`;
+//! review a changed one with `cargo insta review`, or read the `.snap.new` file insta writes).
 
-use crate::common::{fixture, mlops, stdout};
+use crate::common::{fixture, mlops, snapshots, stdout};
 
 #[test]
 fn invalid_fixtures_give_exact_diagnostics() {
-    let dir = fixture("invalid");
-    let mut cases: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("mlops.yaml").exists())
-        .collect();
-    cases.sort();
-    assert!(
-        cases.len() >= 8,
-        "expected the invalid fixtures, found {}",
-        cases.len()
-    );
-    let mut failures = Vec::new();
-    for case in cases {
-        let out = mlops(&case).args(["validate"]).output().unwrap();
-        let got = stdout(&out);
-        let expected_path = case.join("expected.txt");
-        if std::env::var_os("MLOPS_BLESS").is_some() {
-            std::fs::write(&expected_path, &got).unwrap();
-        }
-        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
-        if out.status.code() != Some(1) {
-            failures.push(format!(
-                "{}: exit {:?}, expected 1",
-                case.display(),
-                out.status.code()
-            ));
-        }
-        if got != expected {
-            failures.push(format!(
-                "{}:\n--- expected\n{expected}--- got\n{got}",
-                case.display()
-            ));
-        }
+    let mut cases = 0;
+    insta::glob!("../../fixtures", "invalid/*", |case| {
+        assert!(
+            case.join("mlops.yaml").is_file(),
+            "{}: an invalid fixture is a directory with an mlops.yaml",
+            case.display()
+        );
+        cases += 1;
+        let out = mlops(case).args(["validate"]).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}: {}",
+            case.display(),
+            stdout(&out)
+        );
+        insta::assert_snapshot!("invalid", stdout(&out));
+    });
+    assert!(cases >= 8, "expected the invalid fixtures, found {cases}");
+}
+
+/// The other formats of validate, on a config with several mistakes and on a valid one:
+/// json (a list with positions) and github (workflow annotations); markdown prints what
+/// human prints.
+#[test]
+fn validate_renders_json_and_github() {
+    let _s = snapshots(&fixture("")).bind_to_scope();
+    for (case, code) in [("invalid/five-mistakes", 1), ("churn", 0)] {
+        let dir = fixture(case);
+        let render = |format: &str| {
+            let out = mlops(&dir)
+                .args(["validate", "--format", format])
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(code), "{case} {format}");
+            stdout(&out)
+        };
+        let name = case.rsplit('/').next().unwrap();
+        insta::assert_snapshot!(format!("{name}-json"), render("json"));
+        insta::assert_snapshot!(format!("{name}-github"), render("github"));
+        assert_eq!(render("markdown"), render("human"), "{case}");
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]

@@ -7,10 +7,10 @@ use reqwest::Method;
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs1v15::SigningKey;
 use rsa::pkcs8::DecodePrivateKey;
+use rsa::sha2::Sha256;
 use rsa::signature::{SignatureEncoding, Signer};
 use rsa::RsaPrivateKey;
 use serde_json::json;
-use sha2::Sha256;
 
 use super::api::{expect_ok, Client};
 
