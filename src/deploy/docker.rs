@@ -99,16 +99,38 @@ pub async fn deploy(
         }
         job.swap(&existing).await
     };
-    tokio::select! {
-        r = work => r,
+    let outcome = tokio::select! {
+        r = work => match r {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // The tool failed part-way (the engine refused something): undo what is
+                // pending just as for an interruption, then report the failure.
+                undo.take().run(docker).await;
+                return Err(e);
+            }
+        },
         _ = crate::interrupt::interrupted() => {
             let pending = undo.take();
             let done = pending.describe();
             pending.run(docker).await;
-            Err(crate::interrupt::Interrupted(done).into())
+            return Err(crate::interrupt::Interrupted(done).into());
         }
+    };
+    // The new version serves: removing the previous containers is no longer interruptible
+    // (a second Ctrl-C still ends the process at once).
+    match outcome {
+        Ok((deployed, retired)) => {
+            for id in &retired {
+                remove(docker, id).await;
+            }
+            Ok(Ok(deployed))
+        }
+        Err(why) => Ok(Err(why)),
     }
 }
+
+/// Ok(Err(why)) when the new version said no; Ok(Ok((deployed, previous container ids))).
+type Swapped = Result<std::result::Result<(Deployed, Vec<String>), String>>;
 
 /// One deployment in progress: what it deploys, where, and what an interruption must undo.
 struct Job<'a> {
@@ -161,7 +183,8 @@ impl Job<'_> {
 
     /// The old containers step aside (stopped, renamed, kept) and the new version takes the
     /// name and the port; if it does not become healthy there, the old ones come back.
-    async fn swap(&self, existing: &[Existing]) -> Result<std::result::Result<Deployed, String>> {
+    /// On success: the deployment, and the previous containers (ids) to remove.
+    async fn swap(&self, existing: &[Existing]) -> Swapped {
         let (docker, name, state, target) = (self.docker, self.name, self.state, self.target);
         let mut set_aside = Vec::new();
         let probes = format!("{name}-probe-");
@@ -209,10 +232,8 @@ impl Job<'_> {
         }
         // The new version serves: from here on there is nothing to undo.
         self.undo.take();
-        for (id, _, _) in &set_aside {
-            remove(docker, id).await;
-        }
-        Ok(Ok(Deployed {
+        let retired = set_aside.iter().map(|(id, _, _)| id.clone()).collect();
+        let deployed = Deployed {
             environment: state.environment.clone(),
             image: state.image.clone(),
             digest: state.digest.clone(),
@@ -223,7 +244,8 @@ impl Job<'_> {
                 .into_iter()
                 .map(|(id, name, _)| format!("{name} ({})", &id[..12.min(id.len())]))
                 .collect(),
-        }))
+        };
+        Ok(Ok((deployed, retired)))
     }
 }
 
