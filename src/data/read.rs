@@ -328,11 +328,50 @@ fn scan_csv(
         path: path.into(),
         source,
     })?;
+    let file = std::io::BufReader::with_capacity(1 << 20, file);
+    let tail = || ends_with_closing_quote(path);
+    scan_csv_from(path, file, tail, scanner, sample_size, seed, first)
+}
+
+/// Scans CSV text held in memory as [`scan`] scans a CSV file (`name` names it in errors).
+pub fn scan_csv_bytes(
+    name: &Path,
+    bytes: &[u8],
+    sample_size: usize,
+    seed: u64,
+) -> Result<Scan, ReadError> {
+    let mut scanner = None;
+    let tail = || Ok(closes_quote(&bytes[bytes.len().saturating_sub(64)..]));
+    scan_csv_from(
+        name,
+        bytes,
+        tail,
+        &mut scanner,
+        sample_size,
+        seed,
+        &mut None,
+    )?;
+    scanner
+        .map(Scanner::finish)
+        .ok_or_else(|| ReadError::Empty { path: name.into() })
+}
+
+/// The CSV parse behind [`scan_csv`]; `tail` says whether the input's last non-blank byte
+/// closes a quoted field.
+fn scan_csv_from(
+    path: &Path,
+    input: impl std::io::Read,
+    tail: impl FnOnce() -> Result<bool, ReadError>,
+    scanner: &mut Option<Scanner>,
+    sample_size: usize,
+    seed: u64,
+    first: &mut Option<(PathBuf, Vec<String>)>,
+) -> Result<(), ReadError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .buffer_capacity(1 << 20)
-        .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
+        .from_reader(input);
     let mut record = csv::ByteRecord::new();
     let read =
         |reader: &mut csv::Reader<_>, record: &mut csv::ByteRecord| -> Result<bool, ReadError> {
@@ -418,7 +457,7 @@ fn scan_csv(
         scanner.row(fields.iter().copied());
     }
     if let Some(line) = open_quote_at {
-        if !ends_with_closing_quote(path)? {
+        if !tail()? {
             return Err(ReadError::Csv {
                 path: path.into(),
                 line,
@@ -442,7 +481,11 @@ fn ends_with_closing_quote(path: &Path) -> Result<bool, ReadError> {
         .map_err(io)?;
     let mut tail = Vec::new();
     f.read_to_end(&mut tail).map_err(io)?;
-    Ok(tail.iter().rev().find(|b| !b.is_ascii_whitespace()) == Some(&b'"'))
+    Ok(closes_quote(&tail))
+}
+
+fn closes_quote(tail: &[u8]) -> bool {
+    tail.iter().rev().find(|b| !b.is_ascii_whitespace()) == Some(&b'"')
 }
 
 fn utf8_fields(

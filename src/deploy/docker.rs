@@ -6,6 +6,8 @@
 //! the old container stopped and the new one started on the real port. If the new one fails
 //! there, the old one is started again. The window without a listener is the new container's
 //! start-up (about a second for the serving image); a failing version never replaces a working one.
+//! Ctrl-C or SIGTERM at any point undoes what was done so far: the probe is removed, and after
+//! the swap the new container is removed and the previous one gets its name and port back.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -70,34 +72,21 @@ pub async fn deploy(
     runner.pull(&state.image, &mut log).await?;
     log.finish();
 
-    // Ctrl-C or SIGTERM at any point: the probe goes, and a half-done swap is undone (the
-    // previous version renamed back and restarted) before we exit.
-    let undo = std::sync::Mutex::new(Undo::default());
+    // Ctrl-C or SIGTERM at any point: the probe goes, and a half-done swap is undone (the new
+    // container removed, the previous version renamed back and restarted) before we exit.
+    let undo = Pending::default();
     let _cleanup = crate::interrupt::cleanup_guard();
+    let job = Job {
+        docker,
+        state,
+        target,
+        deployment: &deployment,
+        name: &name,
+        url: &url,
+        undo: &undo,
+    };
     let work = async {
-        // 1. The new version must be healthy on an ephemeral port before it replaces anything.
-        let short = state
-            .digest
-            .trim_start_matches("sha256:")
-            .get(..12)
-            .unwrap_or("");
-        let probe = format!("{name}-probe-{short}");
-        remove(docker, &probe).await;
-        undo.lock().unwrap().probe = Some(probe.clone());
-        create(docker, &probe, state, &deployment, target, "127.0.0.1", 0).await?;
-        docker
-            .start_container(&probe, None)
-            .await
-            .context("starting the new version")?;
-        let probe_port = published_port(docker, &probe, target.container_port).await?;
-        let healthy = wait_healthy(
-            &format!("http://127.0.0.1:{probe_port}{}", target.health),
-            target.health_timeout,
-        )
-        .await;
-        remove(docker, &probe).await;
-        undo.lock().unwrap().probe = None;
-        if let Err(why) = healthy {
+        if let Err(why) = job.probe().await? {
             return Ok(Err(format!(
                 "the new version {} failed its health check ({why}); {}",
                 state.digest,
@@ -108,87 +97,177 @@ pub async fn deploy(
                 }
             )));
         }
+        job.swap(&existing).await
+    };
+    let outcome = tokio::select! {
+        r = work => match r {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // The tool failed part-way (the engine refused something): undo what is
+                // pending just as for an interruption, then report the failure.
+                undo.take().run(docker).await;
+                return Err(e);
+            }
+        },
+        _ = crate::interrupt::interrupted() => {
+            let pending = undo.take();
+            let done = pending.describe();
+            pending.run(docker).await;
+            return Err(crate::interrupt::Interrupted(done).into());
+        }
+    };
+    // The new version serves: removing the previous containers is no longer interruptible
+    // (a second Ctrl-C still ends the process at once).
+    match outcome {
+        Ok((deployed, retired)) => {
+            for id in &retired {
+                remove(docker, id).await;
+            }
+            Ok(Ok(deployed))
+        }
+        Err(why) => Ok(Err(why)),
+    }
+}
 
-        // 2. Swap: the old container steps aside (kept until the new one is healthy on the port).
-        let old: Vec<&Existing> = existing.iter().filter(|c| c.name != probe).collect();
+/// Ok(Err(why)) when the new version said no; Ok(Ok((deployed, previous container ids))).
+type Swapped = Result<std::result::Result<(Deployed, Vec<String>), String>>;
+
+/// One deployment in progress: what it deploys, where, and what an interruption must undo.
+struct Job<'a> {
+    docker: &'a Docker,
+    state: &'a EnvironmentState,
+    target: &'a Target<'a>,
+    deployment: &'a str,
+    name: &'a str,
+    url: &'a str,
+    undo: &'a Pending,
+}
+
+impl Job<'_> {
+    /// The new version must be healthy on an ephemeral port before it replaces anything.
+    async fn probe(&self) -> Result<std::result::Result<(), String>> {
+        let short = self
+            .state
+            .digest
+            .trim_start_matches("sha256:")
+            .get(..12)
+            .unwrap_or("");
+        let probe = format!("{}-probe-{short}", self.name);
+        remove(self.docker, &probe).await;
+        self.undo.with(|u| u.probe = Some(probe.clone()));
+        let (state, target, deployment) = (self.state, self.target, self.deployment);
+        create(
+            self.docker,
+            &probe,
+            state,
+            deployment,
+            target,
+            "127.0.0.1",
+            0,
+        )
+        .await?;
+        self.docker
+            .start_container(&probe, None)
+            .await
+            .context("starting the new version")?;
+        let probe_port = published_port(self.docker, &probe, target.container_port).await?;
+        let healthy = wait_healthy(
+            &format!("http://127.0.0.1:{probe_port}{}", target.health),
+            target.health_timeout,
+        )
+        .await;
+        remove(self.docker, &probe).await;
+        self.undo.with(|u| u.probe = None);
+        Ok(healthy)
+    }
+
+    /// The old containers step aside (stopped, renamed, kept) and the new version takes the
+    /// name and the port; if it does not become healthy there, the old ones come back.
+    /// On success: the deployment, and the previous containers (ids) to remove.
+    async fn swap(&self, existing: &[Existing]) -> Swapped {
+        let (docker, name, state, target) = (self.docker, self.name, self.state, self.target);
         let mut set_aside = Vec::new();
-        for c in &old {
+        let probes = format!("{name}-probe-");
+        for c in existing {
+            if c.name.starts_with(&probes) {
+                // A probe left by an earlier, killed run: never a serving version.
+                remove(docker, &c.id).await;
+                continue;
+            }
+            // Recorded before it is touched: an interruption from here on brings it back.
+            set_aside.push((c.id.clone(), c.name.clone(), c.running));
+            self.undo.with(|u| u.set_aside = set_aside.clone());
             if c.running {
                 let stop = StopContainerOptionsBuilder::default().t(10).build();
                 docker.stop_container(&c.id, Some(stop)).await.ok();
             }
             let aside = format!("{name}-previous-{}", &c.id[..12.min(c.id.len())]);
             if c.name != aside {
-                docker
-                    .rename_container(
-                        &c.id,
-                        RenameContainerOptions {
-                            name: aside.clone(),
-                        },
-                    )
-                    .await
-                    .ok();
+                let to = RenameContainerOptions { name: aside };
+                docker.rename_container(&c.id, to).await.ok();
             }
-            set_aside.push((c.id.clone(), c.name.clone(), c.running));
-            undo.lock().unwrap().set_aside = set_aside.clone();
         }
+        // From its creation on, the new container holds the name and the port: an
+        // interruption must remove it before the previous version can have them back.
+        self.undo.with(|u| u.new = Some(name.to_string()));
         let started = async {
-            create(
-                docker,
-                &name,
-                state,
-                &deployment,
-                target,
-                target.host,
-                target.port,
-            )
-            .await?;
+            let (host, port) = (target.host, target.port);
+            create(docker, name, state, self.deployment, target, host, port).await?;
             docker
-                .start_container(&name, None)
+                .start_container(name, None)
                 .await
                 .context("starting the new version")?;
-            wait_healthy(&url, target.health_timeout)
+            wait_healthy(self.url, target.health_timeout)
                 .await
                 .map_err(anyhow::Error::msg)
         }
         .await;
         if let Err(e) = started {
             // Roll back: the previous version serves again.
-            restore(docker, &name, &set_aside).await;
-            *undo.lock().unwrap() = Undo::default();
+            self.undo.take().run(docker).await;
             return Ok(Err(format!(
                 "the new version {} did not come up on {}:{} ({e:#}); the previous version was restarted",
                 state.digest, target.host, target.port
             )));
         }
         // The new version serves: from here on there is nothing to undo.
-        *undo.lock().unwrap() = Undo::default();
-        for (id, _, _) in &set_aside {
-            remove(docker, id).await;
-        }
-        Ok(Ok(Deployed {
+        self.undo.take();
+        let retired = set_aside.iter().map(|(id, _, _)| id.clone()).collect();
+        let deployed = Deployed {
             environment: state.environment.clone(),
             image: state.image.clone(),
             digest: state.digest.clone(),
             action: "deployed",
-            container: name,
-            url,
+            container: name.to_string(),
+            url: self.url.to_string(),
             replaced: set_aside
                 .into_iter()
                 .map(|(id, name, _)| format!("{name} ({})", &id[..12.min(id.len())]))
                 .collect(),
-        }))
-    };
-    tokio::select! {
-        r = work => r,
-        _ = crate::interrupt::interrupted() => {
-            let pending = std::mem::take(&mut *undo.lock().unwrap());
-            pending.run(docker).await;
-            Err(crate::interrupt::Interrupted(
-                "the probe container was removed and the previous version left serving",
-            )
-            .into())
-        }
+        };
+        Ok(Ok((deployed, retired)))
+    }
+}
+
+/// The undo record shared between the deployment and the interrupt branch.
+#[derive(Default)]
+struct Pending(std::sync::Mutex<Undo>);
+
+impl Pending {
+    fn with(&self, f: impl FnOnce(&mut Undo)) {
+        // A panic while holding the lock cannot leave `Undo` half-written: every update is a
+        // plain field assignment, so a poisoned lock still holds a consistent record.
+        let mut guard = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut guard);
+    }
+
+    fn take(&self) -> Undo {
+        let mut taken = Undo::default();
+        self.with(|u| taken = std::mem::take(u));
+        taken
     }
 }
 
@@ -196,40 +275,61 @@ pub async fn deploy(
 #[derive(Default)]
 struct Undo {
     probe: Option<String>,
+    /// The new container once it was created under the environment's name.
     new: Option<String>,
+    /// (id, original name, was running) of each previous container that stepped aside.
     set_aside: Vec<(String, String, bool)>,
 }
 
 impl Undo {
+    fn describe(&self) -> &'static str {
+        match (&self.new, self.set_aside.is_empty()) {
+            (Some(_), false) => {
+                "the new container was removed and the previous version restored under its name and port"
+            }
+            (Some(_), true) => "the new container was removed; nothing was running before",
+            (None, false) => "the previous version was restored under its name and port",
+            (None, true) => "the probe container was removed and the previous version left serving",
+        }
+    }
+
     async fn run(self, docker: &Docker) {
         if let Some(p) = &self.probe {
             remove(docker, p).await;
         }
         if let Some(n) = &self.new {
-            restore(docker, n, &self.set_aside).await;
-        } else if !self.set_aside.is_empty() {
-            restore(docker, "", &self.set_aside).await;
+            remove(docker, n).await;
         }
+        restore(docker, &self.set_aside).await;
     }
 }
 
-/// Removes the new container (if named) and brings the previous ones back under their names.
-async fn restore(docker: &Docker, new: &str, set_aside: &[(String, String, bool)]) {
-    if !new.is_empty() {
-        remove(docker, new).await;
-    }
+/// Brings the previous containers back under their names (the new one must be gone).
+async fn restore(docker: &Docker, set_aside: &[(String, String, bool)]) {
     for (id, old_name, was_running) in set_aside {
-        docker
-            .rename_container(
-                id,
-                RenameContainerOptions {
-                    name: old_name.clone(),
-                },
-            )
-            .await
-            .ok();
+        let to = RenameContainerOptions {
+            name: old_name.clone(),
+        };
+        if let Err(e) = docker.rename_container(id, to).await {
+            // Renaming to the name it already has fails too: only a real conflict matters.
+            let current = docker
+                .inspect_container(id, None)
+                .await
+                .ok()
+                .and_then(|i| i.name)
+                .unwrap_or_default();
+            if current.trim_start_matches('/') != old_name {
+                tracing::warn!(
+                    "could not give container {id} its name {old_name} back ({e}); rename it with `docker rename {id} {old_name}`"
+                );
+            }
+        }
         if *was_running {
-            docker.start_container(id, None).await.ok();
+            if let Err(e) = docker.start_container(id, None).await {
+                tracing::warn!(
+                    "could not restart the previous version {old_name} ({e}); start it with `docker start {old_name}`"
+                );
+            }
         }
     }
 }

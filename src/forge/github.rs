@@ -80,19 +80,34 @@ impl GitHub {
     }
 
     /// Creates or updates `number`'s comment that starts with `marker` (a hidden HTML comment),
-    /// so a pull request carries one report that follows its latest push. Returns its URL.
+    /// so a pull request carries one report that follows its latest push. Only a comment this
+    /// token's own account wrote is edited; a marked comment by anyone else is left alone.
+    /// Returns its URL.
     pub fn sticky_comment(&self, number: u64, marker: &str, body: &str) -> Result<String> {
         let text = truncate(&format!("{marker}\n{body}"));
         self.rt.block_on(async {
             let list = self
                 .client
                 .repo_path(&format!("/issues/{number}/comments?per_page=100"));
+            // Anyone can write a comment that starts with the marker: only one this token's
+            // own account wrote is ours to edit.
+            let me = self.client.own_login().await?;
             let find = || async {
                 let all = self.client.get_all(&list).await?;
                 Ok::<_, anyhow::Error>(all.into_iter().find(|c| {
-                    c["body"]
+                    let marked = c["body"]
                         .as_str()
-                        .is_some_and(|b| b.starts_with(&format!("{marker}\n")))
+                        .is_some_and(|b| b.starts_with(&format!("{marker}\n")));
+                    let author = c["user"]["login"].as_str().unwrap_or_default();
+                    // GitHub logins are case-insensitive.
+                    let mine = author.eq_ignore_ascii_case(&me);
+                    if marked && !mine {
+                        tracing::warn!(
+                            "comment {} on #{number} carries mlops' marker but {author:?} wrote it, not {me:?}: left alone",
+                            c["id"]
+                        );
+                    }
+                    marked && mine
                 }))
             };
             if let Some(c) = find().await? {

@@ -134,7 +134,7 @@ pub struct LayerRecord {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Descriptor {
+pub struct Descriptor {
     media_type: Option<String>,
     digest: String,
     size: u64,
@@ -142,8 +142,9 @@ struct Descriptor {
     platform: Option<Value>,
 }
 
+/// An image manifest as `package` reads a base image's.
 #[derive(Debug, Clone, Deserialize)]
-struct Manifest {
+pub struct Manifest {
     config: Descriptor,
     layers: Vec<Descriptor>,
 }
@@ -178,23 +179,13 @@ async fn base_manifest(reg: &Registry, base: &ImageRef) -> Result<(registry::Fet
         .unwrap_or_else(|| "latest".into());
     let mut fetched = reg.manifest(&base.repository, &reference).await?;
     if fetched.media_type == registry::OCI_INDEX || fetched.media_type == registry::DOCKER_LIST {
-        let index: Value = serde_json::from_slice(&fetched.bytes)?;
-        let pick = index["manifests"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|m| serde_json::from_value::<Descriptor>(m.clone()).ok())
-            .find(|d| {
-                d.platform
-                    .as_ref()
-                    .is_some_and(|p| p["os"] == "linux" && p["architecture"] == host_arch())
-            })
+        let pick = platform_manifest(&fetched.bytes)?
             .with_context(|| format!("base image {base} has no linux/{} manifest", host_arch()))?;
         Digest::parse(&pick.digest)
             .map_err(|e| anyhow::anyhow!("base image {base}: its index lists {e}"))?;
         fetched = reg.manifest(&base.repository, &pick.digest).await?;
     }
-    let manifest: Manifest = serde_json::from_slice(&fetched.bytes)
+    let manifest = parse_manifest(&fetched.bytes)
         .with_context(|| format!("base image {base}: unreadable manifest"))?;
     check_descriptors(base, &manifest)?;
     Ok((fetched, manifest))
@@ -215,6 +206,26 @@ fn check_descriptors(base: &ImageRef, manifest: &Manifest) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// The linux/<host arch> entry of an image index (or a Docker manifest list).
+pub fn platform_manifest(index: &[u8]) -> Result<Option<Descriptor>> {
+    let index: Value = serde_json::from_slice(index)?;
+    Ok(index["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| serde_json::from_value::<Descriptor>(m.clone()).ok())
+        .find(|d| {
+            d.platform
+                .as_ref()
+                .is_some_and(|p| p["os"] == "linux" && p["architecture"] == host_arch())
+        }))
+}
+
+/// An image manifest's config and layer descriptors.
+pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
+    Ok(serde_json::from_slice(bytes)?)
 }
 
 /// Annotations (and labels) describing where the image comes from.

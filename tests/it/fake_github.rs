@@ -1,6 +1,6 @@
 //! An in-process fake of the part of GitHub's REST API the github forge uses, speaking the
 //! documented request and response shapes (git data API, compare, contents, pulls, issue
-//! comments and labels, App installation tokens). It checks every request's headers and JSON
+//! comments and labels, the authenticated user or App, App installation tokens). It checks every request's headers and JSON
 //! body, records them with timestamps, and injects faults: rate limits, `retry-after`, dropped
 //! connections before or after a request is applied, and a list that hides an open PR once.
 #![allow(dead_code)]
@@ -82,9 +82,39 @@ pub struct Fault {
     pub times: usize,
 }
 
+/// Whom `State::token` belongs to: what `GET /user`, GraphQL's `viewer` and the author of
+/// the comments it writes say.
+#[derive(Debug, Clone)]
+pub enum Identity {
+    /// A person's token (a PAT): `GET /user` answers with `login`.
+    User(String),
+    /// An App installation token (the workflow's `GITHUB_TOKEN` is one, of the App
+    /// `github-actions`): `GET /user` is refused, the writes are by `<slug>[bot]`.
+    Installation(String),
+}
+
+impl Default for Identity {
+    fn default() -> Identity {
+        Identity::Installation("github-actions".into())
+    }
+}
+
+impl Identity {
+    pub fn login(&self) -> String {
+        match self {
+            Identity::User(login) => login.clone(),
+            Identity::Installation(slug) => format!("{slug}[bot]"),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct State {
     pub token: String,
+    /// Whom `token` belongs to (default: the workflow's `GITHUB_TOKEN`).
+    pub identity: Identity,
+    /// The App's slug `GET /app` answers with (the App whose JWT `app_key` verifies).
+    pub app_slug: String,
     /// When set, App JWTs are verified with this key and exchanged for `token`.
     pub app_key: Option<rsa::RsaPublicKey>,
     pub refs: BTreeMap<String, String>,
@@ -426,7 +456,9 @@ impl Fake {
             .unwrap_or_default();
         let bearer = auth.strip_prefix("Bearer ").unwrap_or_default();
         let mut s = self.state.lock().unwrap();
-        let app_route = req.path.starts_with("/app/") || req.path.ends_with("/installation");
+        let app_route = req.path == "/app"
+            || req.path.starts_with("/app/")
+            || req.path.ends_with("/installation");
         if app_route {
             match &s.app_key {
                 Some(key) if verify_jwt(bearer, key) => {}
@@ -449,6 +481,51 @@ impl Fake {
             404,
             json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}),
         );
+        match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/app") => {
+                // GitHub's "Get the authenticated app" (JWT only).
+                return (
+                    200,
+                    json!({"id": 7, "slug": s.app_slug, "node_id": "A_x", "client_id": "Iv1.x",
+                        "owner": {"login": OWNER, "id": 1, "type": "Organization"},
+                        "name": s.app_slug, "description": "", "external_url": "https://github.test",
+                        "html_url": format!("https://github.test/apps/{}", s.app_slug),
+                        "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+                        "permissions": {"contents": "write", "pull_requests": "write"}, "events": []}),
+                );
+            }
+            ("GET", "/user") => {
+                return match &s.identity {
+                    Identity::User(login) => (
+                        200,
+                        json!({"login": login, "id": 2, "node_id": "U_x", "type": "User",
+                            "site_admin": false, "html_url": format!("https://github.test/{login}")}),
+                    ),
+                    Identity::Installation(_) => (
+                        403,
+                        json!({"message": "Resource not accessible by integration",
+                            "documentation_url": "https://docs.github.com/rest/users/users#get-the-authenticated-user",
+                            "status": "403"}),
+                    ),
+                };
+            }
+            ("POST", "/graphql") => {
+                let query = req.body["query"].as_str().unwrap_or_default();
+                let compact: String = query.split_whitespace().collect();
+                return if compact.contains("viewer{login}") {
+                    (
+                        200,
+                        json!({"data": {"viewer": {"login": s.identity.login()}}}),
+                    )
+                } else {
+                    (
+                        200,
+                        json!({"errors": [{"message": "this fake answers only { viewer { login } }"}]}),
+                    )
+                };
+            }
+            _ => {}
+        }
         if segs.len() >= 3 && segs[0] == "app" {
             // POST /app/installations/{id}/access_tokens
             if req.method == "POST" && segs.len() == 4 && segs[3] == "access_tokens" {
@@ -838,7 +915,7 @@ impl Fake {
                     id: 1000 + s.counter,
                     issue,
                     body: text.into(),
-                    user: "github-actions[bot]".into(),
+                    user: s.identity.login(),
                 };
                 let j = comment_json(&self.url, &c);
                 s.comments.push(c);
@@ -945,7 +1022,13 @@ fn pull_json(url: &str, s: &State, p: &Pull) -> Value {
 }
 
 fn comment_json(url: &str, c: &Comment) -> Value {
-    json!({"id": c.id, "body": c.body, "user": {"login": c.user},
+    // Logins ending in `[bot]` are Apps' bot accounts; no person's login can contain `[`.
+    let kind = if c.user.ends_with("[bot]") {
+        "Bot"
+    } else {
+        "User"
+    };
+    json!({"id": c.id, "body": c.body, "user": {"login": c.user, "id": 2, "type": kind},
         "url": format!("{url}/repos/{OWNER}/{NAME}/issues/comments/{}", c.id),
         "html_url": format!("https://github.test/{OWNER}/{NAME}/pull/{}#issuecomment-{}", c.issue, c.id)})
 }

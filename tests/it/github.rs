@@ -471,10 +471,8 @@ fn a_rejected_token_is_a_clear_error() {
     assert!(stderr(&out).contains("GITHUB_TOKEN"), "{}", stderr(&out));
 }
 
-#[test]
-fn a_github_app_signs_in_with_its_private_key() {
-    let p = project();
-    let fake = Fake::start(TOKEN);
+/// A fresh App private key (PEM), whose public half the fake verifies JWTs with.
+fn app_key(p: &Project, fake: &Fake) -> String {
     let key = p.dir.join("app.pem");
     let gen = Command::new("openssl")
         .args(["genrsa", "-traditional", "-out"])
@@ -484,11 +482,17 @@ fn a_github_app_signs_in_with_its_private_key() {
         .unwrap();
     assert!(gen.status.success(), "{}", stderr(&gen));
     let pem = std::fs::read_to_string(&key).unwrap();
-    {
-        use rsa::pkcs1::DecodeRsaPrivateKey;
-        let private = rsa::RsaPrivateKey::from_pkcs1_pem(&pem).unwrap();
-        fake.state.lock().unwrap().app_key = Some(rsa::RsaPublicKey::from(&private));
-    }
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    let private = rsa::RsaPrivateKey::from_pkcs1_pem(&pem).unwrap();
+    fake.state.lock().unwrap().app_key = Some(rsa::RsaPublicKey::from(&private));
+    pem
+}
+
+#[test]
+fn a_github_app_signs_in_with_its_private_key() {
+    let p = project();
+    let fake = Fake::start(TOKEN);
+    let pem = app_key(&p, &fake);
     let out = gh(&p.dir, &fake)
         .env_remove("GITHUB_TOKEN")
         .env("GITHUB_APP_ID", "7")
@@ -508,6 +512,41 @@ fn a_github_app_signs_in_with_its_private_key() {
     assert!(!stderr(&out).contains("PRIVATE KEY"));
 }
 
+/// `mlops compare --comment` on pull request 5 with a challenger of this f1, as `gh` with
+/// `env` set: the command to run.
+fn compare_on_pr(p: &Project, fake: &Fake, f1: f64, env: &[(&str, &str)]) -> Output {
+    let write = |name: &str, f1: f64| {
+        let path = p.dir.join(name);
+        std::fs::write(&path, format!("{{\"f1\": {f1}, \"roc_auc\": 0.95}}")).unwrap();
+        path
+    };
+    let champion = write("champion.json", 0.82);
+    let challenger = write("challenger.json", f1);
+    let event = p.dir.join("event.json");
+    std::fs::write(
+        &event,
+        r#"{"action": "synchronize", "number": 5, "pull_request": {"number": 5}}"#,
+    )
+    .unwrap();
+    let mut cmd = gh(&p.dir, fake);
+    for (k, v) in env {
+        if v.is_empty() {
+            cmd.env_remove(k);
+        } else {
+            cmd.env(k, v);
+        }
+    }
+    cmd.env("GITHUB_EVENT_PATH", &event)
+        .arg("compare")
+        .arg("--challenger")
+        .arg(&challenger)
+        .arg("--champion")
+        .arg(&champion)
+        .arg("--comment")
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn compare_keeps_one_sticky_comment_per_pull_request() {
     let p = project();
@@ -517,31 +556,7 @@ fn compare_keeps_one_sticky_comment_per_pull_request() {
         "<!-- mlops:compare churn --> is how mlops marks its comment",
         "someone",
     );
-    let write = |name: &str, f1: f64| {
-        let path = p.dir.join(name);
-        std::fs::write(&path, format!("{{\"f1\": {f1}, \"roc_auc\": 0.95}}")).unwrap();
-        path
-    };
-    let champion = write("champion.json", 0.82);
-    let event = p.dir.join("event.json");
-    std::fs::write(
-        &event,
-        r#"{"action": "synchronize", "number": 5, "pull_request": {"number": 5}}"#,
-    )
-    .unwrap();
-    let compare = |f1: f64| {
-        let challenger = write("challenger.json", f1);
-        gh(&p.dir, &fake)
-            .env("GITHUB_EVENT_PATH", &event)
-            .arg("compare")
-            .arg("--challenger")
-            .arg(&challenger)
-            .arg("--champion")
-            .arg(&champion)
-            .arg("--comment")
-            .output()
-            .unwrap()
-    };
+    let compare = |f1: f64| compare_on_pr(&p, &fake, f1, &[]);
     let first = compare(0.90);
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
     let second = compare(0.70);
@@ -570,4 +585,87 @@ fn compare_keeps_one_sticky_comment_per_pull_request() {
         .iter()
         .any(|c| c.user == "someone" && c.body.starts_with("<!-- mlops")));
     assert_no_secret(&fake, &[&first, &second]);
+}
+
+/// The marker comment someone else wrote (it starts exactly like ours) is never edited: a
+/// person's token (`GET /user`), the workflow's token (an installation token: GraphQL's
+/// `viewer`) and a GitHub App (`GET /app`: `<slug>[bot]`) each edit only their own comment.
+#[test]
+fn the_sticky_comment_is_edited_only_when_the_token_wrote_it() {
+    use crate::fake_github::Identity;
+    const FORGED: &str = "<!-- mlops:compare churn -->\nverdict: promote (forged)";
+    let p = project();
+    let pem = {
+        let scratch = Fake::start(TOKEN);
+        app_key(&p, &scratch)
+    };
+    let app_env = [
+        ("GITHUB_TOKEN", ""),
+        ("GITHUB_APP_ID", "7"),
+        ("GITHUB_APP_PRIVATE_KEY", pem.as_str()),
+    ];
+    type Case<'a> = (&'a str, Identity, &'a str, &'a [(&'a str, &'a str)]);
+    let cases: [Case; 3] = [
+        ("token", Identity::User("mlops-bot".into()), "mallory", &[]),
+        (
+            "workflow token",
+            Identity::Installation("github-actions".into()),
+            "mallory",
+            &[],
+        ),
+        (
+            "app",
+            Identity::Installation("mlops-app".into()),
+            "github-actions[bot]",
+            &app_env,
+        ),
+    ];
+    for (case, identity, forger, env) in cases {
+        let fake = Fake::start(TOKEN);
+        let me = identity.login();
+        {
+            use rsa::pkcs1::DecodeRsaPrivateKey;
+            let private = rsa::RsaPrivateKey::from_pkcs1_pem(&pem).unwrap();
+            let mut s = fake.state.lock().unwrap();
+            s.app_key = Some(rsa::RsaPublicKey::from(&private));
+            s.app_slug = "mlops-app".into();
+            s.identity = identity;
+        }
+        fake.add_comment(5, FORGED, forger);
+        let forged_id = fake.comments()[0].id;
+        let first = compare_on_pr(&p, &fake, 0.90, env);
+        assert_eq!(first.status.code(), Some(0), "{case}: {}", stderr(&first));
+        let second = compare_on_pr(&p, &fake, 0.70, env);
+        assert_eq!(second.status.code(), Some(1), "{case}: {}", stderr(&second));
+        let comments = fake.comments();
+        let forged = comments.iter().find(|c| c.id == forged_id).unwrap();
+        assert_eq!(forged.body, FORGED, "{case}: {forger}'s comment was edited");
+        assert_eq!(
+            count(&fake, "PATCH", &format!("/issues/comments/{forged_id}")),
+            0,
+            "{case}"
+        );
+        let ours: Vec<_> = comments.iter().filter(|c| c.user == me).collect();
+        assert_eq!(ours.len(), 1, "{case}: {comments:?}");
+        assert!(ours[0].body.contains("0.7"), "{case}: {}", ours[0].body);
+        assert_eq!(count(&fake, "POST", "/issues/5/comments"), 1, "{case}");
+        assert_eq!(
+            count(&fake, "PATCH", &format!("/issues/comments/{}", ours[0].id)),
+            1,
+            "{case}"
+        );
+        // How the client learnt who it is, per kind of credential.
+        let asked = |method: &str, path: &str| {
+            fake.requests()
+                .iter()
+                .filter(|r| r.method == method && r.path == path && r.status == 200)
+                .count()
+        };
+        match case {
+            "token" => assert_eq!(asked("GET", "/user"), 2, "{case}"),
+            "workflow token" => assert_eq!(asked("POST", "/graphql"), 2, "{case}"),
+            _ => assert_eq!(asked("GET", "/app"), 2, "{case}"),
+        }
+        assert_no_secret(&fake, &[&first, &second]);
+    }
 }

@@ -788,3 +788,176 @@ fn an_unknown_environment_exits_2_naming_the_known_ones() {
     );
     s.assert_password_nowhere();
 }
+
+/// SIGTERM after the swap, while the new version is starting on the environment's port: the
+/// swap is undone. The previous version serves again under its own name and port, the new
+/// container is gone, exit 130.
+#[test]
+fn deploy_interrupted_after_the_swap_restores_the_previous_version() {
+    struct Undeploy;
+    impl Drop for Undeploy {
+        fn drop(&mut self) {
+            let ids = Command::new("/usr/bin/docker")
+                .args([
+                    "ps",
+                    "-aq",
+                    "--filter",
+                    "label=dev.mlops.deployment=churn/undo",
+                ])
+                .output()
+                .map(|o| stdout(&o))
+                .unwrap_or_default();
+            for id in ids.split_whitespace() {
+                let _ = Command::new("/usr/bin/docker")
+                    .args(["rm", "-f", id])
+                    .output();
+            }
+        }
+    }
+    let inspect = |format: &str| -> String {
+        let out = Command::new("/usr/bin/docker")
+            .args(["inspect", "-f", format, "mlops-churn-undo"])
+            .output()
+            .unwrap();
+        stdout(&out).trim().to_string()
+    };
+    let serving = |port: u16| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if health(port).is_some_and(|a| a.starts_with("HTTP/1.0 200")) {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _cleanup = Undeploy;
+    signed_churn_project(
+        dir,
+        "undo-test",
+        PASSWORD,
+        &[(
+            "\nforge:",
+            &format!(
+                "\n  undo: {{deploy: {{target: docker, port: {port}, health: /health}}}}\nforge:"
+            ),
+        )],
+    );
+    let run = signed_run(dir, PASSWORD);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let run_id = std::fs::read_to_string(dir.join(".mlops/runs/latest"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let out = promote(dir, "undo", &run_id);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    git(
+        dir,
+        &[
+            "merge",
+            "-q",
+            "--no-ff",
+            "-m",
+            "merge undo",
+            "mlops/promote/churn/undo",
+        ],
+    );
+    let out = mlops(dir).args(["deploy", "undo"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let first_id = inspect("{{.Id}}");
+    let first = inspect("{{index .Config.Labels \"dev.mlops.digest\"}}");
+    assert!(serving(port));
+
+    // The second version starts listening 6 s after its container starts, on the probe port
+    // and again on the real one: long enough to be interrupted in the second wait.
+    let yaml = std::fs::read_to_string(dir.join("mlops.yaml"))
+        .unwrap()
+        .replace(
+            "command: [python3, /app/serve.py]",
+            "command: [sh, -c, 'sleep 6; exec python3 /app/serve.py']",
+        );
+    std::fs::write(dir.join("mlops.yaml"), yaml).unwrap();
+    let out = mlops(dir)
+        .args(["package", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let packaged: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = mlops(dir)
+        .args([
+            "sign",
+            packaged["reference"].as_str().unwrap(),
+            "--no-attest",
+        ])
+        .env("MLOPS_SIGNING_PASSWORD", PASSWORD)
+        .env(
+            "MLOPS_SIGNING_KEY",
+            std::fs::read_to_string(dir.join("cosign.key")).unwrap(),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let second = packaged["digest"].as_str().unwrap().to_string();
+    assert_ne!(second, first);
+    let env_file = dir.join(".mlops/environments/undo.yaml");
+    let text = std::fs::read_to_string(&env_file).unwrap();
+    std::fs::write(&env_file, text.replace(&first, &second)).unwrap();
+    git(dir, &["commit", "-qam", "pin the slow version"]);
+
+    let mut child = mlops(dir)
+        .args(["deploy", "undo", "--health-timeout", "60"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The swap happened once the environment's name holds the second version.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while inspect("{{index .Config.Labels \"dev.mlops.digest\"}}") != second {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second version never took the name mlops-churn-undo"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("the new container was removed and the previous version restored"),
+        "{err}"
+    );
+    assert_eq!(
+        inspect("{{.Id}}"),
+        first_id,
+        "the previous container has its name back: {err}"
+    );
+    assert_eq!(inspect("{{.State.Running}}"), "true", "{err}");
+    let leftover = Command::new("/usr/bin/docker")
+        .args(["ps", "-aq", "--filter"])
+        .arg(format!("label=dev.mlops.digest={second}"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&leftover).trim(),
+        "",
+        "the new container is gone: {err}"
+    );
+    assert!(
+        serving(port),
+        "the previous version serves on {port} again: {err}"
+    );
+}

@@ -176,3 +176,27 @@ fn directories_must_agree_on_columns() {
     write(dir.path(), "b.csv", b"x,y\n3,4\n");
     assert_eq!(scan(dir.path(), 100, 1).unwrap().rows, 2);
 }
+
+#[test]
+fn bytes_scan_like_files() {
+    let dir = tempfile::tempdir().unwrap();
+    for bytes in [
+        &b"id,x,plan\n1,1.5,basic\n2,,\"pl,us\"\n"[..],
+        b"a,b\n1,\"open\n2,3\n",
+        b"a,b\n1\n",
+        b"",
+    ] {
+        let p = write(dir.path(), "d.csv", bytes);
+        let from_file = scan(&p, 10, 1).map_err(|e| e.to_string());
+        let from_bytes = scan_csv_bytes(&p, bytes, 10, 1).map_err(|e| e.to_string());
+        match (from_file, from_bytes) {
+            (Ok(f), Ok(b)) => {
+                assert_eq!((f.rows, &f.sample), (b.rows, &b.sample));
+                let kinds = |s: &Scan| s.columns.iter().map(ColumnScan::kind).collect::<Vec<_>>();
+                assert_eq!(kinds(&f), kinds(&b));
+            }
+            (Err(f), Err(b)) => assert_eq!(f, b),
+            (f, b) => panic!("{bytes:?}: file {f:?}, bytes {b:?}"),
+        }
+    }
+}

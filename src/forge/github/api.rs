@@ -59,6 +59,8 @@ pub struct Client {
     /// `owner/name`.
     pub repo: String,
     token: String,
+    /// `GITHUB_APP_ID` when the token is the App's installation token.
+    app_id: Option<String>,
     writes: tokio::sync::Mutex<()>,
     backoff: Duration,
     max_wait: Duration,
@@ -96,6 +98,7 @@ impl Client {
             api,
             repo: repo.to_string(),
             token: String::new(),
+            app_id: None,
             writes: tokio::sync::Mutex::new(()),
             backoff: env_duration(
                 "MLOPS_GITHUB_BACKOFF_MS",
@@ -111,7 +114,11 @@ impl Client {
         client.token = match std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty()) {
             Some(t) => t,
             None => match std::env::var("GITHUB_APP_ID").ok().filter(|t| !t.is_empty()) {
-                Some(app) => super::app::installation_token(&client, &app).await?,
+                Some(app) => {
+                    let token = super::app::installation_token(&client, &app).await?;
+                    client.app_id = Some(app);
+                    token
+                }
                 None => bail!(
                     "the github forge needs a token: set GITHUB_TOKEN (in a workflow, `env: GITHUB_TOKEN: ${{{{ github.token }}}}` \
                      with `permissions: contents: write, pull-requests: write`), or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY for a GitHub App"
@@ -123,6 +130,42 @@ impl Client {
 
     pub fn api_url(&self) -> &str {
         &self.api
+    }
+
+    /// The login of the account this client writes as: the App's bot (`<slug>[bot]`), else
+    /// the token's user (`GET /user`). An installation token — the workflow's `GITHUB_TOKEN`
+    /// is one — may not read `/user` (403), so GraphQL's `viewer`, which every kind of token
+    /// may read, names its bot instead.
+    pub async fn own_login(&self) -> Result<String> {
+        if let Some(app) = &self.app_id {
+            return super::app::bot_login(self, app).await;
+        }
+        let r = self.get("/user").await?;
+        if r.status.is_success() {
+            return match r.body["login"].as_str() {
+                Some(login) if !login.is_empty() => Ok(login.to_string()),
+                _ => bail!("GitHub's answer to GET /user has no login"),
+            };
+        }
+        if r.status != StatusCode::FORBIDDEN {
+            expect_ok(&r, "GET", "/user")?;
+        }
+        let graphql = graphql_url(&self.api);
+        let query = serde_json::json!({"query": "query { viewer { login } }"});
+        // A query changes nothing: one that got no answer may be asked again.
+        let r = match self.post(&graphql, query.clone()).await {
+            Err(e) if unanswered(&e) => self.post(&graphql, query).await?,
+            other => other?,
+        };
+        expect_ok(&r, "POST", &graphql)?;
+        match r.body["data"]["viewer"]["login"].as_str() {
+            Some(login) if !login.is_empty() => Ok(login.to_string()),
+            _ => bail!(
+                "GitHub's answer to the GraphQL query {{ viewer {{ login }} }} at {graphql} names no login ({}); \
+                 mlops edits only comments this token wrote, so it cannot tell which ones those are",
+                r.message()
+            ),
+        }
     }
 
     /// `/repos/{owner}/{name}` + `rest`.
@@ -205,7 +248,12 @@ impl Client {
         } else {
             None
         };
-        let url = format!("{}{path}", self.api);
+        // A path below the API base, or an absolute URL of the same service (GraphQL's).
+        let url = if path.starts_with("https://") || path.starts_with("http://") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.api)
+        };
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -398,6 +446,15 @@ pub fn unanswered(e: &anyhow::Error) -> bool {
     e.downcast_ref::<Unanswered>().is_some()
 }
 
+/// GraphQL's endpoint for a REST base: `https://api.github.com/graphql`, or
+/// `https://HOST/api/graphql` on GitHub Enterprise Server (REST at `https://HOST/api/v3`).
+fn graphql_url(api: &str) -> String {
+    match api.strip_suffix("/api/v3") {
+        Some(host) => format!("{host}/api/graphql"),
+        None => format!("{api}/graphql"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,6 +471,18 @@ mod tests {
         assert!(
             wait > Duration::from_secs(27) && wait <= Duration::from_secs(30),
             "{wait:?}"
+        );
+    }
+
+    #[test]
+    fn graphql_lives_next_to_the_rest_api() {
+        assert_eq!(
+            super::graphql_url("https://api.github.com"),
+            "https://api.github.com/graphql"
+        );
+        assert_eq!(
+            super::graphql_url("https://ghe.example.com/api/v3"),
+            "https://ghe.example.com/api/graphql"
         );
     }
 }

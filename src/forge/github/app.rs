@@ -81,3 +81,15 @@ pub async fn installation_token(client: &Client, app_id: &str) -> Result<String>
         _ => bail!("GitHub's answer to POST {path} has no token"),
     }
 }
+
+/// The App's bot account, `<slug>[bot]` (from `GET /app`, which only the App's JWT may read):
+/// the author of everything its installation tokens write.
+pub async fn bot_login(client: &Client, app_id: &str) -> Result<String> {
+    let jwt = jwt(app_id, private_key()?)?;
+    let r = client.send_as(Method::GET, "/app", None, &jwt).await?;
+    expect_ok(&r, "GET", "/app")?;
+    match r.body["slug"].as_str() {
+        Some(slug) if !slug.is_empty() => Ok(format!("{slug}[bot]")),
+        _ => bail!("GitHub's answer to GET /app has no slug"),
+    }
+}
