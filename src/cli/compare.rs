@@ -85,7 +85,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
                 config.file.display()
             );
         }
-        let forge = crate::forge::github::GitHub::new(&config.root, &config.forge)?;
+        let forge = super::forge::github(&config)?;
         let marker = format!("<!-- mlops:compare {} -->", config.model);
         let url = forge.sticky_comment(number, &marker, &markdown)?;
         eprintln!(

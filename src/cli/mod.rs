@@ -5,6 +5,7 @@ mod compare;
 mod data;
 mod deploy;
 mod evaluate;
+mod forge;
 mod history;
 mod init;
 mod package;

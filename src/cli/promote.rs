@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::{block_on, Cli, Format};
 use crate::environment::{self, EnvironmentState};
-use crate::forge::{self, Change};
+use crate::forge::Change;
 use crate::runs::Side;
 use crate::signing::{self, cosign};
 use crate::{compare, config, fsutil, gha, oci, runs};
@@ -126,7 +126,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     }
 
     // The desired state, proposed on the promotion branch.
-    let mut forge = forge::open(&config.root, &config.forge)?;
+    let mut forge = super::forge::open(&config)?;
     let rel = format!("{}/{env}.yaml", environment::ENVIRONMENTS_DIR);
     let mut change = Change {
         branch: format!("mlops/promote/{}/{env}", config.model),

@@ -9,18 +9,30 @@
 
 #[path = "github/api.rs"]
 pub mod api;
-#[path = "github/app.rs"]
-mod app;
+#[path = "github/error.rs"]
+pub mod error;
+#[path = "github/issues.rs"]
+pub mod issues;
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
-use serde_json::{json, Value};
+use octocrab::models::commits::CommitComparison;
+use octocrab::models::git::CreateTreeEntry;
+use octocrab::models::issues::Comment;
+use octocrab::models::pulls::PullRequest;
+use octocrab::models::repos::Object;
+use octocrab::params::repos::Reference;
+use reqwest::Method;
+use serde_json::json;
 
-use self::api::{enc, expect_ok, unanswered, Client, Reply};
+use self::api::Client;
+pub use self::api::{Auth, Settings};
+pub use self::error::GitHubError;
 use super::{Change, Proposal};
 use crate::config::ForgeConfig;
+pub use crate::http::Policy;
 
 /// GitHub refuses bodies above 65,536 characters.
 const MAX_BODY: usize = 65_000;
@@ -43,12 +55,12 @@ struct Branch {
     single_tree: Option<String>,
 }
 
-/// The repository named by forge.repository, else `$GITHUB_REPOSITORY`.
-pub fn repository(config: &ForgeConfig) -> Result<String> {
+/// The repository named by forge.repository, else the settings' default (`GITHUB_REPOSITORY`).
+pub fn repository(config: &ForgeConfig, settings: &Settings) -> Result<String> {
     let repo = config
         .repository
         .clone()
-        .or_else(|| std::env::var("GITHUB_REPOSITORY").ok())
+        .or_else(|| settings.default_repository.clone())
         .filter(|r| !r.is_empty())
         .context("the github forge needs a repository: set forge.repository (owner/name) in mlops.yaml, or GITHUB_REPOSITORY")?;
     match repo.split_once('/') {
@@ -57,26 +69,57 @@ pub fn repository(config: &ForgeConfig) -> Result<String> {
     }
 }
 
+/// A promotion's commit message carries the trailer on a line of its own.
+fn has_trailer(message: &str, trailer: &str) -> bool {
+    message.lines().any(|l| l.trim() == trailer)
+}
+
 impl GitHub {
-    pub fn new(root: &Path, config: &ForgeConfig) -> Result<GitHub> {
-        let repo = repository(config)?;
+    /// The forge mlops.yaml's `forge:` configures, for the project at `root`.
+    pub fn new(root: &Path, config: &ForgeConfig, settings: &Settings) -> Result<GitHub> {
+        let repo = repository(config, settings)?;
+        let mut forge = GitHub::connect(&repo, settings)?;
+        // Paths in the commit are relative to the repository root.
+        forge.prefix = crate::git::run(root, &["rev-parse", "--show-prefix"]).unwrap_or_default();
+        forge.labels = config.labels.clone();
+        forge.reviewers = config.reviewers.clone();
+        Ok(forge)
+    }
+
+    /// A client of `repo` (`owner/name`) alone: issues, comments and dispatches (monitoring);
+    /// promotions use [`GitHub::new`].
+    pub fn connect(repo: &str, settings: &Settings) -> Result<GitHub> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let client = rt.block_on(Client::from_env(&repo))?;
-        // Paths in the commit are relative to the repository root.
-        let prefix = crate::git::run(root, &["rev-parse", "--show-prefix"]).unwrap_or_default();
+        let client = rt.block_on(Client::new(repo, settings))?;
         Ok(GitHub {
             client,
             rt,
-            prefix,
-            labels: config.labels.clone(),
-            reviewers: config.reviewers.clone(),
+            prefix: String::new(),
+            labels: Vec::new(),
+            reviewers: Vec::new(),
         })
     }
 
-    fn owner(&self) -> &str {
-        self.client.repo.split('/').next().unwrap_or_default()
+    fn crab(&self) -> &octocrab::Octocrab {
+        self.client.crab()
+    }
+
+    fn git_handler(&self) -> octocrab::git::GitHandler<'_> {
+        self.crab().git(&self.client.owner, &self.client.name)
+    }
+
+    fn repos_handler(&self) -> octocrab::repos::RepoHandler<'_> {
+        self.crab().repos(&self.client.owner, &self.client.name)
+    }
+
+    fn pulls_handler(&self) -> octocrab::pulls::PullRequestHandler<'_> {
+        self.crab().pulls(&self.client.owner, &self.client.name)
+    }
+
+    fn issues_handler(&self) -> octocrab::issues::IssueHandler<'_> {
+        self.crab().issues(&self.client.owner, &self.client.name)
     }
 
     /// Creates or updates `number`'s comment that starts with `marker` (a hidden HTML comment),
@@ -84,71 +127,105 @@ impl GitHub {
     /// token's own account wrote is edited; a marked comment by anyone else is left alone.
     /// Returns its URL.
     pub fn sticky_comment(&self, number: u64, marker: &str, body: &str) -> Result<String> {
-        let text = truncate(&format!("{marker}\n{body}"));
+        let text = &truncate(&format!("{marker}\n{body}"));
         self.rt.block_on(async {
-            let list = self
-                .client
-                .repo_path(&format!("/issues/{number}/comments?per_page=100"));
             // Anyone can write a comment that starts with the marker: only one this token's
             // own account wrote is ours to edit.
             let me = self.client.own_login().await?;
             let find = || async {
-                let all = self.client.get_all(&list).await?;
-                Ok::<_, anyhow::Error>(all.into_iter().find(|c| {
-                    let marked = c["body"]
-                        .as_str()
+                let all = self.comments(number).await?;
+                Ok::<_, GitHubError>(all.into_iter().find(|c| {
+                    let marked = c
+                        .body
+                        .as_deref()
                         .is_some_and(|b| b.starts_with(&format!("{marker}\n")));
-                    let author = c["user"]["login"].as_str().unwrap_or_default();
+                    let author = c.user.login.as_str();
                     // GitHub logins are case-insensitive.
                     let mine = author.eq_ignore_ascii_case(&me);
                     if marked && !mine {
                         tracing::warn!(
                             "comment {} on #{number} carries mlops' marker but {author:?} wrote it, not {me:?}: left alone",
-                            c["id"]
+                            c.id
                         );
                     }
                     marked && mine
                 }))
             };
             if let Some(c) = find().await? {
-                let url = c["html_url"].as_str().unwrap_or_default().to_string();
-                if c["body"].as_str() != Some(text.as_str()) {
-                    let path = self
-                        .client
-                        .repo_path(&format!("/issues/comments/{}", c["id"]));
-                    let r = self.client.patch(&path, json!({"body": text})).await?;
-                    expect_ok(&r, "PATCH", &path)?;
+                if c.body.as_deref() != Some(text.as_str()) {
+                    self.edit_comment(c.id.0, text).await?;
                 }
-                return Ok(url);
+                return Ok(c.html_url.to_string());
             }
             let path = self.client.repo_path(&format!("/issues/{number}/comments"));
             for _ in 0..2 {
-                match self.client.post(&path, json!({"body": text})).await {
-                    Ok(r) => {
-                        expect_ok(&r, "POST", &path)?;
-                        return Ok(r.body["html_url"].as_str().unwrap_or_default().to_string());
-                    }
-                    Err(e) if unanswered(&e) => {
+                let posted = self
+                    .client
+                    .call(Method::POST, &path, move || async move {
+                        self.issues_handler().create_comment(number, text).await
+                    })
+                    .await;
+                match posted {
+                    Ok(c) => return Ok(c.html_url.to_string()),
+                    Err(e) if e.is_unanswered() => {
                         // It may have landed: look before posting again.
                         if let Some(c) = find().await? {
-                            return Ok(c["html_url"].as_str().unwrap_or_default().to_string());
+                            return Ok(c.html_url.to_string());
                         }
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(e.into()),
                 }
             }
             bail!("GitHub did not answer POST {path} twice; the comment was not posted")
         })
     }
 
-    async fn tip(&self, branch: &str) -> Result<Option<String>> {
+    /// Every comment on issue or pull request `number`.
+    async fn comments(&self, number: u64) -> Result<Vec<Comment>, GitHubError> {
+        let path = self.client.repo_path(&format!("/issues/{number}/comments"));
+        self.client
+            .all(&path, move || async move {
+                self.issues_handler()
+                    .list_comments(number)
+                    .per_page(100)
+                    .send()
+                    .await
+            })
+            .await
+    }
+
+    /// Replaces comment `id`'s text.
+    async fn edit_comment(&self, id: u64, text: &str) -> Result<Comment, GitHubError> {
+        let path = &self.client.repo_path(&format!("/issues/comments/{id}"));
+        let body = &json!({ "body": text });
+        self.client
+            .call(Method::PATCH, path, move || async move {
+                self.crab().patch(path, Some(body)).await
+            })
+            .await
+    }
+
+    async fn tip(&self, branch: &str) -> Result<Option<String>, GitHubError> {
         let path = self.client.repo_path(&format!("/git/ref/heads/{branch}"));
-        let r = self.client.get(&path).await?;
-        if r.status.as_u16() == 404 {
-            return Ok(None);
+        let reference = &Reference::Branch(branch.to_string());
+        let found = self
+            .client
+            .call(Method::GET, &path, move || async move {
+                self.git_handler().get_ref(reference).await
+            })
+            .await;
+        match found {
+            Ok(r) => match r.object {
+                Object::Commit { sha, .. } => Ok(Some(sha)),
+                other => Err(GitHubError::Answer {
+                    method: Method::GET,
+                    path,
+                    detail: format!("heads/{branch} points at {other:?}, not a commit"),
+                }),
+            },
+            Err(GitHubError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
         }
-        expect_ok(&r, "GET", &path)?;
-        Ok(r.body["object"]["sha"].as_str().map(str::to_string))
     }
 
     async fn base(&self, base: &str) -> Result<(String, String)> {
@@ -159,41 +236,39 @@ impl GitHub {
             )
         })?;
         let path = self.client.repo_path(&format!("/git/commits/{sha}"));
-        let r = self.client.get(&path).await?;
-        expect_ok(&r, "GET", &path)?;
-        let tree = r.body["tree"]["sha"]
-            .as_str()
-            .with_context(|| format!("GitHub's answer to GET {path} has no tree"))?
-            .to_string();
-        Ok((sha, tree))
+        let commit = self
+            .client
+            .call(Method::GET, &path, || {
+                let sha = sha.clone();
+                async move { self.git_handler().get_commit(sha).await }
+            })
+            .await?;
+        Ok((sha, commit.tree.sha))
     }
 
     async fn branch(&self, base_sha: &str, tip: &str, trailer: &str) -> Result<Branch> {
         let path = self
             .client
-            .repo_path(&format!("/compare/{base_sha}...{tip}?per_page=250"));
-        let r = self.client.get(&path).await?;
-        expect_ok(&r, "GET", &path)?;
-        let commits = r.body["commits"].as_array().cloned().unwrap_or_default();
-        let foreign = commits
+            .repo_path(&format!("/compare/{base_sha}...{tip}"));
+        let r: CommitComparison = self
+            .client
+            .call(Method::GET, &path, move || async move {
+                self.repos_handler()
+                    .compare_commits(base_sha, tip)
+                    .per_page(250u8)
+                    .send()
+                    .await
+            })
+            .await?;
+        let foreign = r
+            .commits
             .iter()
-            .find(|c| {
-                !c["commit"]["message"]
-                    .as_str()
-                    .is_some_and(|m| m.lines().any(|l| l.trim() == trailer))
-            })
-            .and_then(|c| c["sha"].as_str())
-            .map(str::to_string);
-        let straight = r.body["behind_by"].as_u64() == Some(0)
-            && commits.len() == 1
-            && commits[0]["parents"][0]["sha"].as_str() == Some(base_sha);
-        let single_tree = straight
-            .then(|| {
-                commits[0]["commit"]["tree"]["sha"]
-                    .as_str()
-                    .map(str::to_string)
-            })
-            .flatten();
+            .find(|c| !has_trailer(&c.commit.message, trailer))
+            .map(|c| c.sha.clone());
+        let straight = r.behind_by == 0
+            && r.commits.len() == 1
+            && r.commits[0].parents.first().map(|p| p.sha.as_str()) == Some(base_sha);
+        let single_tree = straight.then(|| r.commits[0].commit.tree.sha.clone());
         Ok(Branch {
             tip: tip.to_string(),
             foreign,
@@ -231,69 +306,86 @@ impl GitHub {
         }
     }
 
-    /// A POST whose effect is content-addressed (blobs, trees, commits): repeating it is harmless.
-    async fn post_pure(&self, path: &str, body: Value) -> Result<Reply> {
-        match self.client.post(path, body.clone()).await {
-            Err(e) if unanswered(&e) => self.client.post(path, body).await,
-            other => other,
-        }
+    async fn open_pr(&self, branch: &str, base: &str) -> Result<Option<PullRequest>, GitHubError> {
+        let head = &format!("{}:{branch}", self.client.owner);
+        let path = self.client.repo_path("/pulls");
+        let open = self
+            .client
+            .all(&path, move || async move {
+                self.pulls_handler()
+                    .list()
+                    .state(octocrab::params::State::Open)
+                    .head(head)
+                    .base(base)
+                    .per_page(100u8)
+                    .send()
+                    .await
+            })
+            .await?;
+        Ok(open.into_iter().next())
     }
 
-    async fn open_pr(&self, branch: &str, base: &str) -> Result<Option<Value>> {
-        let path = self.client.repo_path(&format!(
-            "/pulls?state=open&head={}&base={}&per_page=100",
-            enc(&format!("{}:{branch}", self.owner())),
-            enc(base)
-        ));
-        Ok(self.client.get_all(&path).await?.into_iter().next())
+    /// `pr` with this title and body (updated when it has others).
+    async fn update_pr(&self, pr: PullRequest, title: &str, body: &str) -> Result<PullRequest> {
+        if pr.title.as_deref() == Some(title) && pr.body.as_deref() == Some(body) {
+            return Ok(pr);
+        }
+        let path = self.client.repo_path(&format!("/pulls/{}", pr.number));
+        let number = pr.number;
+        Ok(self
+            .client
+            .call(Method::PATCH, &path, move || async move {
+                self.pulls_handler()
+                    .update(number)
+                    .title(title)
+                    .body(body)
+                    .send()
+                    .await
+            })
+            .await?)
     }
 
     /// The open PR for `branch`, updated to this title and body, or a new one. (PR, created)
-    async fn ensure_pr(&self, branch: &str, change: &Change, body: &str) -> Result<(Value, bool)> {
-        let update = |pr: Value| async move {
-            if pr["title"].as_str() == Some(change.title.as_str())
-                && pr["body"].as_str() == Some(body)
-            {
-                return Ok::<_, anyhow::Error>(pr);
-            }
-            let path = self.client.repo_path(&format!("/pulls/{}", pr["number"]));
-            let r = self
-                .client
-                .patch(&path, json!({"title": change.title, "body": body}))
-                .await?;
-            expect_ok(&r, "PATCH", &path)?;
-            Ok(r.body)
-        };
+    async fn ensure_pr(
+        &self,
+        branch: &str,
+        change: &Change,
+        body: &str,
+    ) -> Result<(PullRequest, bool)> {
         if let Some(pr) = self.open_pr(branch, &change.base).await? {
-            return Ok((update(pr).await?, false));
+            return Ok((self.update_pr(pr, &change.title, body).await?, false));
         }
         let path = self.client.repo_path("/pulls");
-        let request =
-            json!({"title": change.title, "head": branch, "base": change.base, "body": body});
         for _ in 0..2 {
-            match self.client.post(&path, request.clone()).await {
-                Ok(r) if r.status.as_u16() == 201 => return Ok((r.body, true)),
-                Ok(r) if r.status.as_u16() == 422 && r.message().contains("already exists") => {
+            let created = self
+                .client
+                .call(Method::POST, &path, move || async move {
+                    self.pulls_handler()
+                        .create(&change.title, branch, &change.base)
+                        .body(body)
+                        .send()
+                        .await
+                })
+                .await;
+            match created {
+                Ok(pr) => return Ok((pr, true)),
+                Err(e) if e.is_unprocessable("already exists") => {
                     // Someone (a concurrent promote) opened it first: adopt it.
                     if let Some(pr) = self.open_pr(branch, &change.base).await? {
-                        return Ok((update(pr).await?, false));
+                        return Ok((self.update_pr(pr, &change.title, body).await?, false));
                     }
                     bail!(
                         "GitHub says a pull request for {branch} already exists, but none is open; check {}'s pull requests",
                         self.client.repo
                     );
                 }
-                Ok(r) => {
-                    expect_ok(&r, "POST", &path)?;
-                    return Ok((r.body, true));
-                }
-                Err(e) if unanswered(&e) => {
-                    eprintln!("mlops promote: {e}; checking whether the pull request exists");
+                Err(e) if e.is_unanswered() => {
+                    tracing::warn!("{e}; checking whether the pull request exists");
                     if let Some(pr) = self.open_pr(branch, &change.base).await? {
-                        return Ok((update(pr).await?, true));
+                        return Ok((self.update_pr(pr, &change.title, body).await?, true));
                     }
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
         bail!("GitHub did not answer POST {path} twice; run mlops promote again (it picks up where this stopped)")
@@ -309,7 +401,7 @@ impl GitHub {
         base_sha: &str,
         trailer: &str,
     ) -> Result<()> {
-        let refs = self.client.repo_path("/git/refs");
+        let reference = &Reference::Branch(branch.to_string());
         let mut expected = expected.map(str::to_string);
         for _ in 0..3 {
             let current = self.tip(branch).await?;
@@ -329,30 +421,75 @@ impl GitHub {
                 }
                 expected = current;
             }
-            match &expected {
-                None => {
-                    let body = json!({"ref": format!("refs/heads/{branch}"), "sha": commit});
-                    match self.client.post(&refs, body).await {
-                        Ok(r) if r.status.as_u16() == 201 => return Ok(()),
-                        // Created meanwhile (422 "Reference already exists"): look again.
-                        Ok(r) if r.status.as_u16() == 422 => continue,
-                        Ok(r) => expect_ok(&r, "POST", &refs)?,
-                        Err(e) if unanswered(&e) => continue,
-                        Err(e) => return Err(e),
-                    }
+            if expected.is_none() {
+                let refs = self.client.repo_path("/git/refs");
+                let created = self
+                    .client
+                    .call(Method::POST, &refs, move || async move {
+                        self.git_handler().create_ref(reference, commit).await
+                    })
+                    .await;
+                match created {
+                    Ok(_) => return Ok(()),
+                    // Created meanwhile (422 "Reference already exists"), or perhaps by this
+                    // unanswered request: look again.
+                    Err(e) if e.status() == Some(422) || e.is_unanswered() => continue,
+                    Err(e) => return Err(e.into()),
                 }
-                Some(_) => {
-                    let path = self.client.repo_path(&format!("/git/refs/heads/{branch}"));
-                    let r = self
+            }
+            let path = self.client.repo_path(&format!("/git/refs/heads/{branch}"));
+            self.client
+                .call(Method::PATCH, &path, move || async move {
+                    self.git_handler()
+                        .update_ref(reference, commit)
+                        .force(true)
+                        .send()
+                        .await
+                })
+                .await?;
+            return Ok(());
+        }
+        bail!("{branch} kept changing while mlops was updating it; run mlops promote again")
+    }
+
+    /// The tree of the base with `change`'s files in place.
+    async fn tree(&self, change: &Change, base_tree: &str) -> Result<String> {
+        let mut entries = Vec::new();
+        for (rel, bytes) in &change.files {
+            let path = format!("{}{rel}", self.prefix);
+            let entry = CreateTreeEntry::new(path, "100644", "blob");
+            match std::str::from_utf8(bytes) {
+                Ok(text) => entries.push(entry.with_content(text)),
+                Err(_) => {
+                    let blobs = self.client.repo_path("/git/blobs");
+                    let b64 = &base64::engine::general_purpose::STANDARD.encode(bytes);
+                    let blob = self
                         .client
-                        .patch(&path, json!({"sha": commit, "force": true}))
+                        .call_pure(&blobs, move || async move {
+                            self.git_handler()
+                                .create_blob(b64)
+                                .encoding("base64")
+                                .send()
+                                .await
+                        })
                         .await?;
-                    expect_ok(&r, "PATCH", &path)?;
-                    return Ok(());
+                    entries.push(entry.with_sha(blob.sha));
                 }
             }
         }
-        bail!("{branch} kept changing while mlops was updating it; run mlops promote again")
+        let trees = self.client.repo_path("/git/trees");
+        let entries = &entries;
+        let tree = self
+            .client
+            .call_pure(&trees, move || async move {
+                self.git_handler()
+                    .create_tree(entries.clone())
+                    .base_tree(base_tree)
+                    .send()
+                    .await
+            })
+            .await?;
+        Ok(tree.sha)
     }
 
     async fn propose_async(&self, change: &Change) -> Result<Proposal> {
@@ -360,31 +497,7 @@ impl GitHub {
         let (branch, existing, mut notes) = self
             .available(&base_sha, &change.branch, &change.trailer)
             .await?;
-
-        // The tree: the base's with our files replaced.
-        let mut entries = Vec::new();
-        for (rel, bytes) in &change.files {
-            let path = format!("{}{rel}", self.prefix);
-            match std::str::from_utf8(bytes) {
-                Ok(text) => entries
-                    .push(json!({"path": path, "mode": "100644", "type": "blob", "content": text})),
-                Err(_) => {
-                    let blobs = self.client.repo_path("/git/blobs");
-                    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
-                    let r = self
-                        .post_pure(&blobs, json!({"content": b64, "encoding": "base64"}))
-                        .await?;
-                    expect_ok(&r, "POST", &blobs)?;
-                    entries.push(json!({"path": path, "mode": "100644", "type": "blob", "sha": r.body["sha"]}));
-                }
-            }
-        }
-        let trees = self.client.repo_path("/git/trees");
-        let r = self
-            .post_pure(&trees, json!({"base_tree": base_tree, "tree": entries}))
-            .await?;
-        expect_ok(&r, "POST", &trees)?;
-        let tree = r.body["sha"].as_str().unwrap_or_default().to_string();
+        let tree = self.tree(change, &base_tree).await?;
         if tree == base_tree {
             notes.push(format!(
                 "{} already has this content: nothing to propose",
@@ -408,19 +521,23 @@ impl GitHub {
         } else {
             let commits = self.client.repo_path("/git/commits");
             let message = format!("{}\n\n{}\n", change.title, change.trailer);
-            let r = self
-                .post_pure(
-                    &commits,
-                    json!({"message": message, "tree": tree, "parents": [base_sha]}),
-                )
-                .await?;
-            expect_ok(&r, "POST", &commits)?;
-            let sha = r.body["sha"].as_str().unwrap_or_default().to_string();
+            let (message, tree, base_sha) = (&message, &tree, &base_sha);
+            let sha = self
+                .client
+                .call_pure(&commits, move || async move {
+                    self.git_handler()
+                        .create_commit(message, tree)
+                        .parents(vec![base_sha.clone()])
+                        .send()
+                        .await
+                })
+                .await?
+                .sha;
             self.move_branch(
                 &branch,
                 existing.as_ref().map(|b| b.tip.as_str()),
                 &sha,
-                &base_sha,
+                base_sha,
                 &change.trailer,
             )
             .await?;
@@ -429,15 +546,15 @@ impl GitHub {
 
         let body = truncate(&change.body);
         let (pr, created) = self.ensure_pr(&branch, change, &body).await?;
-        let number = pr["number"]
-            .as_u64()
-            .context("a pull request without a number")?;
-        self.decorate(&pr, number, created).await?;
-        notes.extend(self.close_stale(change, &branch, number, &base_sha).await?);
+        self.decorate(&pr, created).await?;
+        notes.extend(
+            self.close_stale(change, &branch, pr.number, &base_sha)
+                .await?,
+        );
         Ok(Proposal {
             branch,
             commit,
-            url: pr["html_url"].as_str().unwrap_or_default().to_string(),
+            url: pr.html_url.map(|u| u.to_string()).unwrap_or_default(),
             body_path: None,
             notes,
         })
@@ -447,45 +564,58 @@ impl GitHub {
         let api = self.client.api_url();
         let host = match api.strip_suffix("/api/v3") {
             Some(enterprise) => enterprise.to_string(),
-            None if api == "https://api.github.com" => "https://github.com".to_string(),
+            None if api == api::DEFAULT_API => "https://github.com".to_string(),
             None => api.to_string(),
         };
         format!("{host}/{}", self.client.repo)
     }
 
     /// Labels (the missing ones) and, on a new PR, reviewers.
-    async fn decorate(&self, pr: &Value, number: u64, created: bool) -> Result<()> {
-        let has: Vec<&str> = pr["labels"]
-            .as_array()
-            .map(|l| l.iter().filter_map(|x| x["name"].as_str()).collect())
-            .unwrap_or_default();
-        let missing: Vec<&String> = self
+    async fn decorate(&self, pr: &PullRequest, created: bool) -> Result<()> {
+        let number = pr.number;
+        let has: Vec<&str> = pr
+            .labels
+            .iter()
+            .flatten()
+            .map(|l| l.name.as_str())
+            .collect();
+        let missing: Vec<String> = self
             .labels
             .iter()
             .filter(|l| !has.contains(&l.as_str()))
+            .cloned()
             .collect();
         if !missing.is_empty() {
             let path = self.client.repo_path(&format!("/issues/{number}/labels"));
-            let r = self.client.post(&path, json!({"labels": missing})).await;
-            match r {
-                Ok(r) => expect_ok(&r, "POST", &path)?,
+            let missing = &missing;
+            let added = self
+                .client
+                .call(Method::POST, &path, move || async move {
+                    self.issues_handler().add_labels(number, missing).await
+                })
+                .await;
+            match added {
+                Ok(_) => {}
                 // Adding labels is idempotent; the next run adds what is missing.
-                Err(e) if unanswered(&e) => eprintln!("mlops promote: {e}"),
-                Err(e) => return Err(e),
+                Err(e) if e.is_unanswered() => tracing::warn!("{e}"),
+                Err(e) => return Err(e.into()),
             }
         }
         if created && !self.reviewers.is_empty() {
             let path = self
                 .client
                 .repo_path(&format!("/pulls/{number}/requested_reviewers"));
-            match self
+            let (path, body) = (&path, &json!({ "reviewers": self.reviewers }));
+            let requested = self
                 .client
-                .post(&path, json!({"reviewers": self.reviewers}))
-                .await
-            {
-                Ok(r) => expect_ok(&r, "POST", &path)?,
-                Err(e) if unanswered(&e) => eprintln!("mlops promote: {e}"),
-                Err(e) => return Err(e),
+                .call(Method::POST, path, move || async move {
+                    self.crab().post::<_, PullRequest>(path, Some(body)).await
+                })
+                .await;
+            match requested {
+                Ok(_) => {}
+                Err(e) if e.is_unanswered() => tracing::warn!("{e}"),
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())
@@ -501,29 +631,34 @@ impl GitHub {
         base_sha: &str,
     ) -> Result<Vec<String>> {
         let mut notes = Vec::new();
-        let path = self.client.repo_path(&format!(
-            "/pulls?state=open&base={}&per_page=100",
-            enc(&change.base)
-        ));
-        for pr in self.client.get_all(&path).await? {
-            let head = pr["head"]["ref"].as_str().unwrap_or_default();
+        let path = self.client.repo_path("/pulls");
+        let open = self
+            .client
+            .all(&path, move || async move {
+                self.pulls_handler()
+                    .list()
+                    .state(octocrab::params::State::Open)
+                    .base(&change.base)
+                    .per_page(100u8)
+                    .send()
+                    .await
+            })
+            .await?;
+        for pr in open {
+            let head = pr.head.ref_field.as_str();
             let same_family = head == change.branch
                 || head
                     .strip_prefix(&change.branch)
                     .and_then(|s| s.strip_prefix('-'))
                     .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-            let other = pr["number"].as_u64();
-            if !same_family
-                || head == ours
-                || other == Some(number)
-                || pr["head"]["repo"]["full_name"].as_str() != Some(self.client.repo.as_str())
-            {
+            let from_here = pr.head.repo.as_ref().and_then(|r| r.full_name.as_deref())
+                == Some(self.client.repo.as_str());
+            if !same_family || head == ours || pr.number == number || !from_here {
                 continue;
             }
-            let Some(other) = other else { continue };
-            let tip = pr["head"]["sha"].as_str().unwrap_or_default();
+            let other = pr.number;
             if self
-                .branch(base_sha, tip, &change.trailer)
+                .branch(base_sha, &pr.head.sha, &change.trailer)
                 .await?
                 .foreign
                 .is_some()
@@ -534,18 +669,30 @@ impl GitHub {
                 continue;
             }
             let c = self.client.repo_path(&format!("/issues/{other}/comments"));
-            match self
+            let superseded = &format!("Superseded by #{number}.");
+            let commented = self
                 .client
-                .post(&c, json!({"body": format!("Superseded by #{number}.")}))
-                .await
-            {
-                Ok(r) => expect_ok(&r, "POST", &c)?,
-                Err(e) if unanswered(&e) => eprintln!("mlops promote: {e}"),
-                Err(e) => return Err(e),
+                .call(Method::POST, &c, move || async move {
+                    self.issues_handler()
+                        .create_comment(other, superseded)
+                        .await
+                })
+                .await;
+            match commented {
+                Ok(_) => {}
+                Err(e) if e.is_unanswered() => tracing::warn!("{e}"),
+                Err(e) => return Err(e.into()),
             }
             let p = self.client.repo_path(&format!("/pulls/{other}"));
-            let r = self.client.patch(&p, json!({"state": "closed"})).await?;
-            expect_ok(&r, "PATCH", &p)?;
+            self.client
+                .call(Method::PATCH, &p, move || async move {
+                    self.pulls_handler()
+                        .update(other)
+                        .state(octocrab::params::pulls::State::Closed)
+                        .send()
+                        .await
+                })
+                .await?;
             notes.push(format!("closed #{other} ({head}): superseded by #{number}"));
         }
         Ok(notes)
@@ -559,18 +706,29 @@ impl GitHub {
         if existing.is_none() {
             return Ok(None);
         }
-        let path = self.client.repo_path(&format!(
-            "/contents/{}{rel}?ref={}",
-            self.prefix,
-            enc(&branch)
-        ));
-        let r = self.client.get(&path).await?;
-        if r.status.as_u16() == 404 {
+        let file = format!("{}{rel}", self.prefix);
+        let path = self.client.repo_path(&format!("/contents/{file}"));
+        let found = self
+            .client
+            .call(Method::GET, &path, || async {
+                self.repos_handler()
+                    .get_content()
+                    .path(file.as_str())
+                    .r#ref(branch.as_str())
+                    .send()
+                    .await
+            })
+            .await;
+        let mut items = match found {
+            Ok(items) => items,
+            Err(GitHubError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(content) = items.take_items().into_iter().next() else {
             return Ok(None);
-        }
-        expect_ok(&r, "GET", &path)?;
-        let b64: String = r.body["content"]
-            .as_str()
+        };
+        let b64: String = content
+            .content
             .unwrap_or_default()
             .split_whitespace()
             .collect();

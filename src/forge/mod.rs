@@ -22,13 +22,18 @@ pub trait Forge {
     fn propose(&mut self, change: &Change) -> Result<Proposal>;
 }
 
-/// The forge configured in mlops.yaml, for the project at `root`.
-pub fn open(root: &std::path::Path, config: &ForgeConfig) -> Result<Box<dyn Forge>> {
+/// The forge configured in mlops.yaml, for the project at `root`; `github` holds what the
+/// github forge needs beyond mlops.yaml (API, credentials, retries), from the command line.
+pub fn open(
+    root: &std::path::Path,
+    config: &ForgeConfig,
+    github: &github::Settings,
+) -> Result<Box<dyn Forge>> {
     Ok(match config.kind {
         ForgeKind::Local => Box::new(local::Local {
             root: root.to_path_buf(),
         }),
-        ForgeKind::Github => Box::new(github::GitHub::new(root, config)?),
+        ForgeKind::Github => Box::new(github::GitHub::new(root, config, github)?),
     })
 }
 

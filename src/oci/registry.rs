@@ -18,6 +18,7 @@
 //! - Errors name the registry, the repository, the request and the HTTP status.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -29,6 +30,7 @@ use super::blob::BlobReader;
 use super::credentials::{Credentials, RegistrySettings};
 use super::digest::Digest;
 use super::reference::{is_loopback_host, valid_tag};
+use crate::http::{Attempt, Failure, Policy};
 
 /// Manifest media types we read and write.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -42,6 +44,8 @@ pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 pub const MAX_BLOB_IN_MEMORY: u64 = 16 << 20;
 
 const ATTEMPTS: u32 = 5;
+/// How `send` makes a request, once per try.
+type Build<'a> = dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Sync + 'a;
 /// The longest `Retry-After` we honour before retrying anyway.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
@@ -57,8 +61,8 @@ pub struct Registry {
     pub(super) token_hosts: Vec<String>,
     /// The Authorization header that last worked, per scope.
     auth: Mutex<Option<(String, String)>>,
-    /// First backoff delay; doubled per attempt.
-    backoff: Duration,
+    /// Retries: the shared HTTP policy, with this registry's backoff.
+    policy: Policy,
     read_timeout: Duration,
 }
 
@@ -158,7 +162,12 @@ impl Registry {
                 .collect(),
             token_hosts: settings.token_hosts.clone(),
             auth: Mutex::new(None),
-            backoff: settings.backoff,
+            policy: Policy {
+                backoff: settings.backoff,
+                attempts: ATTEMPTS,
+                max_wait: MAX_RETRY_AFTER,
+                max_retry_after: MAX_RETRY_AFTER,
+            },
             read_timeout: settings.read_timeout,
         })
     }
@@ -179,81 +188,110 @@ impl Registry {
     }
 
     /// Sends a request built by `build` (called again for each attempt), authenticating on
-    /// demand and retrying transient failures when `idempotent`. Credentials go only to the
-    /// registry's own origin.
+    /// demand and retrying transient failures when `idempotent` (the policy of `crate::http`).
+    /// Credentials go only to the registry's own origin.
     async fn send(
         &self,
         what: &str,
         repo: &str,
         idempotent: bool,
-        build: &(dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Sync),
+        build: &Build<'_>,
     ) -> Result<reqwest::Response> {
-        let mut attempt = 0;
-        let mut authed_once = false;
+        let authed_once = AtomicBool::new(false);
+        let logged = format!("{what} at registry {}", self.host);
+        self.policy
+            .run(&logged, idempotent, || {
+                self.try_once(what, repo, idempotent, build, &authed_once)
+            })
+            .await
+            .map_err(Failure::into_error)
+    }
+
+    /// The request `build` makes, with the Authorization that last worked when it goes to
+    /// the registry's own origin (then also true).
+    fn authorized(
+        &self,
+        what: &str,
+        repo: &str,
+        build: &Build<'_>,
+    ) -> Result<(reqwest::Request, bool)> {
+        let mut req = build(&self.http)
+            .build()
+            .with_context(|| format!("{what} at registry {}", self.host))?;
+        let own_origin = same_origin(req.url(), &self.base);
+        if let (true, Some(value)) = (own_origin, self.cached_auth(repo)) {
+            let mut value = HeaderValue::from_str(&value).with_context(|| {
+                format!("registry {}: the token is not a header value", self.host)
+            })?;
+            value.set_sensitive(true);
+            req.headers_mut().insert(header::AUTHORIZATION, value);
+        }
+        Ok((req, own_origin))
+    }
+
+    /// One try of `send`: the request, and once per `send` the authentication a 401 asks for.
+    async fn try_once(
+        &self,
+        what: &str,
+        repo: &str,
+        idempotent: bool,
+        build: &Build<'_>,
+        authed_once: &AtomicBool,
+    ) -> Attempt<reqwest::Response, anyhow::Error> {
         loop {
-            attempt += 1;
-            let mut req = build(&self.http)
-                .build()
-                .with_context(|| format!("{what} at registry {}", self.host))?;
-            let own_origin = same_origin(req.url(), &self.base);
-            if let (true, Some(value)) = (own_origin, self.cached_auth(repo)) {
-                let mut value = HeaderValue::from_str(&value).with_context(|| {
-                    format!("registry {}: the token is not a header value", self.host)
-                })?;
-                value.set_sensitive(true);
-                req.headers_mut().insert(header::AUTHORIZATION, value);
-            }
+            let (req, own_origin) = match self.authorized(what, repo, build) {
+                Ok(r) => r,
+                Err(e) => return Attempt::Done(Err(e)),
+            };
             let resp = match self.http.execute(req).await {
                 Ok(r) => r,
-                Err(e)
-                    if idempotent && attempt < ATTEMPTS && (e.is_connect() || e.is_timeout()) =>
-                {
-                    tracing::debug!("{what}: {e}; retrying");
-                    tokio::time::sleep(self.backoff * 2u32.pow(attempt - 1)).await;
-                    continue;
-                }
                 Err(e) => {
-                    return Err(anyhow::anyhow!(
+                    let error = anyhow::anyhow!(
                         "{what} at registry {} (repository {repo}) failed: {}",
                         self.host,
                         self.describe(&e)
-                    ));
+                    );
+                    return match (idempotent, e.is_connect(), e.is_timeout()) {
+                        (true, true, _) => Attempt::NotSent(error),
+                        (true, false, true) => Attempt::Lost(error),
+                        _ => Attempt::Done(Err(error)),
+                    };
                 }
             };
             let status = resp.status();
             // A 401 from another origin (an upload location elsewhere) gets no credentials.
-            if status == StatusCode::UNAUTHORIZED && !authed_once && own_origin {
-                authed_once = true;
+            if status == StatusCode::UNAUTHORIZED
+                && own_origin
+                && !authed_once.swap(true, Ordering::SeqCst)
+            {
                 let challenge = resp
                     .headers()
                     .get(header::WWW_AUTHENTICATE)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("")
                     .to_string();
-                let value = self.authenticate(&challenge, repo).await?;
-                *self.auth.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some((repo.to_string(), value));
-                attempt -= 1;
-                continue;
+                match self.authenticate(&challenge, repo).await {
+                    Ok(value) => {
+                        *self.auth.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some((repo.to_string(), value));
+                        continue;
+                    }
+                    Err(e) => return Attempt::Done(Err(e)),
+                }
             }
-            let transient = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
-            if transient && idempotent && attempt < ATTEMPTS {
-                let wait = resp
+            if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                let retry_after = resp
                     .headers()
                     .get(header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| crate::http::retry_after(v, SystemTime::now()))
-                    .map(|d| d.min(MAX_RETRY_AFTER))
-                    .unwrap_or(self.backoff * 2u32.pow(attempt - 1));
-                tracing::info!(
-                    "{what}: registry {} answered {status}; retrying in {:.1}s",
-                    self.host,
-                    wait.as_secs_f64()
-                );
-                tokio::time::sleep(wait).await;
-                continue;
+                    .and_then(|v| crate::http::retry_after(v, SystemTime::now()));
+                return Attempt::Busy {
+                    answer: Ok(resp),
+                    retry_after,
+                    why: format!("answered {status}"),
+                };
             }
-            return Ok(resp);
+            return Attempt::Done(Ok(resp));
         }
     }
 
@@ -583,47 +621,71 @@ impl Registry {
     ) -> Result<()> {
         let digest = self.parse_digest(repo, digest)?;
         let what = format!("upload blob {digest}");
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let start = self.url(repo, "blobs/uploads/");
-            let resp = self.send(&what, repo, true, &|c| c.post(&start)).await?;
-            if resp.status() != StatusCode::ACCEPTED {
-                return Err(self.fail(&what, repo, resp).await);
-            }
-            let location = resp
-                .headers()
-                .get(header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .with_context(|| {
-                    format!("registry {}: upload session without a Location", self.host)
-                })?
-                .to_string();
-            let url = self.upload_location(&location, &digest)?;
-            // Not retried by `send`: the body stream is consumed; we restart the session here.
-            let resp = self
-                .send(&what, repo, false, &|c| {
-                    c.request(Method::PUT, url.clone())
-                        .header(header::CONTENT_TYPE, "application/octet-stream")
-                        .header(header::CONTENT_LENGTH, size)
-                        .body(body())
-                })
-                .await;
-            match resp {
-                Ok(r) if r.status() == StatusCode::CREATED => return Ok(()),
-                Ok(r)
-                    if (r.status().is_server_error()
-                        || r.status() == StatusCode::TOO_MANY_REQUESTS)
-                        && attempt < ATTEMPTS =>
-                {
-                    tokio::time::sleep(self.backoff * 2u32.pow(attempt - 1)).await;
+        let logged = format!("{what} to registry {}", self.host);
+        self.policy
+            .run(&logged, true, || {
+                self.upload_once(&what, repo, &digest, size, body)
+            })
+            .await
+            .map_err(Failure::into_error)
+    }
+
+    /// One upload session: its POST, then the PUT of the whole blob. A failed PUT makes the
+    /// whole session worth trying again (a new session, not the same PUT).
+    async fn upload_once(
+        &self,
+        what: &str,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        body: &(dyn Fn() -> reqwest::Body + Sync),
+    ) -> Attempt<(), anyhow::Error> {
+        let start = self.url(repo, "blobs/uploads/");
+        let resp = match self.send(what, repo, true, &|c| c.post(&start)).await {
+            Ok(r) => r,
+            Err(e) => return Attempt::Done(Err(e)),
+        };
+        if resp.status() != StatusCode::ACCEPTED {
+            return Attempt::Done(Err(self.fail(what, repo, resp).await));
+        }
+        let location = resp.headers().get(header::LOCATION);
+        let Some(location) = location.and_then(|v| v.to_str().ok()).map(str::to_string) else {
+            return Attempt::Done(Err(anyhow::anyhow!(
+                "registry {}: upload session without a Location",
+                self.host
+            )));
+        };
+        let url = match self.upload_location(&location, digest) {
+            Ok(url) => url,
+            Err(e) => return Attempt::Done(Err(e)),
+        };
+        // Not retried by `send`: the body stream is consumed; the session is restarted instead.
+        let resp = self
+            .send(what, repo, false, &|c| {
+                c.request(Method::PUT, url.clone())
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .header(header::CONTENT_LENGTH, size)
+                    .body(body())
+            })
+            .await;
+        match resp {
+            Ok(r) if r.status() == StatusCode::CREATED => Attempt::Done(Ok(())),
+            Ok(r)
+                if r.status().is_server_error() || r.status() == StatusCode::TOO_MANY_REQUESTS =>
+            {
+                let why = format!("the PUT was answered {}", r.status());
+                Attempt::Busy {
+                    answer: Err(self.fail(what, repo, r).await),
+                    retry_after: None,
+                    why,
                 }
-                Ok(r) => return Err(self.fail(&what, repo, r).await),
-                Err(_) if attempt < ATTEMPTS => {
-                    tokio::time::sleep(self.backoff * 2u32.pow(attempt - 1)).await;
-                }
-                Err(e) => return Err(e),
             }
+            Ok(r) => Attempt::Done(Err(self.fail(what, repo, r).await)),
+            Err(e) => Attempt::Busy {
+                why: format!("{e:#}"),
+                answer: Err(e),
+                retry_after: None,
+            },
         }
     }
 
@@ -655,96 +717,5 @@ impl Registry {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_registries_use_plain_http_and_docker_hub_its_api_host() {
-        let s = RegistrySettings::anonymous();
-        let url = |h: &str| Registry::new(h, &s).unwrap().base.to_string();
-        assert_eq!(url("127.0.0.1:5000"), "http://127.0.0.1:5000/");
-        assert_eq!(url("[::1]:5000"), "http://[::1]:5000/");
-        assert_eq!(url("localhost"), "http://localhost/");
-        assert_eq!(url("ghcr.io"), "https://ghcr.io/");
-        assert_eq!(
-            url("127.evil.example:5000"),
-            "https://127.evil.example:5000/"
-        );
-        assert_eq!(url("docker.io"), "https://registry-1.docker.io/");
-        assert_eq!(
-            Registry::new("[::1]:5000", &s)
-                .unwrap()
-                .url("a/b", "blobs/x"),
-            "http://[::1]:5000/v2/a/b/blobs/x"
-        );
-    }
-
-    #[test]
-    fn a_registry_holds_its_own_credentials_only() {
-        let c = Credentials {
-            username: "u".into(),
-            password: "p".into(),
-        };
-        let s = RegistrySettings::anonymous().with_credentials("a.example:5000", c.clone());
-        assert_eq!(
-            Registry::new("a.example:5000", &s).unwrap().credentials,
-            Some(c)
-        );
-        assert_eq!(Registry::new("a.example", &s).unwrap().credentials, None);
-        assert_eq!(
-            Registry::new("b.example:5000", &s).unwrap().credentials,
-            None
-        );
-    }
-
-    #[test]
-    fn origins_compare_scheme_host_and_port() {
-        let u = |s: &str| Url::parse(s).unwrap();
-        assert!(same_origin(
-            &u("https://a.example/v2/x"),
-            &u("https://a.example:443/")
-        ));
-        assert!(!same_origin(
-            &u("https://a.example/"),
-            &u("https://a.example:8443/")
-        ));
-        assert!(!same_origin(
-            &u("http://a.example/"),
-            &u("https://a.example/")
-        ));
-        assert!(!same_origin(
-            &u("https://b.example/"),
-            &u("https://a.example/")
-        ));
-    }
-
-    #[test]
-    fn manifest_references_are_tags_or_digests() {
-        assert!(manifest_reference("1.0").unwrap().is_none());
-        assert!(manifest_reference(&format!("sha512:{}", "a".repeat(128)))
-            .unwrap()
-            .is_some());
-        for bad in ["sha256:../../x", "../x", "a/b", ""] {
-            assert!(manifest_reference(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn upload_locations_resolve_and_never_downgrade() {
-        let r = Registry::new("reg.example", &RegistrySettings::anonymous()).unwrap();
-        let d = Digest::sha256_of(b"x");
-        let url = r
-            .upload_location("/v2/a/blobs/uploads/1?_state=s", &d)
-            .unwrap();
-        assert_eq!(url.host_str(), Some("reg.example"));
-        assert!(url.query().unwrap().contains("digest=sha256%3A"));
-        let url = r
-            .upload_location("https://storage.example/up/1", &d)
-            .unwrap();
-        assert_eq!(url.host_str(), Some("storage.example"));
-        let e = r
-            .upload_location("http://storage.example/up/1", &d)
-            .unwrap_err();
-        assert!(format!("{e}").contains("not over https"), "{e}");
-    }
-}
+#[path = "registry/tests.rs"]
+mod tests;

@@ -1,9 +1,15 @@
-//! An in-process fake of the part of GitHub's REST API the github forge uses, speaking the
-//! documented request and response shapes (git data API, compare, contents, pulls, issue
-//! comments and labels, the authenticated user or App, App installation tokens). It checks every request's headers and JSON
-//! body, records them with timestamps, and injects faults: rate limits, `retry-after`, dropped
-//! connections before or after a request is applied, and a list that hides an open PR once.
+//! An in-process fake of the part of GitHub's REST API the github forge and monitoring use,
+//! speaking GitHub's documented request and response shapes (git data API, compare, contents,
+//! pulls, issues and their comments and labels, repository_dispatch, the authenticated user or
+//! App, App installation tokens; see `shapes`). It checks every request's headers, records it
+//! with a timestamp, validates it and its answer against GitHub's OpenAPI description
+//! (`openapi`; a violation fails the test when the fake is dropped), and injects faults: rate
+//! limits, `retry-after`, dropped connections before or after a request is applied, and a list
+//! that hides an open PR once.
 #![allow(dead_code)]
+
+#[path = "fake_github/shapes.rs"]
+mod shapes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -47,6 +53,16 @@ pub struct Pull {
     pub base: String,
     pub labels: Vec<String>,
     pub reviewers: Vec<String>,
+}
+
+/// An issue (not a pull request: those are `Pull`s, numbered in the same sequence).
+#[derive(Debug, Clone)]
+pub struct Issue {
+    pub number: u64,
+    pub state: String,
+    pub title: String,
+    pub body: String,
+    pub labels: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -115,26 +131,57 @@ pub struct State {
     pub identity: Identity,
     /// The App's slug `GET /app` answers with (the App whose JWT `app_key` verifies).
     pub app_slug: String,
-    /// When set, App JWTs are verified with this key and exchanged for `token`.
-    pub app_key: Option<rsa::RsaPublicKey>,
+    /// When set, App JWTs are verified with this RSA public key (PKCS#1 DER) and exchanged
+    /// for `token`.
+    pub app_key: Option<Vec<u8>>,
     pub refs: BTreeMap<String, String>,
     pub commits: HashMap<String, Commit>,
     pub trees: HashMap<String, BTreeMap<String, String>>,
     pub pulls: Vec<Pull>,
+    pub issues: Vec<Issue>,
     pub comments: Vec<Comment>,
+    /// `repository_dispatch` events received: (event_type, client_payload).
+    pub dispatches: Vec<(String, Value)>,
     pub requests: Vec<Request>,
     pub faults: Vec<Fault>,
+    /// What GitHub's OpenAPI description says is wrong with a request or an answer.
+    pub violations: Vec<String>,
+    /// Changes every JSON object of the next answers (a test of the validation itself).
+    pub tamper: Option<fn(&mut Value)>,
     gathered: usize,
     counter: u64,
 }
 
-#[derive(Clone)]
+/// The fake: its address and state. Dropping it fails the test if any request or answer
+/// broke GitHub's OpenAPI description.
 pub struct Fake {
     pub url: String,
     pub state: Arc<Mutex<State>>,
 }
 
-fn hash(parts: &[&str]) -> String {
+/// What the connection threads share.
+#[derive(Clone)]
+struct Server {
+    url: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let violations = std::mem::take(&mut self.state.lock().unwrap().violations);
+        assert!(
+            violations.is_empty(),
+            "the fake GitHub saw {} request(s) or answer(s) that GitHub's OpenAPI description refuses:\n{}",
+            violations.len(),
+            violations.join("\n")
+        );
+    }
+}
+
+pub fn hash(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update(p.as_bytes());
@@ -148,9 +195,29 @@ fn tree_sha(tree: &BTreeMap<String, String>) -> String {
     hash(&["tree", &flat.join("\u{2}")])
 }
 
+/// The RSA public key (PKCS#1 DER) of a private key in PEM, by OpenSSL.
+pub fn public_key_der(private_pem: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    std::fs::write(&key, private_pem).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["rsa", "-RSAPublicKey_out", "-outform", "DER", "-in"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 impl Fake {
     /// A fake with `acme/churn`, whose `main` has one commit.
     pub fn start(token: &str) -> Fake {
+        // Loaded here, in the test's thread: a missing description fails the test itself.
+        crate::openapi::spec();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let mut state = State {
@@ -171,15 +238,18 @@ impl Fake {
             },
         );
         state.refs.insert("heads/main".into(), c);
-        let fake = Fake {
-            url,
+        let server = Server {
+            url: url.clone(),
             state: Arc::new(Mutex::new(state)),
         };
-        let f = fake.clone();
+        let fake = Fake {
+            url,
+            state: server.state.clone(),
+        };
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let f = f.clone();
-                std::thread::spawn(move || f.connection(stream));
+                let server = server.clone();
+                std::thread::spawn(move || server.connection(stream));
             }
         });
         fake
@@ -202,8 +272,20 @@ impl Fake {
         self.state.lock().unwrap().requests.clone()
     }
 
+    /// The violations of GitHub's description seen so far (they no longer fail the test).
+    pub fn take_violations(&self) -> Vec<String> {
+        std::mem::take(&mut self.state.lock().unwrap().violations)
+    }
+
     pub fn pulls(&self) -> Vec<Pull> {
         self.state.lock().unwrap().pulls.clone()
+    }
+
+    /// Pull request `number` as GitHub's API shows it.
+    pub fn pull_json(&self, number: u64) -> Value {
+        let s = self.state.lock().unwrap();
+        let p = s.pulls.iter().find(|p| p.number == number).unwrap();
+        shapes::pull(&self.url, &s, p)
     }
 
     pub fn comments(&self) -> Vec<Comment> {
@@ -267,7 +349,7 @@ impl Fake {
     /// An open pull request, as if opened from the web.
     pub fn add_pull(&self, head: &str, base: &str, title: &str) -> u64 {
         let mut s = self.state.lock().unwrap();
-        let number = next_number(&mut s);
+        let number = next_number(&s);
         s.pulls.push(Pull {
             number,
             state: "open".into(),
@@ -280,12 +362,14 @@ impl Fake {
         });
         number
     }
+}
 
-    fn connection(&self, stream: TcpStream) {
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
+impl Server {
+    /// One HTTP/1.1 request from `reader` (None when the connection closed first).
+    fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
+            return None;
         }
         let mut parts = line.split_whitespace();
         let method = parts.next().unwrap_or_default().to_string();
@@ -294,7 +378,7 @@ impl Fake {
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
+                return None;
             }
             let h = h.trim_end();
             if h.is_empty() {
@@ -309,9 +393,7 @@ impl Fake {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         let mut raw = vec![0; len];
-        if reader.read_exact(&mut raw).is_err() {
-            return;
-        }
+        reader.read_exact(&mut raw).ok()?;
         let (path, query) = match target.split_once('?') {
             Some((p, q)) => (p.to_string(), q.to_string()),
             None => (target.clone(), String::new()),
@@ -321,16 +403,27 @@ impl Fake {
         } else {
             serde_json::from_slice(&raw).unwrap_or(json!({"__invalid_json": true}))
         };
-        let mut req = Request {
-            method: method.clone(),
-            path: path.clone(),
-            query: query.clone(),
+        Some(Request {
+            method,
+            path,
+            query,
             headers,
             body,
             at: Instant::now(),
             wall: SystemTime::now(),
             status: 0,
+        })
+    }
+
+    fn connection(&self, stream: TcpStream) {
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let Some(mut req) = Server::read_request(&mut reader) else {
+            return;
         };
+        let (method, path, query) = (req.method.clone(), req.path.clone(), req.query.clone());
+        let spec = crate::openapi::spec();
+        let problems = spec.check_request(&method, &path, &query, &req.body);
+        self.state.lock().unwrap().violations.extend(problems);
 
         let fault = {
             let mut s = self.state.lock().unwrap();
@@ -343,41 +436,22 @@ impl Fake {
                 f.kind
             })
         };
-        let (status, extra, answer) = match fault {
-            Some(FaultKind::DropBefore) => {
-                req.status = 0;
-                self.state.lock().unwrap().requests.push(req);
-                let _ = stream.shutdown(std::net::Shutdown::Both);
-                return;
-            }
-            Some(FaultKind::RetryAfter(n)) => (
-                403,
-                vec![("retry-after".to_string(), n.to_string())],
-                json!({"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}),
-            ),
-            Some(FaultKind::RateLimitReset(n)) => {
-                let reset = SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs()
-                    + n;
-                (
-                    403,
-                    vec![
-                        ("x-ratelimit-limit".to_string(), "5000".to_string()),
-                        ("x-ratelimit-remaining".to_string(), "0".to_string()),
-                        ("x-ratelimit-used".to_string(), "5000".to_string()),
-                        ("x-ratelimit-reset".to_string(), reset.to_string()),
-                    ],
-                    json!({"message": "API rate limit exceeded for installation ID 42.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}),
-                )
-            }
-            Some(FaultKind::HideList) if method == "GET" => (200, vec![], json!([])),
-            _ => {
+        if fault == Some(FaultKind::DropBefore) {
+            req.status = 0;
+            self.state.lock().unwrap().requests.push(req);
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+        let (status, extra, mut answer) = match fault.and_then(|f| rate_limited(f, &method)) {
+            Some(limited) => limited,
+            None => {
                 let (st, ans) = self.handle(&req);
                 (st, vec![], ans)
             }
         };
+        if let Some(tamper) = self.state.lock().unwrap().tamper {
+            tamper_all(&mut answer, tamper);
+        }
         // Answered (as of now), but held until the others have their answers too.
         if let Some(FaultKind::Gather(n)) = fault {
             self.state.lock().unwrap().gathered += 1;
@@ -390,14 +464,23 @@ impl Fake {
         }
         req.status = status;
         self.state.lock().unwrap().requests.push(req);
+        // Checked once recorded: requests stay in the order they were handled.
+        let problems = spec.check_response(&method, &path, status, &answer);
+        self.state.lock().unwrap().violations.extend(problems);
         if fault == Some(FaultKind::DropAfter) {
             let _ = stream.shutdown(std::net::Shutdown::Both);
             return;
         }
-        let text = answer.to_string();
+        // 204 No Content has no body at all.
+        let text = if answer.is_null() {
+            String::new()
+        } else {
+            answer.to_string()
+        };
         let reason = match status {
             200 => "OK",
             201 => "Created",
+            204 => "No Content",
             401 => "Unauthorized",
             403 => "Forbidden",
             404 => "Not Found",
@@ -419,35 +502,8 @@ impl Fake {
     }
 
     fn handle(&self, req: &Request) -> (u16, Value) {
-        // Headers every request must carry (GitHub's documented client requirements).
-        if req.headers.get("accept").map(String::as_str) != Some("application/vnd.github+json") {
-            return (
-                415,
-                json!({"message": "Accept must be application/vnd.github+json"}),
-            );
-        }
-        if req.headers.get("x-github-api-version").map(String::as_str) != Some("2022-11-28") {
-            return (
-                400,
-                json!({"message": "X-GitHub-Api-Version must be 2022-11-28"}),
-            );
-        }
-        if req.headers.get("user-agent").is_none_or(|u| u.is_empty()) {
-            return (
-                403,
-                json!({"message": "Request forbidden by administrative rules. Please make sure your request has a User-Agent header"}),
-            );
-        }
-        if matches!(req.method.as_str(), "POST" | "PATCH")
-            && !req
-                .headers
-                .get("content-type")
-                .is_some_and(|c| c.starts_with("application/json"))
-        {
-            return (400, json!({"message": "Problems parsing JSON"}));
-        }
-        if req.body.get("__invalid_json").is_some() {
-            return (400, json!({"message": "Problems parsing JSON"}));
+        if let Some(refused) = missing_headers(req) {
+            return refused;
         }
         let auth = req
             .headers
@@ -465,42 +521,20 @@ impl Fake {
                 _ => {
                     return (
                         401,
-                        json!({"message": "A JSON web token could not be decoded"}),
+                        shapes::error("A JSON web token could not be decoded", 401),
                     )
                 }
             }
         } else if bearer != s.token || s.token.is_empty() {
-            return (
-                401,
-                json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}),
-            );
+            return (401, shapes::error("Bad credentials", 401));
         }
-        let segs: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
-        let q = parse_query(&req.query);
-        let not_found = (
-            404,
-            json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}),
-        );
+        let api = self.url.as_str();
         match (req.method.as_str(), req.path.as_str()) {
-            ("GET", "/app") => {
-                // GitHub's "Get the authenticated app" (JWT only).
-                return (
-                    200,
-                    json!({"id": 7, "slug": s.app_slug, "node_id": "A_x", "client_id": "Iv1.x",
-                        "owner": {"login": OWNER, "id": 1, "type": "Organization"},
-                        "name": s.app_slug, "description": "", "external_url": "https://github.test",
-                        "html_url": format!("https://github.test/apps/{}", s.app_slug),
-                        "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
-                        "permissions": {"contents": "write", "pull_requests": "write"}, "events": []}),
-                );
-            }
+            // GitHub's "Get the authenticated app" (JWT only).
+            ("GET", "/app") => return (200, shapes::app(api, &s.app_slug)),
             ("GET", "/user") => {
                 return match &s.identity {
-                    Identity::User(login) => (
-                        200,
-                        json!({"login": login, "id": 2, "node_id": "U_x", "type": "User",
-                            "site_admin": false, "html_url": format!("https://github.test/{login}")}),
-                    ),
+                    Identity::User(login) => (200, shapes::private_user(api, login)),
                     Identity::Installation(_) => (
                         403,
                         json!({"message": "Resource not accessible by integration",
@@ -526,89 +560,100 @@ impl Fake {
             }
             _ => {}
         }
-        if segs.len() >= 3 && segs[0] == "app" {
-            // POST /app/installations/{id}/access_tokens
-            if req.method == "POST" && segs.len() == 4 && segs[3] == "access_tokens" {
+        let segs: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
+        if let ["app", "installations", _, "access_tokens"] = segs.as_slice() {
+            if req.method == "POST" {
                 return (
                     201,
-                    json!({"token": s.token, "expires_at": "2099-01-01T00:00:00Z", "permissions": {"contents": "write", "pull_requests": "write"}, "repository_selection": "selected"}),
+                    json!({"token": s.token, "expires_at": "2099-01-01T00:00:00Z",
+                        "permissions": {"contents": "write", "pull_requests": "write", "issues": "write"},
+                        "repository_selection": "selected"}),
                 );
             }
-            return not_found;
         }
         if segs.len() < 3 || segs[0] != "repos" || segs[1] != OWNER || segs[2] != NAME {
-            return not_found;
+            return not_found();
         }
         let rest = &segs[3..];
+        let q = parse_query(&req.query);
         let body = &req.body;
-        match (req.method.as_str(), rest) {
-            ("GET", ["installation"]) => (
-                200,
-                json!({"id": 42, "app_id": 7, "account": {"login": OWNER}}),
-            ),
+        let method = req.method.as_str();
+        if let (["installation"], "GET") = (rest, method) {
+            return (200, shapes::installation(api, &s.app_slug));
+        }
+        self.git_route(&mut s, method, rest, &q, body)
+            .or_else(|| self.pulls_route(&mut s, method, rest, &q, body))
+            .or_else(|| self.issues_route(&mut s, method, rest, &q, body))
+            .or_else(|| self.comments_route(&mut s, method, rest, body))
+            .unwrap_or_else(not_found)
+    }
+
+    /// The git data API, compare and contents.
+    fn git_route(
+        &self,
+        s: &mut State,
+        method: &str,
+        rest: &[&str],
+        q: &HashMap<String, String>,
+        body: &Value,
+    ) -> Option<(u16, Value)> {
+        let api = self.url.as_str();
+        Some(match (method, rest) {
             ("GET", ["git", "ref", r @ ..]) => {
                 let r = r.join("/");
                 match s.refs.get(&r) {
-                    Some(sha) => (200, ref_json(&self.url, &r, sha)),
-                    None => not_found,
+                    Some(sha) => (200, shapes::git_ref(api, &r, sha)),
+                    None => not_found(),
                 }
             }
             ("POST", ["git", "refs"]) => {
                 let (Some(r), Some(sha)) = (body["ref"].as_str(), body["sha"].as_str()) else {
-                    return (
-                        422,
-                        json!({"message": "Invalid request.\n\n\"ref\", \"sha\" weren't supplied."}),
-                    );
+                    return Some(unprocessable(
+                        "Invalid request.\n\n\"ref\", \"sha\" weren't supplied.",
+                    ));
                 };
                 let Some(r) = r.strip_prefix("refs/") else {
-                    return (
-                        422,
-                        json!({"message": "Reference name must start with 'refs/'"}),
-                    );
+                    return Some(unprocessable("Reference name must start with 'refs/'"));
                 };
                 if !s.commits.contains_key(sha) {
-                    return (422, json!({"message": "Object does not exist"}));
+                    return Some(unprocessable("Object does not exist"));
                 }
                 if s.refs.contains_key(r) {
-                    return (
-                        422,
-                        json!({"message": "Reference already exists", "documentation_url": "https://docs.github.com/rest/git/refs#create-a-reference"}),
-                    );
+                    return Some(unprocessable("Reference already exists"));
                 }
                 s.refs.insert(r.to_string(), sha.to_string());
-                (201, ref_json(&self.url, r, sha))
+                (201, shapes::git_ref(api, r, sha))
             }
             ("PATCH", ["git", "refs", r @ ..]) => {
                 let r = r.join("/");
                 let Some(sha) = body["sha"].as_str() else {
-                    return (
-                        422,
-                        json!({"message": "Invalid request.\n\n\"sha\" wasn't supplied."}),
-                    );
+                    return Some(unprocessable(
+                        "Invalid request.\n\n\"sha\" wasn't supplied.",
+                    ));
                 };
                 let Some(old) = s.refs.get(&r).cloned() else {
-                    return (422, json!({"message": "Reference does not exist"}));
+                    return Some(unprocessable("Reference does not exist"));
                 };
                 if !s.commits.contains_key(sha) {
-                    return (422, json!({"message": "Object does not exist"}));
+                    return Some(unprocessable("Object does not exist"));
                 }
                 let force = body["force"].as_bool().unwrap_or(false);
-                if !force && !ancestors(&s, sha).contains(&old) {
-                    return (422, json!({"message": "Update is not a fast forward"}));
+                if !force && !ancestors(s, sha).contains(&old) {
+                    return Some(unprocessable("Update is not a fast forward"));
                 }
                 s.refs.insert(r.clone(), sha.to_string());
-                (200, ref_json(&self.url, &r, sha))
+                (200, shapes::git_ref(api, &r, sha))
             }
             ("GET", ["git", "commits", sha]) => match s.commits.get(*sha) {
-                Some(c) => (200, commit_json(sha, c)),
-                None => not_found,
+                Some(c) => (200, shapes::git_commit(api, sha, c)),
+                None => not_found(),
             },
             ("POST", ["git", "blobs"]) => {
                 let content = body["content"].as_str().unwrap_or_default();
                 let text = if body["encoding"] == "base64" {
                     match base64::engine::general_purpose::STANDARD.decode(content) {
                         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-                        Err(_) => return (422, json!({"message": "Invalid base64"})),
+                        Err(_) => return Some(unprocessable("Invalid base64")),
                     }
                 } else {
                     content.to_string()
@@ -616,157 +661,167 @@ impl Fake {
                 let sha = hash(&["blob", &text]);
                 (
                     201,
-                    json!({"sha": sha, "url": format!("{}/repos/{OWNER}/{NAME}/git/blobs/{sha}", self.url)}),
+                    json!({"sha": sha, "url": format!("{api}/repos/{OWNER}/{NAME}/git/blobs/{sha}")}),
                 )
             }
-            ("POST", ["git", "trees"]) => {
-                let mut tree = match body["base_tree"].as_str() {
-                    Some(b) => match s.trees.get(b) {
-                        Some(t) => t.clone(),
-                        None => {
-                            return (422, json!({"message": "base_tree is not a valid tree oid"}))
-                        }
-                    },
-                    None => BTreeMap::new(),
-                };
-                let Some(entries) = body["tree"].as_array() else {
-                    return (
-                        422,
-                        json!({"message": "Invalid request.\n\n\"tree\" wasn't supplied."}),
-                    );
-                };
-                for e in entries {
-                    let (Some(path), Some("100644"), Some("blob")) =
-                        (e["path"].as_str(), e["mode"].as_str(), e["type"].as_str())
-                    else {
-                        return (422, json!({"message": "Invalid tree entry", "errors": [e]}));
-                    };
-                    let content = match (e["content"].as_str(), e["sha"].as_str()) {
-                        (Some(c), None) => c.to_string(),
-                        (None, Some(sha)) => format!("blob:{sha}"),
-                        _ => {
-                            return (
-                                422,
-                                json!({"message": "tree entry needs exactly one of content, sha"}),
-                            )
-                        }
-                    };
-                    tree.insert(path.to_string(), content);
-                }
-                let sha = tree_sha(&tree);
-                s.trees.insert(sha.clone(), tree);
-                (
-                    201,
-                    json!({"sha": sha, "url": format!("{}/repos/{OWNER}/{NAME}/git/trees/{sha}", self.url), "truncated": false, "tree": []}),
-                )
-            }
-            ("POST", ["git", "commits"]) => {
-                let (Some(message), Some(tree)) = (body["message"].as_str(), body["tree"].as_str())
-                else {
-                    return (
-                        422,
-                        json!({"message": "Invalid request.\n\n\"message\", \"tree\" weren't supplied."}),
-                    );
-                };
-                if !s.trees.contains_key(tree) {
-                    return (422, json!({"message": "Tree SHA does not exist"}));
-                }
-                let parents: Vec<String> = body["parents"]
-                    .as_array()
-                    .map(|p| {
-                        p.iter()
-                            .filter_map(|x| x.as_str().map(String::from))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if parents.iter().any(|p| !s.commits.contains_key(p)) {
-                    return (
-                        422,
-                        json!({"message": "Parent SHA does not exist or is not a commit object"}),
-                    );
-                }
-                s.counter += 1;
-                let n = s.counter.to_string();
-                let sha = hash(&["commit", tree, &parents.join(","), message, &n]);
-                let c = Commit {
-                    tree: tree.into(),
-                    parents,
-                    message: message.into(),
-                };
-                let j = commit_json(&sha, &c);
-                s.commits.insert(sha, c);
-                (201, j)
-            }
-            ("GET", ["compare", basehead]) => {
-                let Some((b, h)) = basehead.split_once("...") else {
-                    return not_found;
-                };
-                let (Some(b), Some(h)) = (resolve(&s, b), resolve(&s, h)) else {
-                    return not_found;
-                };
-                let base_chain = ancestors(&s, &b);
-                let mut commits = Vec::new();
-                let mut cur = Some(h.clone());
-                let mut merge_base = None;
-                while let Some(c) = cur {
-                    if base_chain.contains(&c) {
-                        merge_base = Some(c);
-                        break;
-                    }
-                    let parent = s.commits[&c].parents.first().cloned();
-                    commits.push(c);
-                    cur = parent;
-                }
-                commits.reverse();
-                let behind = merge_base
-                    .as_ref()
-                    .and_then(|m| base_chain.iter().position(|x| x == m))
-                    .unwrap_or(base_chain.len());
-                let status = match (commits.len(), behind) {
-                    (0, 0) => "identical",
-                    (_, 0) => "ahead",
-                    (0, _) => "behind",
-                    _ => "diverged",
-                };
-                let list: Vec<Value> = commits
-                    .iter()
-                    .map(|c| commit_item(c, &s.commits[c]))
-                    .collect();
-                (
-                    200,
-                    json!({
-                        "url": format!("{}/repos/{OWNER}/{NAME}/compare/{basehead}", self.url),
-                        "status": status, "ahead_by": commits.len(), "behind_by": behind,
-                        "total_commits": commits.len(),
-                        "base_commit": commit_item(&b, &s.commits[&b]),
-                        "merge_base_commit": merge_base.as_ref().map(|m| commit_item(m, &s.commits[m])),
-                        "commits": list, "files": []
-                    }),
-                )
-            }
+            ("POST", ["git", "trees"]) => self.create_tree(s, body),
+            ("POST", ["git", "commits"]) => self.create_commit(s, body),
+            ("GET", ["compare", basehead]) => self.compare(s, basehead),
             ("GET", ["contents", p @ ..]) => {
                 let path = p.join("/");
-                let Some(at) = q.get("ref").and_then(|r| resolve(&s, r)) else {
-                    return not_found;
+                let at = q.get("ref").cloned().unwrap_or_else(|| "main".into());
+                let Some(sha) = resolve(s, &at) else {
+                    return Some(not_found());
                 };
-                match s.trees[&s.commits[&at].tree].get(&path) {
-                    Some(content) => {
-                        let b64 = base64::engine::general_purpose::STANDARD.encode(content);
-                        let wrapped: Vec<String> = b64
-                            .as_bytes()
-                            .chunks(60)
-                            .map(|c| String::from_utf8_lossy(c).into_owned())
-                            .collect();
-                        (
-                            200,
-                            json!({"type": "file", "encoding": "base64", "size": content.len(),
-                            "name": path.rsplit('/').next(), "path": path,
-                            "content": wrapped.join("\n") + "\n", "sha": hash(&["blob", content])}),
-                        )
-                    }
-                    None => not_found,
+                match s.trees[&s.commits[&sha].tree].get(&path) {
+                    Some(content) => (
+                        200,
+                        shapes::content_file(api, &path, content, &hash(&["blob", content]), &at),
+                    ),
+                    None => not_found(),
                 }
             }
+            _ => return None,
+        })
+    }
+
+    fn create_tree(&self, s: &mut State, body: &Value) -> (u16, Value) {
+        let api = self.url.as_str();
+        let mut tree = match body["base_tree"].as_str() {
+            Some(b) => match s.trees.get(b) {
+                Some(t) => t.clone(),
+                None => return unprocessable("base_tree is not a valid tree oid"),
+            },
+            None => BTreeMap::new(),
+        };
+        let Some(entries) = body["tree"].as_array() else {
+            return unprocessable("Invalid request.\n\n\"tree\" wasn't supplied.");
+        };
+        for e in entries {
+            let (Some(path), Some("100644"), Some("blob")) =
+                (e["path"].as_str(), e["mode"].as_str(), e["type"].as_str())
+            else {
+                return unprocessable("Invalid tree entry");
+            };
+            let content = match (e["content"].as_str(), e["sha"].as_str()) {
+                (Some(c), None) => c.to_string(),
+                (None, Some(sha)) => format!("blob:{sha}"),
+                _ => return unprocessable("tree entry needs exactly one of content, sha"),
+            };
+            tree.insert(path.to_string(), content);
+        }
+        let sha = tree_sha(&tree);
+        let listed: Vec<Value> = tree
+            .iter()
+            .map(|(path, content)| {
+                let blob = hash(&["blob", content]);
+                json!({"path": path, "mode": "100644", "type": "blob", "sha": blob, "size": content.len(),
+                    "url": format!("{api}/repos/{OWNER}/{NAME}/git/blobs/{blob}")})
+            })
+            .collect();
+        s.trees.insert(sha.clone(), tree);
+        (
+            201,
+            json!({"sha": sha, "url": format!("{api}/repos/{OWNER}/{NAME}/git/trees/{sha}"), "truncated": false, "tree": listed}),
+        )
+    }
+
+    fn create_commit(&self, s: &mut State, body: &Value) -> (u16, Value) {
+        let (Some(message), Some(tree)) = (body["message"].as_str(), body["tree"].as_str()) else {
+            return unprocessable("Invalid request.\n\n\"message\", \"tree\" weren't supplied.");
+        };
+        if !s.trees.contains_key(tree) {
+            return unprocessable("Tree SHA does not exist");
+        }
+        let parents: Vec<String> = body["parents"]
+            .as_array()
+            .map(|p| {
+                p.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if parents.iter().any(|p| !s.commits.contains_key(p)) {
+            return unprocessable("Parent SHA does not exist or is not a commit object");
+        }
+        s.counter += 1;
+        let n = s.counter.to_string();
+        let sha = hash(&["commit", tree, &parents.join(","), message, &n]);
+        let c = Commit {
+            tree: tree.into(),
+            parents,
+            message: message.into(),
+        };
+        let j = shapes::git_commit(&self.url, &sha, &c);
+        s.commits.insert(sha, c);
+        (201, j)
+    }
+
+    fn compare(&self, s: &State, basehead: &str) -> (u16, Value) {
+        let api = self.url.as_str();
+        let Some((b, h)) = basehead.split_once("...") else {
+            return not_found();
+        };
+        let (Some(b), Some(h)) = (resolve(s, b), resolve(s, h)) else {
+            return not_found();
+        };
+        let base_chain = ancestors(s, &b);
+        let mut commits = Vec::new();
+        let mut cur = Some(h.clone());
+        let mut merge_base = None;
+        while let Some(c) = cur {
+            if base_chain.contains(&c) {
+                merge_base = Some(c);
+                break;
+            }
+            let parent = s.commits[&c].parents.first().cloned();
+            commits.push(c);
+            cur = parent;
+        }
+        commits.reverse();
+        let behind = merge_base
+            .as_ref()
+            .and_then(|m| base_chain.iter().position(|x| x == m))
+            .unwrap_or(base_chain.len());
+        let status = match (commits.len(), behind) {
+            (0, 0) => "identical",
+            (_, 0) => "ahead",
+            (0, _) => "behind",
+            _ => "diverged",
+        };
+        let list: Vec<Value> = commits
+            .iter()
+            .map(|c| shapes::commit(api, c, &s.commits[c]))
+            .collect();
+        let merge_base = merge_base.unwrap_or_else(|| b.clone());
+        let web = format!("{}/{OWNER}/{NAME}/compare/{basehead}", shapes::WEB);
+        (
+            200,
+            json!({
+                "url": format!("{api}/repos/{OWNER}/{NAME}/compare/{basehead}"),
+                "html_url": web, "permalink_url": web,
+                "diff_url": format!("{web}.diff"), "patch_url": format!("{web}.patch"),
+                "status": status, "ahead_by": commits.len(), "behind_by": behind,
+                "total_commits": commits.len(),
+                "base_commit": shapes::commit(api, &b, &s.commits[&b]),
+                "merge_base_commit": shapes::commit(api, &merge_base, &s.commits[&merge_base]),
+                "commits": list, "files": []
+            }),
+        )
+    }
+
+    /// Pull requests and their reviewers.
+    fn pulls_route(
+        &self,
+        s: &mut State,
+        method: &str,
+        rest: &[&str],
+        q: &HashMap<String, String>,
+        body: &Value,
+    ) -> Option<(u16, Value)> {
+        let api = self.url.as_str();
+        let find = |s: &State, n: &str| s.pulls.iter().position(|p| p.number.to_string() == n);
+        Some(match (method, rest) {
             ("GET", ["pulls"]) => {
                 let list: Vec<Value> = s
                     .pulls
@@ -780,7 +835,7 @@ impl Fake {
                             .is_none_or(|h| *h == format!("{OWNER}:{}", p.head))
                     })
                     .filter(|p| q.get("base").is_none_or(|b| *b == p.base))
-                    .map(|p| pull_json(&self.url, &s, p))
+                    .map(|p| shapes::pull(api, s, p))
                     .collect();
                 (200, Value::Array(list))
             }
@@ -790,28 +845,26 @@ impl Fake {
                     body["head"].as_str(),
                     body["base"].as_str(),
                 ) else {
-                    return (
-                        422,
-                        json!({"message": "Validation Failed", "errors": [{"resource": "PullRequest", "code": "missing_field", "field": "head"}]}),
-                    );
+                    return Some(invalid("PullRequest", "missing_field", "head"));
                 };
                 let head = head.strip_prefix(&format!("{OWNER}:")).unwrap_or(head);
                 if !s.refs.contains_key(&format!("heads/{head}")) {
-                    return (
-                        422,
-                        json!({"message": "Validation Failed", "errors": [{"resource": "PullRequest", "code": "invalid", "field": "head"}]}),
-                    );
+                    return Some(invalid("PullRequest", "invalid", "head"));
                 }
                 if s.pulls
                     .iter()
                     .any(|p| p.state == "open" && p.head == head && p.base == base)
                 {
-                    return (
+                    return Some((
                         422,
-                        json!({"message": "Validation Failed", "errors": [{"resource": "PullRequest", "code": "custom", "message": format!("A pull request already exists for {OWNER}:{head}.")}], "documentation_url": "https://docs.github.com/rest/pulls/pulls#create-a-pull-request"}),
-                    );
+                        shapes::invalid(
+                            "Validation Failed",
+                            json!([{"resource": "PullRequest", "code": "custom",
+                                "message": format!("A pull request already exists for {OWNER}:{head}.")}]),
+                        ),
+                    ));
                 }
-                let number = next_number(&mut s);
+                let number = next_number(s);
                 let p = Pull {
                     number,
                     state: "open".into(),
@@ -822,14 +875,13 @@ impl Fake {
                     labels: vec![],
                     reviewers: vec![],
                 };
-                let j = pull_json(&self.url, &s, &p);
+                let j = shapes::pull(api, s, &p);
                 s.pulls.push(p);
                 (201, j)
             }
             ("PATCH", ["pulls", n]) => {
-                let url = self.url.clone();
-                let Some(i) = s.pulls.iter().position(|p| p.number.to_string() == *n) else {
-                    return not_found;
+                let Some(i) = find(s, n) else {
+                    return Some(not_found());
                 };
                 if let Some(t) = body["title"].as_str() {
                     s.pulls[i].title = t.into();
@@ -839,26 +891,21 @@ impl Fake {
                 }
                 if let Some(st) = body["state"].as_str() {
                     if st != "open" && st != "closed" {
-                        return (
-                            422,
-                            json!({"message": "Validation Failed", "errors": [{"resource": "PullRequest", "code": "invalid", "field": "state"}]}),
-                        );
+                        return Some(invalid("PullRequest", "invalid", "state"));
                     }
                     s.pulls[i].state = st.into();
                 }
                 let p = s.pulls[i].clone();
-                (200, pull_json(&url, &s, &p))
+                (200, shapes::pull(api, s, &p))
             }
             ("POST", ["pulls", n, "requested_reviewers"]) => {
-                let url = self.url.clone();
-                let Some(i) = s.pulls.iter().position(|p| p.number.to_string() == *n) else {
-                    return not_found;
+                let Some(i) = find(s, n) else {
+                    return Some(not_found());
                 };
                 let Some(r) = body["reviewers"].as_array() else {
-                    return (
-                        422,
-                        json!({"message": "Invalid request.\n\n\"reviewers\" wasn't supplied."}),
-                    );
+                    return Some(unprocessable(
+                        "Invalid request.\n\n\"reviewers\" wasn't supplied.",
+                    ));
                 };
                 for x in r {
                     s.pulls[i]
@@ -866,49 +913,138 @@ impl Fake {
                         .push(x.as_str().unwrap_or_default().into());
                 }
                 let p = s.pulls[i].clone();
-                (201, pull_json(&url, &s, &p))
+                (201, shapes::pull(api, s, &p))
+            }
+            _ => return None,
+        })
+    }
+
+    /// Issues (pull requests are issues too), their labels and comments, and
+    /// repository_dispatch.
+    fn issues_route(
+        &self,
+        s: &mut State,
+        method: &str,
+        rest: &[&str],
+        q: &HashMap<String, String>,
+        body: &Value,
+    ) -> Option<(u16, Value)> {
+        let api = self.url.as_str();
+        Some(match (method, rest) {
+            ("POST", ["dispatches"]) => {
+                let Some(event) = body["event_type"].as_str().filter(|e| !e.is_empty()) else {
+                    return Some(invalid("Repository", "missing_field", "event_type"));
+                };
+                let payload = body.get("client_payload").cloned().unwrap_or(json!({}));
+                s.dispatches.push((event.to_string(), payload));
+                (204, Value::Null)
+            }
+            ("POST", ["issues"]) => {
+                let Some(title) = body["title"].as_str().filter(|t| !t.is_empty()) else {
+                    return Some(invalid("Issue", "missing_field", "title"));
+                };
+                let labels = strings(&body["labels"]);
+                let issue = Issue {
+                    number: next_number(s),
+                    state: "open".into(),
+                    title: title.into(),
+                    body: body["body"].as_str().unwrap_or_default().into(),
+                    labels,
+                };
+                let j = shapes::issue(api, s, &issue, false);
+                s.issues.push(issue);
+                (201, j)
+            }
+            ("GET", ["issues"]) => {
+                let state = q.get("state").map(String::as_str).unwrap_or("open");
+                let wanted: Vec<&str> = q
+                    .get("labels")
+                    .map(|l| l.split(',').filter(|x| !x.is_empty()).collect())
+                    .unwrap_or_default();
+                let mut all: Vec<(Issue, bool)> =
+                    s.issues.iter().map(|i| (i.clone(), false)).collect();
+                all.extend(s.pulls.iter().map(|p| (pull_as_issue(p), true)));
+                all.sort_by_key(|(i, _)| std::cmp::Reverse(i.number));
+                let list: Vec<Value> = all
+                    .iter()
+                    .filter(|(i, _)| state == "all" || i.state == state)
+                    .filter(|(i, _)| wanted.iter().all(|w| i.labels.iter().any(|l| l == w)))
+                    .map(|(i, pull)| shapes::issue(api, s, i, *pull))
+                    .collect();
+                (200, Value::Array(list))
+            }
+            ("GET", ["issues", n]) => match self.issue(s, n) {
+                Some((i, pull)) => (200, shapes::issue(api, s, &i, pull)),
+                None => not_found(),
+            },
+            ("PATCH", ["issues", n]) => {
+                let Some((mut i, pull)) = self.issue(s, n) else {
+                    return Some(not_found());
+                };
+                if let Some(t) = body["title"].as_str() {
+                    i.title = t.into();
+                }
+                if let Some(b) = body["body"].as_str() {
+                    i.body = b.into();
+                }
+                if let Some(st) = body["state"].as_str() {
+                    i.state = st.into();
+                }
+                if body["labels"].is_array() {
+                    i.labels = strings(&body["labels"]);
+                }
+                self.store_issue(s, &i, pull);
+                (200, shapes::issue(api, s, &i, pull))
             }
             ("POST", ["issues", n, "labels"]) => {
-                let Some(i) = s.pulls.iter().position(|p| p.number.to_string() == *n) else {
-                    return not_found;
+                let Some((mut i, pull)) = self.issue(s, n) else {
+                    return Some(not_found());
                 };
-                let Some(l) = body["labels"].as_array() else {
-                    return (
-                        422,
-                        json!({"message": "Invalid request.\n\n\"labels\" wasn't supplied."}),
-                    );
-                };
-                for x in l {
-                    let x = x.as_str().unwrap_or_default().to_string();
-                    if !s.pulls[i].labels.contains(&x) {
-                        s.pulls[i].labels.push(x);
+                if !body["labels"].is_array() {
+                    return Some(unprocessable(
+                        "Invalid request.\n\n\"labels\" wasn't supplied.",
+                    ));
+                }
+                for x in strings(&body["labels"]) {
+                    if !i.labels.contains(&x) {
+                        i.labels.push(x);
                     }
                 }
-                let out: Vec<Value> = s.pulls[i]
-                    .labels
-                    .iter()
-                    .map(|l| json!({"name": l}))
-                    .collect();
+                self.store_issue(s, &i, pull);
+                let out: Vec<Value> = i.labels.iter().map(|l| shapes::label(api, l)).collect();
                 (200, Value::Array(out))
             }
+            _ => return None,
+        })
+    }
+
+    /// Comments on issues and pull requests.
+    fn comments_route(
+        &self,
+        s: &mut State,
+        method: &str,
+        rest: &[&str],
+        body: &Value,
+    ) -> Option<(u16, Value)> {
+        let api = self.url.as_str();
+        Some(match (method, rest) {
             ("GET", ["issues", n, "comments"]) => {
                 let list: Vec<Value> = s
                     .comments
                     .iter()
                     .filter(|c| c.issue.to_string() == *n)
-                    .map(|c| comment_json(&self.url, c))
+                    .map(|c| shapes::comment(api, c))
                     .collect();
                 (200, Value::Array(list))
             }
             ("POST", ["issues", n, "comments"]) => {
                 let Some(text) = body["body"].as_str() else {
-                    return (
-                        422,
-                        json!({"message": "Invalid request.\n\n\"body\" wasn't supplied."}),
-                    );
+                    return Some(unprocessable(
+                        "Invalid request.\n\n\"body\" wasn't supplied.",
+                    ));
                 };
                 let Ok(issue) = n.parse::<u64>() else {
-                    return not_found;
+                    return Some(not_found());
                 };
                 s.counter += 1;
                 let c = Comment {
@@ -917,31 +1053,172 @@ impl Fake {
                     body: text.into(),
                     user: s.identity.login(),
                 };
-                let j = comment_json(&self.url, &c);
+                let j = shapes::comment(api, &c);
                 s.comments.push(c);
                 (201, j)
             }
             ("PATCH", ["issues", "comments", id]) => {
                 let Some(text) = body["body"].as_str() else {
-                    return (
-                        422,
-                        json!({"message": "Invalid request.\n\n\"body\" wasn't supplied."}),
-                    );
+                    return Some(unprocessable(
+                        "Invalid request.\n\n\"body\" wasn't supplied.",
+                    ));
                 };
                 let Some(c) = s.comments.iter_mut().find(|c| c.id.to_string() == *id) else {
-                    return not_found;
+                    return Some(not_found());
                 };
                 c.body = text.into();
                 let c = c.clone();
-                (200, comment_json(&self.url, &c))
+                (200, shapes::comment(api, &c))
             }
-            _ => not_found,
+            _ => return None,
+        })
+    }
+
+    /// Issue `n`, or pull request `n` as an issue (true).
+    fn issue(&self, s: &State, n: &str) -> Option<(Issue, bool)> {
+        if let Some(i) = s.issues.iter().find(|i| i.number.to_string() == n) {
+            return Some((i.clone(), false));
+        }
+        let p = s.pulls.iter().find(|p| p.number.to_string() == n)?;
+        Some((pull_as_issue(p), true))
+    }
+
+    fn store_issue(&self, s: &mut State, i: &Issue, pull: bool) {
+        if pull {
+            if let Some(p) = s.pulls.iter_mut().find(|p| p.number == i.number) {
+                p.title = i.title.clone();
+                p.body = i.body.clone();
+                p.state = i.state.clone();
+                p.labels = i.labels.clone();
+            }
+        } else if let Some(x) = s.issues.iter_mut().find(|x| x.number == i.number) {
+            *x = i.clone();
         }
     }
 }
 
-fn next_number(s: &mut State) -> u64 {
-    s.pulls.iter().map(|p| p.number).max().unwrap_or(0) + 1
+/// An answer: status, extra headers, JSON body.
+type Answer = (u16, Vec<(String, String)>, Value);
+
+/// The answer a rate-limit or list fault gives instead of handling the request.
+fn rate_limited(fault: FaultKind, method: &str) -> Option<Answer> {
+    Some(match fault {
+        FaultKind::RetryAfter(n) => (
+            403,
+            vec![("retry-after".to_string(), n.to_string())],
+            json!({"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}),
+        ),
+        FaultKind::RateLimitReset(n) => {
+            let reset = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                + n;
+            (
+                403,
+                vec![
+                    ("x-ratelimit-limit".to_string(), "5000".to_string()),
+                    ("x-ratelimit-remaining".to_string(), "0".to_string()),
+                    ("x-ratelimit-used".to_string(), "5000".to_string()),
+                    ("x-ratelimit-reset".to_string(), reset.to_string()),
+                ],
+                json!({"message": "API rate limit exceeded for installation ID 42.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"}),
+            )
+        }
+        FaultKind::HideList if method == "GET" => (200, vec![], json!([])),
+        _ => return None,
+    })
+}
+
+/// Headers every request must carry (GitHub's documented client requirements).
+fn missing_headers(req: &Request) -> Option<(u16, Value)> {
+    if req.headers.get("accept").map(String::as_str) != Some("application/vnd.github+json") {
+        return Some((
+            415,
+            json!({"message": "Accept must be application/vnd.github+json"}),
+        ));
+    }
+    if req.headers.get("x-github-api-version").map(String::as_str) != Some("2022-11-28") {
+        return Some((
+            400,
+            json!({"message": "X-GitHub-Api-Version must be 2022-11-28"}),
+        ));
+    }
+    if req.headers.get("user-agent").is_none_or(|u| u.is_empty()) {
+        return Some((
+            403,
+            json!({"message": "Request forbidden by administrative rules. Please make sure your request has a User-Agent header"}),
+        ));
+    }
+    if matches!(req.method.as_str(), "POST" | "PATCH")
+        && !req
+            .headers
+            .get("content-type")
+            .is_some_and(|c| c.starts_with("application/json"))
+    {
+        return Some((400, json!({"message": "Problems parsing JSON"})));
+    }
+    if req.body.get("__invalid_json").is_some() {
+        return Some((400, json!({"message": "Problems parsing JSON"})));
+    }
+    None
+}
+
+fn not_found() -> (u16, Value) {
+    (404, shapes::error("Not Found", 404))
+}
+
+fn unprocessable(message: &str) -> (u16, Value) {
+    (422, shapes::invalid(message, json!([])))
+}
+
+fn invalid(resource: &str, code: &str, field: &str) -> (u16, Value) {
+    (
+        422,
+        shapes::invalid(
+            "Validation Failed",
+            json!([{"resource": resource, "code": code, "field": field}]),
+        ),
+    )
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn pull_as_issue(p: &Pull) -> Issue {
+    Issue {
+        number: p.number,
+        state: p.state.clone(),
+        title: p.title.clone(),
+        body: p.body.clone(),
+        labels: p.labels.clone(),
+    }
+}
+
+/// Applies `f` to every JSON object in `v`.
+fn tamper_all(v: &mut Value, f: fn(&mut Value)) {
+    match v {
+        Value::Object(m) => {
+            m.values_mut().for_each(|x| tamper_all(x, f));
+            f(v);
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| tamper_all(x, f)),
+        _ => {}
+    }
+}
+
+/// Issues and pull requests share one sequence of numbers.
+fn next_number(s: &State) -> u64 {
+    let pulls = s.pulls.iter().map(|p| p.number);
+    let issues = s.issues.iter().map(|i| i.number);
+    pulls.chain(issues).max().unwrap_or(0) + 1
 }
 
 fn parse_query(q: &str) -> HashMap<String, String> {
@@ -951,7 +1228,8 @@ fn parse_query(q: &str) -> HashMap<String, String> {
         .collect()
 }
 
-fn decode(s: &str) -> String {
+/// Percent-decoding of a query value (`+` is a space).
+pub fn decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -986,69 +1264,20 @@ fn ancestors(s: &State, sha: &str) -> Vec<String> {
     out
 }
 
-fn ref_json(url: &str, r: &str, sha: &str) -> Value {
-    json!({"ref": format!("refs/{r}"), "node_id": "REF_x", "url": format!("{url}/repos/{OWNER}/{NAME}/git/refs/{r}"),
-        "object": {"sha": sha, "type": "commit", "url": format!("{url}/repos/{OWNER}/{NAME}/git/commits/{sha}")}})
-}
-
-fn commit_json(sha: &str, c: &Commit) -> Value {
-    json!({"sha": sha, "node_id": "C_x", "message": c.message, "tree": {"sha": c.tree},
-        "parents": c.parents.iter().map(|p| json!({"sha": p})).collect::<Vec<_>>(),
-        "author": {"name": "mlops", "email": "mlops@localhost", "date": "2026-11-25T00:00:00Z"}})
-}
-
-fn commit_item(sha: &str, c: &Commit) -> Value {
-    json!({"sha": sha, "commit": {"message": c.message, "tree": {"sha": c.tree}},
-        "parents": c.parents.iter().map(|p| json!({"sha": p})).collect::<Vec<_>>()})
-}
-
-fn pull_json(url: &str, s: &State, p: &Pull) -> Value {
-    let sha = s
-        .refs
-        .get(&format!("heads/{}", p.head))
-        .cloned()
-        .unwrap_or_default();
-    json!({
-        "url": format!("{url}/repos/{OWNER}/{NAME}/pulls/{}", p.number),
-        "html_url": format!("https://github.test/{OWNER}/{NAME}/pull/{}", p.number),
-        "number": p.number, "state": p.state, "title": p.title, "body": p.body,
-        "labels": p.labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(),
-        "requested_reviewers": p.reviewers.iter().map(|r| json!({"login": r})).collect::<Vec<_>>(),
-        "head": {"label": format!("{OWNER}:{}", p.head), "ref": p.head, "sha": sha,
-                 "repo": {"full_name": format!("{OWNER}/{NAME}")}},
-        "base": {"label": format!("{OWNER}:{}", p.base), "ref": p.base,
-                 "repo": {"full_name": format!("{OWNER}/{NAME}")}},
-    })
-}
-
-fn comment_json(url: &str, c: &Comment) -> Value {
-    // Logins ending in `[bot]` are Apps' bot accounts; no person's login can contain `[`.
-    let kind = if c.user.ends_with("[bot]") {
-        "Bot"
-    } else {
-        "User"
-    };
-    json!({"id": c.id, "body": c.body, "user": {"login": c.user, "id": 2, "type": kind},
-        "url": format!("{url}/repos/{OWNER}/{NAME}/issues/comments/{}", c.id),
-        "html_url": format!("https://github.test/{OWNER}/{NAME}/pull/{}#issuecomment-{}", c.issue, c.id)})
-}
-
-/// An RS256 JWT from the App: signature valid for `key`, `iss` present, not expired.
-fn verify_jwt(token: &str, key: &rsa::RsaPublicKey) -> bool {
-    use rsa::pkcs1v15::{Signature, VerifyingKey};
-    use rsa::signature::Verifier;
+/// An RS256 JWT from the App: signature valid for `key` (an RSA public key, PKCS#1 DER),
+/// `iss` present, not expired, at most 10 minutes long.
+fn verify_jwt(token: &str, key: &[u8]) -> bool {
+    use aws_lc_rs::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let parts: Vec<&str> = token.split('.').collect();
     if parts.len() != 3 {
         return false;
     }
-    let Ok(header) = b64.decode(parts[0]) else {
-        return false;
-    };
-    let Ok(claims) = b64.decode(parts[1]) else {
-        return false;
-    };
-    let Ok(sig) = b64.decode(parts[2]) else {
+    let (Ok(header), Ok(claims), Ok(sig)) = (
+        b64.decode(parts[0]),
+        b64.decode(parts[1]),
+        b64.decode(parts[2]),
+    ) else {
         return false;
     };
     let header: Value = serde_json::from_slice(&header).unwrap_or_default();
@@ -1062,10 +1291,7 @@ fn verify_jwt(token: &str, key: &rsa::RsaPublicKey) -> bool {
     {
         return false;
     }
-    let Ok(sig) = Signature::try_from(sig.as_slice()) else {
-        return false;
-    };
-    VerifyingKey::<rsa::sha2::Sha256>::new(key.clone())
+    UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, key)
         .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
         .is_ok()
 }

@@ -482,9 +482,7 @@ fn app_key(p: &Project, fake: &Fake) -> String {
         .unwrap();
     assert!(gen.status.success(), "{}", stderr(&gen));
     let pem = std::fs::read_to_string(&key).unwrap();
-    use rsa::pkcs1::DecodeRsaPrivateKey;
-    let private = rsa::RsaPrivateKey::from_pkcs1_pem(&pem).unwrap();
-    fake.state.lock().unwrap().app_key = Some(rsa::RsaPublicKey::from(&private));
+    fake.state.lock().unwrap().app_key = Some(crate::fake_github::public_key_der(&pem));
     pem
 }
 
@@ -624,10 +622,9 @@ fn the_sticky_comment_is_edited_only_when_the_token_wrote_it() {
         let fake = Fake::start(TOKEN);
         let me = identity.login();
         {
-            use rsa::pkcs1::DecodeRsaPrivateKey;
-            let private = rsa::RsaPrivateKey::from_pkcs1_pem(&pem).unwrap();
+            let public = crate::fake_github::public_key_der(&pem);
             let mut s = fake.state.lock().unwrap();
-            s.app_key = Some(rsa::RsaPublicKey::from(&private));
+            s.app_key = Some(public);
             s.app_slug = "mlops-app".into();
             s.identity = identity;
         }

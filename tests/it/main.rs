@@ -1,5 +1,7 @@
 //! Integration tests: one binary, one module per area. Tests that need the Docker engine or the
 //! registry fail (never skip) when those are absent: `scripts/test` starts them.
+// The GitHub fake builds its answers with json!, deep enough to need more than 128.
+#![recursion_limit = "256"]
 
 mod actions;
 mod common;
@@ -10,6 +12,7 @@ mod fake_github;
 mod github;
 mod init;
 mod keys;
+mod openapi;
 mod package;
 mod promote;
 mod registry_trust;

@@ -1,398 +1,510 @@
-//! A small GitHub REST client (reqwest) with the behaviour a CI tool needs and generic clients
-//! lack: rate limits are waited out (`retry-after`, `x-ratelimit-reset`, secondary limits),
-//! writes are serialised, idempotent requests are retried on 5xx and dropped connections, and a
-//! POST that got no answer is *not* repeated: it fails with [`Unanswered`] so the caller can
-//! re-read the state and decide. The token never appears in errors or logs.
+//! The GitHub client: octocrab's typed requests and models, over our own reqwest client, with
+//! the toolkit's HTTP policy (`crate::http`) on top. octocrab runs without its retry layer;
+//! every request goes through [`Client::call`], which waits out rate limits (`retry-after`,
+//! `x-ratelimit-reset`, secondary limits), repeats idempotent requests on 5xx and dropped
+//! connections, serialises writes (GitHub's advice against secondary limits), and turns a POST
+//! that got no answer into [`GitHubError::Unanswered`] instead of repeating it. The token
+//! never appears in errors or logs.
+//!
+//! The client reads no environment: [`Settings`] (API URL, credentials, policy) come from the
+//! command line.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::future::Future;
+use std::time::Duration;
 
-use anyhow::{bail, Result};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, USER_AGENT};
-use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use octocrab::models::{AppId, InstallationId};
+use octocrab::service::middleware::base_uri::BaseUriLayer;
+use octocrab::service::middleware::reqwest_connector::ReqwestConnector;
+use octocrab::{AuthState, Octocrab, OctocrabBuilder, Page};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, USER_AGENT};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+
+use super::error::{excerpt, GitHubError};
+use crate::http::{Attempt, Failure, Policy};
 
 /// GitHub's API version these requests are written against.
 pub const API_VERSION: &str = "2022-11-28";
+/// Where the API is when nothing says otherwise.
+pub const DEFAULT_API: &str = "https://api.github.com";
 
-/// A request that reached (or may have reached) GitHub without an answer coming back: its
-/// effect is unknown. Callers re-read the state instead of repeating a non-idempotent write.
-#[derive(Debug, thiserror::Error)]
-#[error("{method} {path}: no answer from GitHub ({cause}); it may or may not have been applied")]
-pub struct Unanswered {
-    pub method: Method,
-    pub path: String,
-    pub cause: String,
+/// How the client signs in.
+#[derive(Clone)]
+pub enum Auth {
+    /// A token: the workflow's `GITHUB_TOKEN`, or a person's.
+    Token(String),
+    /// A GitHub App: its id, its private key (PEM) and, if known, the installation to use
+    /// (else the repository's).
+    App {
+        id: String,
+        private_key: String,
+        installation: Option<u64>,
+    },
 }
 
-/// An answer with its status; non-2xx answers are returned, not raised, for the caller to judge.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub body: Value,
-    next: Option<String>,
-}
-
-impl Reply {
-    /// GitHub's `message`, plus each entry of `errors`, for error texts.
-    pub fn message(&self) -> String {
-        let mut m = self.body["message"].as_str().unwrap_or("").to_string();
-        if let Some(errors) = self.body["errors"].as_array() {
-            for e in errors {
-                let detail = e["message"]
-                    .as_str()
-                    .map(str::to_string)
-                    .or_else(|| e["code"].as_str().map(|c| format!("{} {c}", e["field"])))
-                    .unwrap_or_default();
-                if !detail.is_empty() {
-                    m.push_str(": ");
-                    m.push_str(&detail);
-                }
-            }
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Token(_) => write!(f, "Token(<redacted>)"),
+            Auth::App {
+                id, installation, ..
+            } => write!(f, "App({id}, <redacted key>, {installation:?})"),
         }
-        crate::report::clean(&m)
+    }
+}
+
+/// What the command line gives the github forge.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The REST API base (`https://api.github.com`, `https://HOST/api/v3` on GitHub Enterprise
+    /// Server), without a trailing slash.
+    pub api_url: String,
+    /// None: no credentials were given (the forge says which to set).
+    pub auth: Option<Auth>,
+    /// `owner/name` when mlops.yaml's forge.repository is not set (`GITHUB_REPOSITORY`).
+    pub default_repository: Option<String>,
+    /// Retries and waits.
+    pub policy: Policy,
+    /// The longest a request may take.
+    pub timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            api_url: DEFAULT_API.into(),
+            auth: None,
+            default_repository: None,
+            policy: Policy {
+                backoff: Duration::from_millis(1000),
+                ..Policy::default()
+            },
+            timeout: Duration::from_secs(30),
+        }
     }
 }
 
 pub struct Client {
-    http: reqwest::Client,
+    crab: Octocrab,
+    /// The same credentials at GraphQL's endpoint.
+    graphql: Octocrab,
+    /// The App's own client (its JWT), when signed in as an App.
+    app: Option<Octocrab>,
     api: String,
     /// `owner/name`.
     pub repo: String,
-    token: String,
-    /// `GITHUB_APP_ID` when the token is the App's installation token.
-    app_id: Option<String>,
+    pub owner: String,
+    pub name: String,
+    policy: Policy,
     writes: tokio::sync::Mutex<()>,
-    backoff: Duration,
-    max_wait: Duration,
 }
 
-fn env_duration(var: &str, default: Duration, unit: fn(u64) -> Duration) -> Duration {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map(unit)
-        .unwrap_or(default)
+/// GitHub's required headers, sent on every request that does not set its own (reqwest's
+/// default headers fill in only what a request lacks, so none is sent twice).
+fn required_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        ACCEPT,
+        HeaderValue::from_static("application/vnd.github+json"),
+    );
+    h.insert(
+        HeaderName::from_static("x-github-api-version"),
+        HeaderValue::from_static(API_VERSION),
+    );
+    h.insert(
+        USER_AGENT,
+        HeaderValue::from_static(concat!("mlops/", env!("CARGO_PKG_VERSION"))),
+    );
+    h
+}
+
+/// An octocrab client at `base` over `http`, without octocrab's retries.
+fn octocrab(http: &reqwest::Client, base: &str, auth: AuthState) -> Result<Octocrab, GitHubError> {
+    let uri: http::Uri = base
+        .parse()
+        .map_err(|_| GitHubError::Setup(format!("GITHUB_API_URL {base:?} is not a URL")))?;
+    let crab = OctocrabBuilder::new_empty()
+        .with_service(ReqwestConnector::new(http.clone()))
+        .with_layer(&BaseUriLayer::new(uri))
+        .with_auth(auth)
+        .build();
+    match crab {
+        Ok(crab) => Ok(crab),
+        Err(never) => match never {},
+    }
+}
+
+/// GraphQL's endpoint base for a REST base: `https://api.github.com` (GraphQL at
+/// `/graphql`), or `https://HOST/api` on GitHub Enterprise Server (REST at `/api/v3`).
+fn graphql_base(api: &str) -> String {
+    match api.strip_suffix("/v3") {
+        Some(host_api) if api.ends_with("/api/v3") => host_api.to_string(),
+        _ => api.to_string(),
+    }
 }
 
 impl Client {
-    /// The client for `repo` at `GITHUB_API_URL` (default api.github.com), authenticated with
-    /// `GITHUB_TOKEN`, or with a GitHub App (`GITHUB_APP_ID`, `GITHUB_APP_PRIVATE_KEY` and
-    /// optionally `GITHUB_APP_INSTALLATION_ID`).
-    pub async fn from_env(repo: &str) -> Result<Client> {
-        let api = std::env::var("GITHUB_API_URL")
-            .ok()
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| "https://api.github.com".into())
-            .trim_end_matches('/')
-            .to_string();
+    /// A client for `repo` (`owner/name`) signed in as `settings` says. An App exchanges its
+    /// JWT for an installation token scoped to this one repository.
+    pub async fn new(repo: &str, settings: &Settings) -> Result<Client, GitHubError> {
+        let (owner, name) = repo
+            .split_once('/')
+            .map(|(o, n)| (o.to_string(), n.to_string()))
+            .ok_or_else(|| GitHubError::Setup(format!("{repo:?} is not owner/name")))?;
+        let api = settings.api_url.trim_end_matches('/').to_string();
         let http = reqwest::Client::builder()
-            .timeout(env_duration(
-                "MLOPS_GITHUB_TIMEOUT_SECS",
-                Duration::from_secs(30),
-                Duration::from_secs,
-            ))
+            .default_headers(required_headers())
+            .timeout(settings.timeout)
             .connect_timeout(Duration::from_secs(10))
-            .build()?;
-        let mut client = Client {
-            http,
+            .build()
+            .map_err(|e| GitHubError::Setup(format!("cannot set up the HTTP client: {e}")))?;
+        let auth = settings.auth.as_ref().ok_or_else(|| {
+            GitHubError::Setup(
+                "the github forge needs a token: set GITHUB_TOKEN (in a workflow, `env: GITHUB_TOKEN: ${{ github.token }}` \
+                 with `permissions: contents: write, pull-requests: write`), or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY for a GitHub App"
+                    .into(),
+            )
+        })?;
+        let (token, app) = match auth {
+            Auth::Token(token) => (token.clone(), None),
+            Auth::App {
+                id,
+                private_key,
+                installation,
+            } => {
+                let app = app_client(&http, &api, id, private_key)?;
+                let token =
+                    installation_token(&app, &api, &settings.policy, &owner, &name, *installation)
+                        .await?;
+                (token, Some(app))
+            }
+        };
+        let signed_in = || AuthState::AccessToken {
+            token: token.clone().into(),
+        };
+        Ok(Client {
+            crab: octocrab(&http, &api, signed_in())?,
+            graphql: octocrab(&http, &graphql_base(&api), signed_in())?,
+            app,
             api,
             repo: repo.to_string(),
-            token: String::new(),
-            app_id: None,
+            owner,
+            name,
+            policy: settings.policy,
             writes: tokio::sync::Mutex::new(()),
-            backoff: env_duration(
-                "MLOPS_GITHUB_BACKOFF_MS",
-                Duration::from_millis(1000),
-                Duration::from_millis,
-            ),
-            max_wait: env_duration(
-                "MLOPS_GITHUB_MAX_WAIT_SECS",
-                Duration::from_secs(900),
-                Duration::from_secs,
-            ),
-        };
-        client.token = match std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty()) {
-            Some(t) => t,
-            None => match std::env::var("GITHUB_APP_ID").ok().filter(|t| !t.is_empty()) {
-                Some(app) => {
-                    let token = super::app::installation_token(&client, &app).await?;
-                    client.app_id = Some(app);
-                    token
-                }
-                None => bail!(
-                    "the github forge needs a token: set GITHUB_TOKEN (in a workflow, `env: GITHUB_TOKEN: ${{{{ github.token }}}}` \
-                     with `permissions: contents: write, pull-requests: write`), or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY for a GitHub App"
-                ),
-            },
-        };
-        Ok(client)
+        })
     }
 
     pub fn api_url(&self) -> &str {
         &self.api
     }
 
-    /// The login of the account this client writes as: the App's bot (`<slug>[bot]`), else
-    /// the token's user (`GET /user`). An installation token — the workflow's `GITHUB_TOKEN`
-    /// is one — may not read `/user` (403), so GraphQL's `viewer`, which every kind of token
-    /// may read, names its bot instead.
-    pub async fn own_login(&self) -> Result<String> {
-        if let Some(app) = &self.app_id {
-            return super::app::bot_login(self, app).await;
-        }
-        let r = self.get("/user").await?;
-        if r.status.is_success() {
-            return match r.body["login"].as_str() {
-                Some(login) if !login.is_empty() => Ok(login.to_string()),
-                _ => bail!("GitHub's answer to GET /user has no login"),
-            };
-        }
-        if r.status != StatusCode::FORBIDDEN {
-            expect_ok(&r, "GET", "/user")?;
-        }
-        let graphql = graphql_url(&self.api);
-        let query = serde_json::json!({"query": "query { viewer { login } }"});
-        // A query changes nothing: one that got no answer may be asked again.
-        let r = match self.post(&graphql, query.clone()).await {
-            Err(e) if unanswered(&e) => self.post(&graphql, query).await?,
-            other => other?,
-        };
-        expect_ok(&r, "POST", &graphql)?;
-        match r.body["data"]["viewer"]["login"].as_str() {
-            Some(login) if !login.is_empty() => Ok(login.to_string()),
-            _ => bail!(
-                "GitHub's answer to the GraphQL query {{ viewer {{ login }} }} at {graphql} names no login ({}); \
-                 mlops edits only comments this token wrote, so it cannot tell which ones those are",
-                r.message()
-            ),
-        }
+    /// The typed octocrab client (token), for building requests passed to [`Client::call`].
+    pub fn crab(&self) -> &Octocrab {
+        &self.crab
     }
 
-    /// `/repos/{owner}/{name}` + `rest`.
+    /// `/repos/{owner}/{name}` + `rest`, for errors and logs.
     pub fn repo_path(&self, rest: &str) -> String {
         format!("/repos/{}{rest}", self.repo)
     }
 
-    pub async fn get(&self, path: &str) -> Result<Reply> {
-        self.send(Method::GET, path, None, None).await
-    }
-
-    pub async fn post(&self, path: &str, body: Value) -> Result<Reply> {
-        self.send(Method::POST, path, Some(&body), None).await
-    }
-
-    pub async fn patch(&self, path: &str, body: Value) -> Result<Reply> {
-        self.send(Method::PATCH, path, Some(&body), None).await
-    }
-
-    /// A request with another bearer (the App's JWT).
-    pub async fn send_as(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-        bearer: &str,
-    ) -> Result<Reply> {
-        self.send(method, path, body, Some(bearer)).await
-    }
-
-    /// Every item of a paginated list (follows `link: <…>; rel="next"`).
-    pub async fn get_all(&self, path: &str) -> Result<Vec<Value>> {
-        let mut items = Vec::new();
-        let mut next = Some(path.to_string());
-        while let Some(p) = next.take() {
-            let reply = self.get(&p).await?;
-            expect_ok(&reply, "GET", &p)?;
-            items.extend(reply.body.as_array().cloned().unwrap_or_default());
-            next = reply.next;
-        }
-        Ok(items)
-    }
-
-    fn headers(&self, bearer: Option<&str>) -> Result<HeaderMap> {
-        let mut h = HeaderMap::new();
-        h.insert(
-            ACCEPT,
-            HeaderValue::from_static("application/vnd.github+json"),
-        );
-        h.insert(
-            "x-github-api-version",
-            HeaderValue::from_static(API_VERSION),
-        );
-        h.insert(
-            USER_AGENT,
-            HeaderValue::from_static(concat!("mlops/", env!("CARGO_PKG_VERSION"))),
-        );
-        let token = bearer.unwrap_or(&self.token);
-        if !token.is_empty() {
-            let mut v = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                anyhow::anyhow!("the GitHub token contains characters a header cannot carry")
-            })?;
-            v.set_sensitive(true);
-            h.insert(AUTHORIZATION, v);
-        }
-        Ok(h)
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-        bearer: Option<&str>,
-    ) -> Result<Reply> {
+    /// One request (`op` sends it once per try) under the policy: `method` and `path` say
+    /// what it is (idempotency, writes taking turns, errors). POSTs are not repeated when
+    /// unanswered; see [`Client::call_pure`] for those that may be.
+    pub async fn call<T, F, Fut>(&self, method: Method, path: &str, op: F) -> Result<T, GitHubError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = octocrab::Result<T>>,
+    {
         let idempotent = method != Method::POST;
+        self.call_as(method, path, idempotent, op).await
+    }
+
+    /// A POST whose effect is the same however often it lands (content-addressed git objects,
+    /// a read-only GraphQL query): repeated like an idempotent request.
+    pub async fn call_pure<T, F, Fut>(&self, path: &str, op: F) -> Result<T, GitHubError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = octocrab::Result<T>>,
+    {
+        self.call_as(Method::POST, path, true, op).await
+    }
+
+    async fn call_as<T, F, Fut>(
+        &self,
+        method: Method,
+        path: &str,
+        idempotent: bool,
+        op: F,
+    ) -> Result<T, GitHubError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = octocrab::Result<T>>,
+    {
         // One write at a time (GitHub's guidance against secondary rate limits).
         let _write = if method != Method::GET {
             Some(self.writes.lock().await)
         } else {
             None
         };
-        // A path below the API base, or an absolute URL of the same service (GraphQL's).
-        let url = if path.starts_with("https://") || path.starts_with("http://") {
-            path.to_string()
-        } else {
-            format!("{}{path}", self.api)
-        };
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let mut req = self
-                .http
-                .request(method.clone(), &url)
-                .headers(self.headers(bearer)?);
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            let resp = match req.send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    // A refused connection never reached GitHub: safe to repeat whatever it was.
-                    let retry = (e.is_connect() || idempotent) && attempt < 5;
-                    if retry {
-                        tracing::warn!("{method} {path}: {}; retrying", without_url(&e));
-                        tokio::time::sleep(self.backoff * attempt).await;
-                        continue;
-                    }
-                    if e.is_connect() {
-                        bail!(
-                            "cannot reach GitHub at {} ({}); check GITHUB_API_URL",
-                            self.api,
-                            without_url(&e)
-                        );
-                    }
-                    return Err(Unanswered {
-                        method,
-                        path: path.to_string(),
-                        cause: without_url(&e),
-                    }
-                    .into());
-                }
-            };
-            let status = resp.status();
-            let headers = resp.headers().clone();
-            let text = match resp.text().await {
-                Ok(t) => t,
-                Err(e) if idempotent && attempt < 5 => {
-                    tracing::warn!("{method} {path}: {}; retrying", without_url(&e));
-                    tokio::time::sleep(self.backoff * attempt).await;
-                    continue;
-                }
-                Err(e) => {
-                    return Err(Unanswered {
-                        method,
-                        path: path.to_string(),
-                        cause: without_url(&e),
-                    }
-                    .into())
-                }
-            };
-            let body_json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            if let Some(wait) = rate_limited(status, &headers, &body_json) {
-                if wait > self.max_wait {
-                    bail!(
-                        "GitHub's rate limit for this token resets in {} s, longer than MLOPS_GITHUB_MAX_WAIT_SECS ({} s); run again later",
-                        wait.as_secs(),
-                        self.max_wait.as_secs()
-                    );
-                }
-                if attempt < 6 {
-                    eprintln!(
-                        "mlops: GitHub rate limit on {method} {path}: waiting {:.1} s as GitHub asks",
-                        wait.as_secs_f64()
-                    );
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-            }
-            if status.is_server_error() {
-                if idempotent && attempt < 5 {
-                    tracing::warn!("{method} {path}: {status}; retrying");
-                    tokio::time::sleep(self.backoff * attempt).await;
-                    continue;
-                }
-                if !idempotent {
-                    return Err(Unanswered {
-                        method,
-                        path: path.to_string(),
-                        cause: format!("HTTP {status}"),
-                    }
-                    .into());
-                }
-            }
-            let next = headers
-                .get("link")
-                .and_then(|v| v.to_str().ok())
-                .and_then(next_link)
-                .map(|u| u.strip_prefix(&self.api).unwrap_or(&u).to_string());
-            return Ok(Reply {
-                status,
-                body: body_json,
-                next,
-            });
-        }
+        send(&self.policy, &self.api, method, path, idempotent, op).await
     }
-}
 
-/// How long GitHub asks us to wait, if this answer is a rate limit.
-fn rate_limited(status: StatusCode, headers: &HeaderMap, body: &Value) -> Option<Duration> {
-    if status != StatusCode::FORBIDDEN && status != StatusCode::TOO_MANY_REQUESTS {
-        return None;
-    }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(wait) =
-        header("retry-after").and_then(|v| crate::http::retry_after(v, SystemTime::now()))
+    /// Every item of a paginated list: `first` fetches the first page; the next ones follow
+    /// its `link: rel="next"`, which must stay on the API's own host.
+    pub async fn all<T, F, Fut>(&self, path: &str, first: F) -> Result<Vec<T>, GitHubError>
+    where
+        T: DeserializeOwned,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = octocrab::Result<Page<T>>>,
     {
-        return Some(wait);
+        let mut page = self.call(Method::GET, path, first).await?;
+        let mut items = page.take_items();
+        while let Some(next) = page.next.take() {
+            let same_host = next.authority().is_none()
+                || next.authority().map(|a| a.as_str()) == self.api_host().as_deref();
+            if !same_host {
+                return Err(GitHubError::Answer {
+                    method: Method::GET,
+                    path: path.to_string(),
+                    detail: format!("its next page is on another host ({next}); not followed"),
+                });
+            }
+            let uri = &Some(next);
+            let fetched: Option<Page<T>> = self
+                .call(Method::GET, path, move || async move {
+                    self.crab.get_page::<T>(uri).await
+                })
+                .await?;
+            let Some(mut p) = fetched else { break };
+            items.append(&mut p.take_items());
+            page = p;
+        }
+        Ok(items)
     }
-    if header("x-ratelimit-remaining") == Some("0") {
-        if let Some(reset) = header("x-ratelimit-reset").and_then(|v| v.trim().parse::<u64>().ok())
+
+    fn api_host(&self) -> Option<String> {
+        let uri: http::Uri = self.api.parse().ok()?;
+        uri.authority().map(|a| a.as_str().to_string())
+    }
+
+    /// The login of the account this client writes as: the App's bot (`<slug>[bot]`), else
+    /// the token's user (`GET /user`). An installation token — the workflow's `GITHUB_TOKEN`
+    /// is one — may not read `/user` (403), so GraphQL's `viewer`, which every kind of token
+    /// may read, names its bot instead.
+    pub async fn own_login(&self) -> Result<String, GitHubError> {
+        if let Some(app) = &self.app {
+            let me = self
+                .call(Method::GET, "/app", move || async move {
+                    app.apps().get().await
+                })
+                .await?;
+            return match me.slug.filter(|s| !s.is_empty()) {
+                Some(slug) => Ok(format!("{slug}[bot]")),
+                None => Err(GitHubError::Answer {
+                    method: Method::GET,
+                    path: "/app".into(),
+                    detail: "it names no slug".into(),
+                }),
+            };
+        }
+        match self
+            .call(Method::GET, "/user", move || async move {
+                self.crab.current().user().await
+            })
+            .await
         {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            // The reset is a whole second; wait until it has fully passed.
-            let at = Duration::from_secs(reset);
-            return Some(at.saturating_sub(now) + Duration::from_millis(200));
+            Ok(user) if !user.login.is_empty() => return Ok(user.login),
+            Ok(_) => {
+                return Err(GitHubError::Answer {
+                    method: Method::GET,
+                    path: "/user".into(),
+                    detail: "it names no login".into(),
+                })
+            }
+            Err(GitHubError::Auth { status: 403, .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let query = &serde_json::json!({"query": "query { viewer { login } }"});
+        let data: serde_json::Value = self
+            .call_pure("/graphql", move || async move {
+                self.graphql.graphql(query).await
+            })
+            .await?;
+        match data["viewer"]["login"].as_str() {
+            Some(login) if !login.is_empty() => Ok(login.to_string()),
+            _ => Err(GitHubError::Answer {
+                method: Method::POST,
+                path: "/graphql".into(),
+                detail: "the query { viewer { login } } names no login; mlops edits only comments this token wrote, so it cannot tell which ones those are".into(),
+            }),
         }
     }
-    let message = body["message"].as_str().unwrap_or("").to_lowercase();
-    if message.contains("secondary rate limit") {
-        return Some(Duration::from_secs(60));
-    }
-    None
 }
 
-fn next_link(link: &str) -> Option<String> {
-    link.split(',').find_map(|part| {
-        let (url, rel) = part.split_once(';')?;
-        rel.contains("rel=\"next\"").then(|| {
-            url.trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_string()
-        })
+/// The App's own client: it signs each request with a fresh JWT from its private key.
+fn app_client(
+    http: &reqwest::Client,
+    api: &str,
+    id: &str,
+    private_key: &str,
+) -> Result<Octocrab, GitHubError> {
+    let app_id: u64 = id.trim().parse().map_err(|_| {
+        GitHubError::Setup(format!(
+            "GITHUB_APP_ID is {id:?}; expected the App's numeric id (its settings page shows it as App ID)"
+        ))
+    })?;
+    let key = octocrab::jsonwebtoken::EncodingKey::from_rsa_pem(private_key.as_bytes()).map_err(|_| {
+        GitHubError::Setup(
+            "GITHUB_APP_PRIVATE_KEY is not an RSA private key in PEM (the .pem file GitHub gives for an App)".into(),
+        )
+    })?;
+    let app = octocrab::auth::AppAuth {
+        app_id: AppId(app_id),
+        key,
+    };
+    octocrab(http, api, AuthState::App(app))
+}
+
+/// An installation token of the App for `owner/name` only: the given installation, else the
+/// repository's.
+async fn installation_token(
+    app: &Octocrab,
+    api: &str,
+    policy: &Policy,
+    owner: &str,
+    name: &str,
+    installation: Option<u64>,
+) -> Result<String, GitHubError> {
+    let id = match installation {
+        Some(id) => id,
+        None => {
+            let path = format!("/repos/{owner}/{name}/installation");
+            send(policy, api, Method::GET, &path, true, move || async move {
+                app.apps().get_repository_installation(owner, name).await
+            })
+            .await?
+            .id
+            .0
+        }
+    };
+    let path = format!("/app/installations/{id}/access_tokens");
+    // Minting a second token is harmless: the request may be repeated.
+    let token = send(policy, api, Method::POST, &path, true, move || async move {
+        app.installation_builder(InstallationId(id))
+            .repositories(vec![name.to_string()])
+            .build()?
+            .installation_token()
+            .await
     })
+    .await?;
+    use octocrab::secrecy::ExposeSecret;
+    Ok(token.expose_secret().to_string())
+}
+
+/// One request under `policy`; see [`Client::call`].
+async fn send<T, F, Fut>(
+    policy: &Policy,
+    api: &str,
+    method: Method,
+    path: &str,
+    idempotent: bool,
+    mut op: F,
+) -> Result<T, GitHubError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = octocrab::Result<T>>,
+{
+    let what = format!("GitHub {method} {path}");
+    let result = policy
+        .run(&what, idempotent, || {
+            let attempt = op();
+            async move { classify(attempt.await, idempotent) }
+        })
+        .await;
+    result.map_err(|failure| match failure {
+        Failure::WaitTooLong { wait, .. } => GitHubError::RateLimited {
+            method: method.clone(),
+            path: path.to_string(),
+            wait,
+            max: policy.max_wait,
+        },
+        Failure::Unanswered(e) => GitHubError::Unanswered {
+            method: method.clone(),
+            path: path.to_string(),
+            cause: describe(&e),
+        },
+        Failure::Error(e) => from_octocrab(e, api, &method, path),
+    })
+}
+
+/// Reads one try's outcome for the policy.
+fn classify<T>(result: octocrab::Result<T>, idempotent: bool) -> Attempt<T, octocrab::Error> {
+    let e = match result {
+        Ok(v) => return Attempt::Done(Ok(v)),
+        Err(e) => e,
+    };
+    if let octocrab::Error::GitHub { source, .. } = &e {
+        let status = source.status_code;
+        let headers = source.headers.clone().unwrap_or_default();
+        if let Some(wait) = crate::http::rate_limit(status, &headers, &source.message) {
+            return Attempt::Limited {
+                answer: Err(e),
+                wait,
+            };
+        }
+        if status.is_server_error() {
+            // A write answered 5xx may have been applied: as good as no answer.
+            if !idempotent {
+                return Attempt::Lost(e);
+            }
+            let retry_after = headers
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| crate::http::retry_after(v, std::time::SystemTime::now()));
+            return Attempt::Busy {
+                answer: Err(e),
+                retry_after,
+                why: format!("answered {status}"),
+            };
+        }
+        return Attempt::Done(Err(e));
+    }
+    match transport(&e) {
+        // A refused connection never reached GitHub: safe to repeat whatever it was.
+        Some(true) => Attempt::NotSent(e),
+        Some(false) => Attempt::Lost(e),
+        None => Attempt::Done(Err(e)),
+    }
+}
+
+/// Whether `e` is a transport failure: Some(true) when no connection was made.
+fn transport(e: &octocrab::Error) -> Option<bool> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(inner) = source {
+        if let Some(r) = inner.downcast_ref::<reqwest::Error>() {
+            return Some(r.is_connect());
+        }
+        source = inner.source();
+    }
+    matches!(
+        e,
+        octocrab::Error::Hyper { .. } | octocrab::Error::Service { .. }
+    )
+    .then_some(false)
+}
+
+/// A transport error in words: its causes, without the URL (the path is said elsewhere).
+fn describe(e: &octocrab::Error) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(inner) = source {
+        if let Some(r) = inner.downcast_ref::<reqwest::Error>() {
+            return without_url(r);
+        }
+        source = inner.source();
+    }
+    e.to_string()
 }
 
 fn without_url(e: &reqwest::Error) -> String {
@@ -409,49 +521,63 @@ fn without_url(e: &reqwest::Error) -> String {
     s.replace(" ()", "").replace("  ", " ")
 }
 
-/// Turns a non-2xx answer into an error that says what to do.
-pub fn expect_ok(reply: &Reply, what: &str, path: &str) -> Result<()> {
-    if reply.status.is_success() {
-        return Ok(());
-    }
-    let hint = match reply.status.as_u16() {
-        401 => " — GitHub rejected the token: check GITHUB_TOKEN (or the App's key)",
-        403 => " — the token lacks permission: a workflow needs `permissions: contents: write, pull-requests: write` (issues: write for labels)",
-        404 => " — not found: check forge.repository (or GITHUB_REPOSITORY) and that the token can see it",
-        _ => "",
-    };
-    bail!(
-        "GitHub answered {} to {what} {path}: {}{hint}",
-        reply.status.as_u16(),
-        reply.message()
-    )
-}
-
-/// Percent-encodes a query value.
-pub fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
+/// The error a caller sees for octocrab's.
+fn from_octocrab(e: octocrab::Error, api: &str, method: &Method, path: &str) -> GitHubError {
+    let method = method.clone();
+    let path = path.to_string();
+    match e {
+        octocrab::Error::GitHub { source, .. } => {
+            let message = excerpt(&source.message, source.errors.as_deref().unwrap_or_default());
+            match source.status_code.as_u16() {
+                404 => GitHubError::NotFound {
+                    method,
+                    path,
+                    message,
+                },
+                status @ (401 | 403) => GitHubError::Auth {
+                    status,
+                    method,
+                    path,
+                    message,
+                },
+                status => GitHubError::Status {
+                    status,
+                    method,
+                    url: format!("{api}{path}"),
+                    excerpt: message,
+                },
             }
-            _ => out.push_str(&format!("%{b:02X}")),
         }
-    }
-    out
-}
-
-/// Whether an error is a request without an answer (see [`Unanswered`]).
-pub fn unanswered(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<Unanswered>().is_some()
-}
-
-/// GraphQL's endpoint for a REST base: `https://api.github.com/graphql`, or
-/// `https://HOST/api/graphql` on GitHub Enterprise Server (REST at `https://HOST/api/v3`).
-fn graphql_url(api: &str) -> String {
-    match api.strip_suffix("/api/v3") {
-        Some(host) => format!("{host}/api/graphql"),
-        None => format!("{api}/graphql"),
+        octocrab::Error::Json { source, .. } => GitHubError::Answer {
+            method,
+            path,
+            detail: format!("{}: {}", source.path(), source.inner()),
+        },
+        octocrab::Error::Serde { source, .. } => GitHubError::Answer {
+            method,
+            path,
+            detail: source.to_string(),
+        },
+        octocrab::Error::Graphql { source, .. } => GitHubError::Answer {
+            method,
+            path,
+            detail: crate::report::clean(&source.to_string()),
+        },
+        octocrab::Error::JWT { source, .. } => GitHubError::Setup(format!(
+            "the GitHub App's private key cannot sign a JWT ({source}); check GITHUB_APP_PRIVATE_KEY"
+        )),
+        other => match transport(&other) {
+            Some(true) => GitHubError::Unreachable {
+                api: api.to_string(),
+                cause: describe(&other),
+            },
+            Some(false) => GitHubError::Unanswered {
+                method,
+                path,
+                cause: describe(&other),
+            },
+            None => GitHubError::Setup(format!("{method} {path}: {other}")),
+        },
     }
 }
 
@@ -460,29 +586,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_after_as_an_http_date_is_a_wait() {
-        let at = chrono::Utc::now() + chrono::Duration::seconds(30);
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "retry-after",
-            HeaderValue::from_str(&at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()).unwrap(),
+    fn graphql_lives_next_to_the_rest_api() {
+        assert_eq!(
+            graphql_base("https://api.github.com"),
+            "https://api.github.com"
         );
-        let wait = rate_limited(StatusCode::TOO_MANY_REQUESTS, &headers, &Value::Null).unwrap();
-        assert!(
-            wait > Duration::from_secs(27) && wait <= Duration::from_secs(30),
-            "{wait:?}"
+        assert_eq!(
+            graphql_base("https://ghe.example.com/api/v3"),
+            "https://ghe.example.com/api"
         );
+        assert_eq!(graphql_base("http://127.0.0.1:9"), "http://127.0.0.1:9");
     }
 
     #[test]
-    fn graphql_lives_next_to_the_rest_api() {
-        assert_eq!(
-            super::graphql_url("https://api.github.com"),
-            "https://api.github.com/graphql"
-        );
-        assert_eq!(
-            super::graphql_url("https://ghe.example.com/api/v3"),
-            "https://ghe.example.com/api/graphql"
-        );
+    fn credentials_never_print() {
+        let token = Auth::Token("ghs_secret".into());
+        let app = Auth::App {
+            id: "7".into(),
+            private_key: "-----BEGIN RSA PRIVATE KEY-----secret".into(),
+            installation: Some(42),
+        };
+        for auth in [token, app] {
+            let text = format!("{auth:?}");
+            assert!(!text.contains("secret"), "{text}");
+        }
+    }
+
+    #[test]
+    fn an_app_id_is_a_number_and_its_key_an_rsa_pem() {
+        let http = reqwest::Client::new();
+        let e = app_client(&http, DEFAULT_API, "Iv1.abc", "x")
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("numeric id"), "{e}");
+        let e = app_client(&http, DEFAULT_API, "7", "not a key")
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("GITHUB_APP_PRIVATE_KEY"), "{e}");
     }
 }

@@ -1,0 +1,113 @@
+//! What `mlops monitor` asks of GitHub when an incident opens or closes: one issue per
+//! incident (found again by its label, updated, commented on, closed), and a
+//! `repository_dispatch` event (`mlops-retrain`) that starts the training workflow. Each call
+//! goes through the same policy as promotions: a create or a dispatch that got no answer is
+//! [`GitHubError::Unanswered`], for the caller to look before trying again.
+
+use octocrab::models::issues::{Comment, Issue};
+use octocrab::models::IssueState;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::{truncate, GitHub, GitHubError};
+
+/// An issue to open, or the new text of one.
+#[derive(Debug, Clone, Default)]
+pub struct IssueText {
+    pub title: String,
+    pub body: String,
+    pub labels: Vec<String>,
+}
+
+impl GitHub {
+    /// Opens an issue; its body is cut to what GitHub accepts.
+    pub fn open_issue(&self, text: &IssueText) -> Result<Issue, GitHubError> {
+        let path = self.client.repo_path("/issues");
+        let body = &truncate(&text.body);
+        self.rt
+            .block_on(self.client.call(Method::POST, &path, move || async move {
+                self.issues_handler()
+                    .create(&text.title)
+                    .body(body)
+                    .labels(text.labels.clone())
+                    .send()
+                    .await
+            }))
+    }
+
+    /// The open issues (pull requests left out) carrying every label of `labels`.
+    pub fn open_issues(&self, labels: &[String]) -> Result<Vec<Issue>, GitHubError> {
+        let path = self.client.repo_path("/issues");
+        let all = self
+            .rt
+            .block_on(self.client.all(&path, move || async move {
+                self.issues_handler()
+                    .list()
+                    .state(octocrab::params::State::Open)
+                    .labels(labels)
+                    .per_page(100u8)
+                    .send()
+                    .await
+            }))?;
+        Ok(all
+            .into_iter()
+            .filter(|i| i.pull_request.is_none())
+            .collect())
+    }
+
+    /// Replaces an issue's title and body.
+    pub fn update_issue(&self, number: u64, text: &IssueText) -> Result<Issue, GitHubError> {
+        let path = self.client.repo_path(&format!("/issues/{number}"));
+        let body = &truncate(&text.body);
+        self.rt
+            .block_on(self.client.call(Method::PATCH, &path, move || async move {
+                self.issues_handler()
+                    .update(number)
+                    .title(&text.title)
+                    .body(body)
+                    .send()
+                    .await
+            }))
+    }
+
+    /// Closes an issue (the incident is over).
+    pub fn close_issue(&self, number: u64) -> Result<Issue, GitHubError> {
+        let path = self.client.repo_path(&format!("/issues/{number}"));
+        self.rt
+            .block_on(self.client.call(Method::PATCH, &path, move || async move {
+                self.issues_handler()
+                    .update(number)
+                    .state(IssueState::Closed)
+                    .send()
+                    .await
+            }))
+    }
+
+    /// Adds a comment to an issue or pull request.
+    pub fn comment(&self, number: u64, body: &str) -> Result<Comment, GitHubError> {
+        let path = self.client.repo_path(&format!("/issues/{number}/comments"));
+        let body = &truncate(body);
+        self.rt
+            .block_on(self.client.call(Method::POST, &path, move || async move {
+                self.issues_handler().create_comment(number, body).await
+            }))
+    }
+
+    /// Every comment on an issue or pull request, oldest first.
+    pub fn issue_comments(&self, number: u64) -> Result<Vec<Comment>, GitHubError> {
+        self.rt.block_on(self.comments(number))
+    }
+
+    /// Sends a `repository_dispatch` event: workflows `on: repository_dispatch` with this
+    /// `event_type` start, with `payload` as `github.event.client_payload`.
+    pub fn dispatch(&self, event_type: &str, payload: Value) -> Result<(), GitHubError> {
+        let path = &self.client.repo_path("/dispatches");
+        let body = &json!({"event_type": event_type, "client_payload": payload});
+        self.rt
+            .block_on(self.client.call(Method::POST, path, move || async move {
+                // Any 2xx is the event accepted (GitHub answers 204); anything else its error.
+                let answer = self.crab()._post(path, Some(body)).await?;
+                octocrab::map_github_error(answer).await.map(drop)
+            }))
+    }
+}
