@@ -281,7 +281,7 @@ fn yaml_string(s: &str) -> String {
 
 /// What happened to one planned file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Action {
     Written,
     Unchanged,
     /// Exists with other content and was left alone (no --force).
@@ -305,7 +305,7 @@ fn missing_lines(current: &str, wanted: &str) -> Vec<String> {
 /// Writes the plan under `root`: new files are written (atomically), identical ones left, and
 /// differing ones overwritten only with `force`; an existing ignore file only gains the lines
 /// it lacks, with or without `force`.
-pub fn write(root: &Path, files: &[Planned], force: bool) -> Result<Vec<(PathBuf, Outcome)>> {
+pub fn write(root: &Path, files: &[Planned], force: bool) -> Result<Vec<(PathBuf, Action)>> {
     let mut out = Vec::new();
     for f in files {
         let path = root.join(&f.path);
@@ -314,7 +314,7 @@ pub fn write(root: &Path, files: &[Planned], force: bool) -> Result<Vec<(PathBuf
                 let current = String::from_utf8_lossy(&current).into_owned();
                 let missing = missing_lines(&current, &String::from_utf8_lossy(&f.content));
                 if missing.is_empty() {
-                    Outcome::Unchanged
+                    Action::Unchanged
                 } else {
                     let mut text = current;
                     if !text.is_empty() && !text.ends_with('\n') {
@@ -324,15 +324,15 @@ pub fn write(root: &Path, files: &[Planned], force: bool) -> Result<Vec<(PathBuf
                     text.push_str(&missing.concat());
                     crate::fsutil::write_atomic(&path, text.as_bytes())
                         .with_context(|| format!("cannot write {}", path.display()))?;
-                    Outcome::Appended(missing.len())
+                    Action::Appended(missing.len())
                 }
             }
-            Ok(current) if current == f.content => Outcome::Unchanged,
-            Ok(_) if !force => Outcome::Kept,
+            Ok(current) if current == f.content => Action::Unchanged,
+            Ok(_) if !force => Action::Kept,
             Ok(_) | Err(_) => {
                 crate::fsutil::write_atomic(&path, &f.content)
                     .with_context(|| format!("cannot write {}", path.display()))?;
-                Outcome::Written
+                Action::Written
             }
         };
         out.push((path, outcome));
@@ -399,8 +399,8 @@ mod tests {
                 .map(|(_, o)| o.clone())
                 .unwrap()
         };
-        assert_eq!(of(".gitignore"), Outcome::Appended(2));
-        assert_eq!(of(".dockerignore"), Outcome::Written);
+        assert_eq!(of(".gitignore"), Action::Appended(2));
+        assert_eq!(of(".dockerignore"), Action::Written);
         let git = std::fs::read_to_string(root.join(".gitignore")).unwrap();
         assert_eq!(
             git,
@@ -414,7 +414,7 @@ mod tests {
         let again = write(root, &files, true).unwrap();
         for (path, outcome) in &again {
             if path.ends_with(".gitignore") || path.ends_with(".dockerignore") {
-                assert_eq!(*outcome, Outcome::Unchanged, "{}", path.display());
+                assert_eq!(*outcome, Action::Unchanged, "{}", path.display());
             }
         }
         assert_eq!(

@@ -16,6 +16,7 @@ pub(crate) mod http;
 pub mod init;
 pub mod interrupt;
 pub mod oci;
+pub mod outcome;
 pub mod report;
 pub mod runner;
 pub mod runs;

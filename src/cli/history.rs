@@ -1,11 +1,7 @@
 //! `mlops history <env>`: every promotion, rollback and removal of an environment, newest
 //! first, from the git log of `.mlops/environments/<env>.yaml` — the record of what ran where.
 
-use std::process::ExitCode;
-
-use anyhow::Result;
-
-use super::{Cli, Format};
+use super::{Cli, Format, Status};
 use crate::environment::{self, ChangeKind};
 use crate::{config, report};
 
@@ -17,7 +13,7 @@ pub struct Args {
     pub format: Format,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let config = config::load(&cli.config)?;
     super::environment(&config, &args.environment)?;
     let entries = environment::history(&config.root, &args.environment)?;
@@ -71,7 +67,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Done)
 }
 
 fn kind(k: ChangeKind) -> &'static str {

@@ -1,5 +1,6 @@
-//! Command line: one file per subcommand. Only this module writes to stdout and chooses exit
-//! codes: 0 ok, 1 a gate or check said no, 2 the tool failed (bad input, unreachable service).
+//! Command line: one file per subcommand. Only this module writes to stdout, and [`run`] alone
+//! chooses exit codes: 0 done, 1 a gate or check said no ([`Status::Refused`]), 2 the tool failed
+//! (any error: bad input, unreachable service), 130 interrupted ([`crate::interrupt::Interrupted`]).
 
 mod compare;
 mod data;
@@ -21,6 +22,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+/// How a command ended when the tool did not fail; [`run`] turns it into the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Exit 0.
+    Done,
+    /// A gate, a check or a signature said no (exit 1); the command has said why.
+    Refused,
+}
+
+/// What every subcommand returns.
+type Exit = anyhow::Result<Status>;
 
 /// Exit code when a gate or a check said no.
 pub const EXIT_REJECTED: u8 = 1;
@@ -158,7 +171,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Init(args) => init::run(&cli, args),
     };
     match result {
-        Ok(code) => code,
+        Ok(Status::Done) => ExitCode::SUCCESS,
+        Ok(Status::Refused) => ExitCode::from(EXIT_REJECTED),
         Err(e) if e.downcast_ref::<crate::interrupt::Interrupted>().is_some() => {
             eprintln!("mlops: {}", crate::gha::neutralise(&e.to_string()));
             ExitCode::from(EXIT_INTERRUPTED)
@@ -199,7 +213,7 @@ fn environment<'a>(
 }
 
 /// A step that said no (exit 1): why, on stderr and as an annotation under GitHub Actions.
-fn refuse(command: &str, outcome: &str, why: &str) -> ExitCode {
+fn refuse(command: &str, outcome: &str, why: &str) -> Status {
     eprintln!(
         "{}",
         crate::gha::neutralise(&format!("mlops {command}: {outcome}: {why}"))
@@ -210,13 +224,11 @@ fn refuse(command: &str, outcome: &str, why: &str) -> ExitCode {
             crate::gha::escape_data(why)
         );
     }
-    ExitCode::from(EXIT_REJECTED)
+    Status::Refused
 }
 
 /// Runs async work on a runtime made for this one command.
-fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
-    f: F,
-) -> anyhow::Result<ExitCode> {
+fn block_on<T, F: std::future::Future<Output = anyhow::Result<T>>>(f: F) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -224,28 +236,31 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
         .block_on(f)
 }
 
-/// The exit code for a step that did not succeed (None when it did), with the reason on stderr.
+/// How a step that did not succeed ends the command (None when it succeeded), with the reason
+/// on stderr; an interrupted step is the error [`crate::interrupt::Interrupted`].
 fn step_exit(
     what: &str,
     result: &crate::runner::StepResult,
     run: &crate::runs::RunDir,
-) -> Option<ExitCode> {
-    use crate::runner::Outcome;
+) -> anyhow::Result<Option<Status>> {
+    use crate::runner::StepOutcome;
     let reason = match result.outcome {
-        Outcome::Ok => return None,
-        Outcome::Interrupted => {
-            eprintln!(
+        StepOutcome::Ok => return Ok(None),
+        StepOutcome::Interrupted => {
+            return Err(crate::interrupt::Interrupted(format!(
                 "{what} interrupted; its container was removed (run {})",
                 run.id
-            );
-            return Some(ExitCode::from(EXIT_INTERRUPTED));
+            ))
+            .into());
         }
-        Outcome::Failed => format!(
+        StepOutcome::Failed => format!(
             "{what} failed with exit code {}",
             result.exit_code.unwrap_or(-1)
         ),
-        Outcome::Timeout => format!("{what} timed out"),
-        Outcome::Oom => format!("{what} was killed: out of memory (raise train.resources.memory)"),
+        StepOutcome::Timeout => format!("{what} timed out"),
+        StepOutcome::Oom => {
+            format!("{what} was killed: out of memory (raise train.resources.memory)")
+        }
     };
     eprintln!(
         "{}",
@@ -262,5 +277,5 @@ fn step_exit(
     if crate::gha::active() {
         eprintln!("::error title=mlops::{}", crate::gha::escape_data(&reason));
     }
-    Some(ExitCode::from(EXIT_REJECTED))
+    Ok(Some(Status::Refused))
 }

@@ -1,11 +1,9 @@
 //! `mlops package`: the run's model as an OCI image on the serving base, pushed by digest
 //! (or written to an OCI layout). Prints `registry/repository@sha256:…` on stdout.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 
-use super::{block_on, Cli, Format};
+use super::{block_on, Cli, Format, Status};
 use crate::{config, gha, oci, runs};
 
 #[derive(Debug, clap::Args)]
@@ -20,14 +18,14 @@ pub struct Args {
     pub format: Format,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let config = config::load(&cli.config)?;
     let run = runs::open(&config.root, args.run_id.as_deref())?;
     let settings = super::registry::settings(Some(&config))?;
     let packaged = block_on(async {
         let p = oci::image::package(&config, &run, &settings).await?;
         print(&p, args.format)?;
-        Ok(ExitCode::SUCCESS)
+        Ok(Status::Done)
     });
     packaged
 }

@@ -4,16 +4,15 @@
 //! for an environment with `requires` — a digest the required environment has had.
 //! Running it again with nothing new makes no commit.
 
-use std::process::ExitCode;
-
 use anyhow::{Context, Result};
 use indexmap::IndexMap;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::{block_on, Cli, Format};
+use super::{block_on, Cli, Format, Status};
 use crate::environment::{self, EnvironmentState};
 use crate::forge::{self, Change};
+use crate::outcome::Outcome;
 use crate::runs::Side;
 use crate::signing::{self, cosign};
 use crate::{compare, config, fsutil, gha, oci, runs};
@@ -40,7 +39,7 @@ pub struct Args {
     pub format: Format,
 }
 
-fn refuse(why: String) -> Result<ExitCode> {
+fn refuse(why: String) -> super::Exit {
     Ok(super::refuse("promote", "not promoted", &why))
 }
 
@@ -58,7 +57,7 @@ struct Candidate {
     data_files: bool,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let config = config::load(&cli.config)?;
     let env = args.environment.as_str();
     let env_cfg = super::environment(&config, env)?;
@@ -117,11 +116,11 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     let settings = super::registry::settings(Some(&config))?;
     let verified = block_on(async {
         match cosign::verify(&key, &image, &digest, false, &settings).await? {
-            Ok(_) => Ok(ExitCode::SUCCESS),
-            Err(why) => refuse(why),
+            Outcome::Done(_) => Ok(Status::Done),
+            Outcome::Refused(why) => refuse(why.to_string()),
         }
     })?;
-    if verified != ExitCode::SUCCESS {
+    if verified != Status::Done {
         return Ok(verified);
     }
 
@@ -207,7 +206,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         }
         _ => println!("{}", proposal.url),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Done)
 }
 
 /// A run the gate said to promote, packaged to a registry.

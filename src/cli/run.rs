@@ -2,11 +2,9 @@
 //! package → sign (after a promote verdict, when configured) — stopping at
 //! the first step that fails or gate that says no, with that step's exit code.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 
-use super::{block_on, step_exit, Cli, EXIT_REJECTED};
+use super::{block_on, step_exit, Cli, Status};
 use crate::compare::{self, Verdict};
 use crate::runner::{self, steps};
 use crate::{config, report};
@@ -20,7 +18,7 @@ pub struct Args {
     pub runner: String,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     // 1. validate: every problem at once, like `mlops validate`.
     let checked = config::check(&cli.config)?;
     let Some(config) = checked.config else {
@@ -31,7 +29,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
             "mlops run: stopped at validate ({} errors)",
             checked.diagnostics.len()
         );
-        return Ok(ExitCode::from(EXIT_REJECTED));
+        return Ok(Status::Refused);
     };
     eprintln!("mlops run: validate ok");
     // 2. data check: schema, changed content and drift against the accepted references.
@@ -39,7 +37,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     eprint!("{}", crate::data::check::human(&data_report));
     if !data_report.passed {
         eprintln!("mlops run: stopped at data check");
-        return Ok(ExitCode::from(EXIT_REJECTED));
+        return Ok(Status::Refused);
     }
     eprintln!("mlops run: data check ok");
     let overrides = steps::parse_overrides(&args.params)?;
@@ -50,14 +48,14 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         let (run, trained) = steps::train(&config, runner.as_ref(), &overrides).await?;
         crate::gha::set_outputs(&[("run-id", run.id.as_str())])?;
         crate::fsutil::write_json_atomic(&run.data_check_json(), &data_report)?;
-        if let Some(code) = step_exit("training", &trained, &run) {
+        if let Some(code) = step_exit("training", &trained, &run)? {
             eprintln!("mlops run: stopped at train");
             return Ok(code);
         }
         eprintln!("mlops run: train ok (run {})", run.id);
         // 4. evaluate
         let eval = steps::evaluate(&config, runner.as_ref(), &run).await?;
-        if let Some(code) = step_exit("evaluation of the challenger", &eval.challenger, &run) {
+        if let Some(code) = step_exit("evaluation of the challenger", &eval.challenger, &run)? {
             eprintln!("mlops run: stopped at evaluate");
             return Ok(code);
         }
@@ -66,7 +64,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
                 &format!("evaluation of the champion of {env}"),
                 result,
                 &run,
-            ) {
+            )? {
                 eprintln!("mlops run: stopped at evaluate");
                 return Ok(code);
             }
@@ -88,14 +86,14 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
                     sign_packaged(&config, &run, &packaged, &settings).await?;
                 }
                 println!("{}", run.id);
-                ExitCode::SUCCESS
+                Status::Done
             }
             Verdict::Reject => {
                 eprintln!(
                     "mlops run: stopped at compare (reject); report: {}",
                     run.report_md().display()
                 );
-                ExitCode::from(EXIT_REJECTED)
+                Status::Refused
             }
         })
     })

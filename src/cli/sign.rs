@@ -2,11 +2,8 @@
 //! attestations of the run's evidence; `--generate-key` writes a cosign key pair.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
-use anyhow::Result;
-
-use super::{block_on, Cli};
+use super::{block_on, Cli, Status};
 use crate::signing::{self, attest, cosign, Signer};
 use crate::{config, fsutil, gha, oci, runs};
 
@@ -33,7 +30,7 @@ pub struct Args {
     pub generate_key: Option<PathBuf>,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     if let Some(prefix) = &args.generate_key {
         let (key, public) = signing::generate_key_pair(prefix)?;
         eprintln!(
@@ -42,7 +39,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
             public.display()
         );
         println!("{}", public.display());
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Status::Done);
     }
     let config = if args.image.is_some() && !cli.config.exists() {
         None
@@ -101,6 +98,6 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
             gha::set_outputs(&[("image", &format!("{name}@{digest}"))])?;
         }
         println!("{name}@{digest}");
-        Ok(ExitCode::SUCCESS)
+        Ok(Status::Done)
     })
 }

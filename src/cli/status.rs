@@ -1,12 +1,9 @@
 //! `mlops status`: every environment of mlops.yaml with what is pinned there now — model,
 //! digest, run, metrics, when and through which change — from the committed environment files.
 
-use std::process::ExitCode;
-
-use anyhow::Result;
 use serde_json::json;
 
-use super::{Cli, Format};
+use super::{Cli, Format, Status};
 use crate::{config, environment};
 
 #[derive(Debug, clap::Args)]
@@ -15,7 +12,7 @@ pub struct Args {
     pub format: Format,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let config = config::load(&cli.config)?;
     let mut rows = Vec::new();
     for (name, env) in &config.environments {
@@ -88,7 +85,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Done)
 }
 
 fn short(digest: &serde_json::Value) -> String {

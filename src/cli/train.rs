@@ -1,10 +1,6 @@
 //! `mlops train`: a new run directory, the training container, the run record.
 
-use std::process::ExitCode;
-
-use anyhow::Result;
-
-use super::{block_on, step_exit, Cli};
+use super::{block_on, step_exit, Cli, Status};
 use crate::config;
 use crate::runner::{self, steps};
 
@@ -25,7 +21,7 @@ pub struct Args {
     pub runner: String,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let config = config::load(&cli.config)?;
     let overrides = steps::parse_overrides(&args.params)?;
     // Engine pulls get the credentials of exactly the registry they pull from.
@@ -34,10 +30,10 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         let runner = runner::select(&args.runner).await?;
         let (run, result) = steps::train(&config, runner.as_ref(), &overrides).await?;
         crate::gha::set_outputs(&[("run-id", run.id.as_str())])?;
-        if let Some(code) = step_exit("training", &result, &run) {
+        if let Some(code) = step_exit("training", &result, &run)? {
             return Ok(code);
         }
         println!("{}", run.id);
-        Ok(ExitCode::SUCCESS)
+        Ok(Status::Done)
     })
 }

@@ -1,10 +1,6 @@
 //! `mlops validate`: every problem in mlops.yaml, sorted by position.
 
-use std::process::ExitCode;
-
-use anyhow::Result;
-
-use super::{Cli, Format, EXIT_REJECTED};
+use super::{Cli, Format, Status};
 use crate::config;
 use crate::diagnostic::Diagnostic;
 
@@ -15,7 +11,7 @@ pub struct Args {
     pub format: Format,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let checked = config::check(&cli.config)?;
     let diags = &checked.diagnostics;
     let errors = diags
@@ -50,9 +46,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         }
     }
     Ok(if errors == 0 {
-        ExitCode::SUCCESS
+        Status::Done
     } else {
-        ExitCode::from(EXIT_REJECTED)
+        Status::Refused
     })
 }
 

@@ -64,7 +64,7 @@ pub struct StepSpec {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Outcome {
+pub enum StepOutcome {
     Ok,
     Failed,
     Timeout,
@@ -72,21 +72,21 @@ pub enum Outcome {
     Interrupted,
 }
 
-impl Outcome {
+impl StepOutcome {
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Ok => "ok",
-            Outcome::Failed => "failed",
-            Outcome::Timeout => "timeout",
-            Outcome::Oom => "oom",
-            Outcome::Interrupted => "interrupted",
+            StepOutcome::Ok => "ok",
+            StepOutcome::Failed => "failed",
+            StepOutcome::Timeout => "timeout",
+            StepOutcome::Oom => "oom",
+            StepOutcome::Interrupted => "interrupted",
         }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct StepResult {
-    pub outcome: Outcome,
+    pub outcome: StepOutcome,
     pub exit_code: Option<i64>,
     pub image: Option<ImageInfo>,
     pub started_at: chrono::DateTime<chrono::Utc>,

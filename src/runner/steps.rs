@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use indexmap::IndexMap;
 
-use super::{DatasetMount, Outcome, Runner, StepResult, StepSpec};
+use super::{DatasetMount, Runner, StepOutcome, StepResult, StepSpec};
 use crate::config::{ChampionMode, Config, StepConfig};
 use crate::runs::{self, RunDir, RunRecord, Side, StepRecord};
 
@@ -200,7 +200,7 @@ pub async fn evaluate(config: &Config, runner: &dyn Runner, run: &RunDir) -> Res
         record(&challenger, runner, &challenger_spec),
     );
     run.write_record(&rec)?;
-    if challenger.outcome != Outcome::Ok {
+    if challenger.outcome != StepOutcome::Ok {
         return Ok(Evaluation {
             challenger,
             champion: None,
@@ -253,7 +253,7 @@ pub async fn evaluate(config: &Config, runner: &dyn Runner, run: &RunDir) -> Res
             rec.steps
                 .insert("evaluate-champion".into(), record(&result, runner, &s));
             run.write_record(&rec)?;
-            if result.outcome == Outcome::Ok {
+            if result.outcome == StepOutcome::Ok {
                 crate::compare::metrics::load_metrics(&run.metrics(Side::Champion))?;
             }
             Ok(Evaluation {

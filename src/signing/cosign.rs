@@ -12,6 +12,7 @@ use crate::oci::credentials::RegistrySettings;
 use crate::oci::digest::Digest;
 use crate::oci::reference::{parse_image, ImageRef};
 use crate::oci::registry::{sha256_digest, Registry, MAX_BLOB_IN_MEMORY, OCI_MANIFEST};
+use crate::outcome::Outcome;
 
 pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 pub const DSSE: &str = "application/vnd.dsse.envelope.v1+json";
@@ -295,14 +296,14 @@ pub async fn verify(
     digest: &str,
     require_attestation: bool,
     settings: &RegistrySettings,
-) -> Result<std::result::Result<Verified, String>> {
+) -> Result<Outcome<Verified>> {
     let reg = Registry::new(&image.registry, settings)?;
     let repo = &image.repository;
     let name = format!("{}/{repo}@{digest}", image.registry);
     let tag = artifact_tag(digest, "sig");
     let layers = existing_layers(&reg, repo, &tag).await?;
     if layers.is_empty() {
-        return Ok(Err(format!(
+        return Ok(Outcome::refused(format!(
             "{name} has no signature ({tag} is missing): sign it with `mlops sign {name}`"
         )));
     }
@@ -356,7 +357,7 @@ pub async fn verify(
             .map(str::to_string);
     }
     if good == 0 {
-        return Ok(Err(format!(
+        return Ok(Outcome::refused(format!(
             "{name}: no valid signature by this key:\n  - {}",
             reasons.join("\n  - ")
         )));
@@ -397,11 +398,11 @@ pub async fn verify(
         } else {
             att_reasons.join("; ")
         };
-        return Ok(Err(format!(
+        return Ok(Outcome::refused(format!(
             "{name}: signed, but no verified attestation ({why}); attest it with `mlops sign --attest`"
         )));
     }
-    Ok(Ok(Verified {
+    Ok(Outcome::Done(Verified {
         image: name,
         digest: digest.to_string(),
         signatures: good,
