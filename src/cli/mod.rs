@@ -198,18 +198,7 @@ fn environment<'a>(
     config: &'a crate::config::Config,
     name: &str,
 ) -> anyhow::Result<&'a crate::config::EnvironmentConfig> {
-    config.environments.get(name).ok_or_else(|| {
-        let known: Vec<&str> = config.environments.keys().map(String::as_str).collect();
-        anyhow::anyhow!(
-            "no environment {name:?} in {} (environments: {}); add it under `environments:` first",
-            config.file.display(),
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
-        )
-    })
+    Ok(config.environment(name)?)
 }
 
 /// A step that said no (exit 1): why, on stderr and as an annotation under GitHub Actions.

@@ -10,21 +10,21 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use indexmap::IndexMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Direction};
 use crate::runs::{RunDir, Side};
 use rules::Check;
 use significance::{Interval, McNemar};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Promote,
     Reject,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SignificanceReport {
     pub required: bool,
     pub passed: bool,
@@ -34,20 +34,31 @@ pub struct SignificanceReport {
     pub skipped: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A comparison, as `compare.json` records it. Read back, only the verdict is required: the
+/// rest of a file written by hand (or by an older mlops) defaults to empty.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Comparison {
     pub verdict: Verdict,
+    #[serde(default)]
     pub model: String,
+    #[serde(default)]
     pub run_id: Option<String>,
     /// The environment whose champion was compared against.
+    #[serde(default)]
     pub against: Option<String>,
     /// No champion: only thresholds applied.
+    #[serde(default)]
     pub first_run: bool,
+    #[serde(default)]
     pub checks: Vec<Check>,
+    #[serde(default)]
     pub significance: Option<SignificanceReport>,
+    #[serde(default)]
     pub challenger: IndexMap<String, f64>,
+    #[serde(default)]
     pub champion: Option<IndexMap<String, f64>>,
     /// One line per reason the verdict is reject.
+    #[serde(default)]
     pub reasons: Vec<String>,
 }
 

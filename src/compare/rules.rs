@@ -25,7 +25,7 @@ use std::str::FromStr;
 
 use bigdecimal::{BigDecimal, Zero};
 use indexmap::IndexMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Direction, MetricRule};
 
@@ -44,7 +44,7 @@ pub fn show(x: &BigDecimal) -> String {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Check {
     pub metric: String,
     pub direction: Direction,

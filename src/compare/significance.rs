@@ -9,7 +9,7 @@
 //! Rows are drawn with a small xoshiro256++ generator and Lemire's multiply-shift bound, and the
 //! resamples are split across threads: 10,000 resamples of 100,000 rows is 10⁹ draws.
 use anyhow::{bail, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use super::predictions::{read_predictions, Predictions};
 
@@ -24,7 +24,7 @@ pub const SUPPORTED: &[&str] = &[
     "mae",
 ];
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Interval {
     pub metric: String,
     /// challenger − champion on the full test set.
@@ -35,7 +35,7 @@ pub struct Interval {
     pub resamples: u32,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct McNemar {
     /// Rows only the challenger got right.
     pub challenger_only: u64,
