@@ -63,7 +63,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
         }
         None => {
             let run = runs::open(&config.root, args.run_id.as_deref())?;
-            (compare::compare_run(&config, &run)?, Some(run))
+            (crate::steps::compare(&config, &run)?, Some(run))
         }
     };
     let markdown = report::markdown(&comparison, run.as_ref())?;

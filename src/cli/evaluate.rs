@@ -3,9 +3,9 @@
 
 use super::{block_on, step_exit, Cli, Status};
 use crate::config;
-use crate::runner::steps::{self, ChampionEvaluation};
-use crate::runner::{self};
+use crate::runner::{self, RunnerKind};
 use crate::runs;
+use crate::steps::{self, ChampionEvaluation};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -15,8 +15,8 @@ pub struct Args {
     /// The run to evaluate (default: the latest).
     #[arg(long = "run", value_name = "ID", env = "MLOPS_RUN_ID")]
     pub run_id: Option<String>,
-    #[arg(long, value_parser = ["docker", "process"], default_value = "docker", env = "MLOPS_RUNNER")]
-    pub runner: String,
+    #[arg(long, value_enum, default_value = "docker", env = "MLOPS_RUNNER")]
+    pub runner: RunnerKind,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> super::Exit {
@@ -25,7 +25,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     // Engine pulls get the credentials of exactly the registry they pull from.
     super::registry::settings(Some(&config))?;
     block_on(async {
-        let runner = runner::select(&args.runner).await?;
+        let runner = runner::select(args.runner).await?;
         let eval = steps::evaluate(&config, runner.as_ref(), &run).await?;
         if let Some(code) = step_exit("evaluation of the challenger", &eval.challenger, &run)? {
             return Ok(code);

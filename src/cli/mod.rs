@@ -232,25 +232,15 @@ fn step_exit(
     result: &crate::runner::StepResult,
     run: &crate::runs::RunDir,
 ) -> anyhow::Result<Option<Status>> {
-    use crate::runner::StepOutcome;
-    let reason = match result.outcome {
-        StepOutcome::Ok => return Ok(None),
-        StepOutcome::Interrupted => {
-            return Err(crate::interrupt::Interrupted(format!(
-                "{what} interrupted; its container was removed (run {})",
-                run.id
-            ))
-            .into());
-        }
-        StepOutcome::Failed => format!(
-            "{what} failed with exit code {}",
-            result.exit_code.unwrap_or(-1)
-        ),
-        StepOutcome::Timeout => format!("{what} timed out"),
-        StepOutcome::Oom => {
-            format!("{what} was killed: out of memory (raise train.resources.memory)")
-        }
+    let Some(reason) = result.failure(what, &run.id)? else {
+        return Ok(None);
     };
+    print_step_failure(&reason, result, run);
+    Ok(Some(Status::Refused))
+}
+
+/// A failed step's reason, the last lines of its log and where the whole log is.
+fn print_step_failure(reason: &str, result: &crate::runner::StepResult, run: &crate::runs::RunDir) {
     eprintln!(
         "{}",
         crate::gha::neutralise(&format!(
@@ -264,7 +254,6 @@ fn step_exit(
     }
     eprintln!("full log: {}", run.logs_dir().display());
     if crate::gha::active() {
-        eprintln!("::error title=mlops::{}", crate::gha::escape_data(&reason));
+        eprintln!("::error title=mlops::{}", crate::gha::escape_data(reason));
     }
-    Ok(Some(Status::Refused))
 }

@@ -13,7 +13,6 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Direction};
-use crate::runs::{RunDir, Side};
 use rules::Check;
 use significance::{Interval, McNemar};
 
@@ -177,38 +176,4 @@ fn significance_report(
         mcnemar,
         skipped: None,
     })
-}
-
-/// Compares a run's challenger with its champion and writes compare.json and report.md.
-pub fn compare_run(config: &Config, run: &RunDir) -> Result<Comparison> {
-    let chal_metrics = run.metrics(Side::Challenger);
-    if !crate::runner::outputs::present(&chal_metrics) {
-        anyhow::bail!(
-            "run {} has no {}: run `mlops evaluate` first",
-            run.id,
-            chal_metrics.display()
-        );
-    }
-    let challenger = metrics::load_metrics(&chal_metrics)?;
-    let champ_metrics = run.metrics(Side::Champion);
-    let champion = if crate::runner::outputs::present(&champ_metrics) {
-        Some(metrics::load_metrics(&champ_metrics)?)
-    } else {
-        None
-    };
-    let chal_pred = run.predictions(Side::Challenger);
-    let champ_pred = run.predictions(Side::Champion);
-    let comparison = compare(
-        config,
-        Inputs {
-            challenger,
-            champion,
-            predictions: Some((&chal_pred, &champ_pred)),
-            run_id: Some(run.id.clone()),
-        },
-    )?;
-    crate::fsutil::write_json_atomic(&run.compare_json(), &comparison)?;
-    let report = crate::report::markdown(&comparison, Some(run))?;
-    crate::fsutil::write_atomic(&run.report_md(), report.as_bytes())?;
-    Ok(comparison)
 }

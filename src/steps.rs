@@ -1,13 +1,16 @@
-//! The train and evaluate steps: build the step from the config and the run, run it, record it
-//! in run.json.
+//! The steps of a run, above the runner: train and evaluate (the step built from the config and
+//! the run, run, recorded in run.json) and compare (the verdict, compare.json and report.md).
+//! They tie the runner to the data, the environments and the gate, so they live here and not
+//! in `runner`.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use indexmap::IndexMap;
 
-use super::{DatasetMount, Runner, StepOutcome, StepResult, StepSpec};
+use crate::compare::{self, metrics, Comparison, Inputs};
 use crate::config::{ChampionMode, Config, StepConfig};
+use crate::runner::{DatasetMount, Runner, StepOutcome, StepResult, StepSpec};
 use crate::runs::{self, RunDir, RunRecord, Side, StepRecord};
 
 fn datasets(config: &Config) -> Vec<DatasetMount> {
@@ -206,7 +209,7 @@ pub async fn evaluate(config: &Config, runner: &dyn Runner, run: &RunDir) -> Res
             champion: None,
         });
     }
-    crate::compare::metrics::load_metrics(&run.metrics(Side::Challenger))?;
+    metrics::load_metrics(&run.metrics(Side::Challenger))?;
 
     let Some(env) = config.compare.against.clone() else {
         return Ok(Evaluation {
@@ -254,7 +257,7 @@ pub async fn evaluate(config: &Config, runner: &dyn Runner, run: &RunDir) -> Res
                 .insert("evaluate-champion".into(), record(&result, runner, &s));
             run.write_record(&rec)?;
             if result.outcome == StepOutcome::Ok {
-                crate::compare::metrics::load_metrics(&run.metrics(Side::Champion))?;
+                metrics::load_metrics(&run.metrics(Side::Champion))?;
             }
             Ok(Evaluation {
                 challenger,
@@ -298,4 +301,38 @@ fn champion_params(
         .join(&state.run_id)
         .join("params.json");
     crate::fsutil::read_json(&path).unwrap_or_else(|_| config.train.params.clone())
+}
+
+/// Compares a run's challenger with its champion and writes compare.json and report.md.
+pub fn compare(config: &Config, run: &RunDir) -> Result<Comparison> {
+    let chal_metrics = run.metrics(Side::Challenger);
+    if !crate::runner::outputs::present(&chal_metrics) {
+        anyhow::bail!(
+            "run {} has no {}: run `mlops evaluate` first",
+            run.id,
+            chal_metrics.display()
+        );
+    }
+    let challenger = metrics::load_metrics(&chal_metrics)?;
+    let champ_metrics = run.metrics(Side::Champion);
+    let champion = if crate::runner::outputs::present(&champ_metrics) {
+        Some(metrics::load_metrics(&champ_metrics)?)
+    } else {
+        None
+    };
+    let chal_pred = run.predictions(Side::Challenger);
+    let champ_pred = run.predictions(Side::Champion);
+    let comparison = compare::compare(
+        config,
+        Inputs {
+            challenger,
+            champion,
+            predictions: Some((&chal_pred, &champ_pred)),
+            run_id: Some(run.id.clone()),
+        },
+    )?;
+    crate::fsutil::write_json_atomic(&run.compare_json(), &comparison)?;
+    let report = crate::report::markdown(&comparison, Some(run))?;
+    crate::fsutil::write_atomic(&run.report_md(), report.as_bytes())?;
+    Ok(comparison)
 }
