@@ -17,6 +17,7 @@ pub mod init;
 pub mod interrupt;
 pub mod oci;
 pub mod outcome;
+pub mod outputs;
 pub mod pipeline;
 pub mod promote;
 pub mod report;

@@ -6,10 +6,11 @@
 use anyhow::Result;
 
 use crate::compare::{Comparison, Verdict};
-use crate::config::{Config, RepositoryTarget};
+use crate::config::Config;
 use crate::data::check;
 use crate::oci::credentials::RegistrySettings;
 use crate::oci::image::Packaged;
+use crate::oci::reference::ImageLocation;
 use crate::runner::{self, RunnerKind, StepResult};
 use crate::runs::RunDir;
 use crate::signing::{attest, cosign, Signer, SigningError};
@@ -100,7 +101,7 @@ pub async fn run(
         return Ok(stopped(Stage::Compare, run));
     }
     if config.package.is_some() {
-        let packaged = crate::oci::image::package(config, &run, &options.settings).await?;
+        let packaged = steps::package(config, &run, &options.settings).await?;
         show(Event::Packaged(&packaged))?;
         sign(config, &run, &packaged, &options.settings, show).await?;
     }
@@ -139,7 +140,7 @@ async fn sign(
     settings: &RegistrySettings,
     show: &mut dyn FnMut(Event<'_>) -> Result<()>,
 ) -> Result<()> {
-    if let Some(RepositoryTarget::Layout(_)) = config.package.as_ref().map(|p| &p.repository) {
+    if let ImageLocation::Layout(_) = packaged.location()? {
         return show(Event::NotSigned(
             "an OCI layout on disk; signatures live in a registry".into(),
         ));
@@ -157,9 +158,9 @@ async fn sign(
         }
         Err(e) => return Err(e.into()),
     };
-    let (image, digest) = cosign::parse_pinned(&packaged.reference)?;
+    let (image, digest) = packaged.pinned("signatures live in a registry")?;
     cosign::sign(&signer, &image, &digest, settings).await?;
-    let name = format!("{}/{}", image.registry, image.repository);
+    let name = image.name();
     let statements = attest::statements(run, packaged, &name)?;
     cosign::attest(&signer, &image, &digest, &statements, settings).await?;
     crate::fsutil::write_json_atomic(

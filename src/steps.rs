@@ -306,7 +306,7 @@ fn champion_params(
 /// Compares a run's challenger with its champion and writes compare.json and report.md.
 pub fn compare(config: &Config, run: &RunDir) -> Result<Comparison> {
     let chal_metrics = run.metrics(Side::Challenger);
-    if !crate::runner::outputs::present(&chal_metrics) {
+    if !crate::outputs::present(&chal_metrics) {
         anyhow::bail!(
             "run {} has no {}: run `mlops evaluate` first",
             run.id,
@@ -315,7 +315,7 @@ pub fn compare(config: &Config, run: &RunDir) -> Result<Comparison> {
     }
     let challenger = metrics::load_metrics(&chal_metrics)?;
     let champ_metrics = run.metrics(Side::Champion);
-    let champion = if crate::runner::outputs::present(&champ_metrics) {
+    let champion = if crate::outputs::present(&champ_metrics) {
         Some(metrics::load_metrics(&champ_metrics)?)
     } else {
         None
@@ -335,4 +335,62 @@ pub fn compare(config: &Config, run: &RunDir) -> Result<Comparison> {
     let report = crate::report::markdown(&comparison, Some(run))?;
     crate::fsutil::write_atomic(&run.report_md(), report.as_bytes())?;
     Ok(comparison)
+}
+
+/// Packages the run's model on the serving base (built through the engine first when
+/// `package.dockerfile` is set) and pushes it, or writes the OCI layout.
+pub async fn package(
+    config: &Config,
+    run: &RunDir,
+    settings: &crate::oci::credentials::RegistrySettings,
+) -> Result<crate::oci::image::Packaged> {
+    use crate::oci::image::{self, Project, ServingBase};
+    let pkg = config.package.as_ref().with_context(|| {
+        format!(
+            "{} has no package: section (repository, base_image, model_path, command, port)",
+            config.file.display()
+        )
+    })?;
+    image::model_dir(run)?;
+    let base = match &pkg.base {
+        ServingBase::Image(img) => img.clone(),
+        ServingBase::Dockerfile(df) => serving_base(config, pkg, df, run).await?,
+    };
+    let project = Project {
+        root: &config.root,
+        model: &config.model,
+    };
+    image::package(pkg, &base, &project, run, settings).await
+}
+
+/// `package.dockerfile`: the serving image built through the Docker engine (for teams that
+/// need system packages in it), pushed next to the model images as
+/// `<repository>:serve-<run id>`; the model layer is then appended to it like to any base.
+async fn serving_base(
+    config: &Config,
+    pkg: &crate::oci::image::PackageConfig,
+    dockerfile: &std::path::Path,
+    run: &RunDir,
+) -> Result<crate::oci::reference::ImageRef> {
+    use crate::oci::reference::ImageLocation;
+    let ImageLocation::Registry(repository) = &pkg.repository else {
+        bail!(
+            "package.dockerfile needs package.repository to be a registry: the engine pushes the serving image there before the model layer is added"
+        );
+    };
+    let target = crate::oci::reference::ImageRef {
+        tag: Some(format!("serve-{}", run.id)),
+        ..repository.clone()
+    };
+    let engine = crate::runner::docker::DockerRunner::connect()
+        .await
+        .context("package.dockerfile builds through the Docker engine")?;
+    std::fs::create_dir_all(run.logs_dir())?;
+    let log_file = run.logs_dir().join("package-build.log");
+    let mut log = crate::runner::LogSink::open("package", &log_file)?;
+    engine
+        .build_and_push(&config.root, dockerfile, &target, &mut log)
+        .await?;
+    log.finish();
+    Ok(target)
 }

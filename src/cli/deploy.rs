@@ -128,7 +128,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
                 }
             ),
         }
-        gha::set_outputs(&[("digest", &deployed.digest), ("url", &deployed.url)])?;
+        gha::set_outputs(&[("digest", deployed.digest.as_str()), ("url", &deployed.url)])?;
         match args.format {
             Format::Json => super::print_json(&deployed)?,
             _ => println!("{}", deployed.url),

@@ -23,7 +23,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let run = runs::open(&config.root, args.run_id.as_deref())?;
     let settings = super::registry::settings(Some(&config))?;
     let packaged = block_on(async {
-        let p = oci::image::package(&config, &run, &settings).await?;
+        let p = crate::steps::package(&config, &run, &settings).await?;
         print(&p, args.format)?;
         Ok(Status::Done)
     });

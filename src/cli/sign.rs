@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::{block_on, Cli, Status};
+use crate::oci::reference::ImageLocation;
 use crate::signing::{self, attest, cosign, Signer};
 use crate::{config, fsutil, gha, oci, runs};
 
@@ -60,13 +61,13 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
         (None, Some(p)) => p.reference.clone(),
         (None, None) => anyhow::bail!("name the image to sign: mlops sign IMAGE@sha256:<hex>"),
     };
-    if image_text.starts_with("oci:") {
+    if ImageLocation::names_layout(&image_text) {
         anyhow::bail!(
             "{image_text} is an OCI layout on disk; signatures live in a registry: set package.repository to a registry"
         );
     }
     let (image, digest) = cosign::parse_pinned(&image_text)?;
-    let name = format!("{}/{}", image.registry, image.repository);
+    let name = image.name();
     block_on(async {
         let outcome = cosign::sign(&signer, &image, &digest, &settings).await?;
         if outcome.added {

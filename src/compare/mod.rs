@@ -134,7 +134,7 @@ fn significance_report(
     champ_path: &Path,
 ) -> Result<SignificanceReport> {
     // `present`, not `exists`: a link the step left is refused when read, not taken for absence.
-    use crate::runner::outputs::present;
+    use crate::outputs::present;
     if !present(chal_path) || !present(champ_path) {
         return Ok(SignificanceReport {
             required: sig.require,

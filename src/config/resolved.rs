@@ -12,6 +12,7 @@ use super::raw::{
     RawConfig, SchemaCheck,
 };
 use super::units::{parse_duration, parse_size};
+use crate::oci::reference::{parse_image, ImageLocation};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
@@ -125,29 +126,7 @@ pub struct SignificanceConfig {
     pub seed: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub enum RepositoryTarget {
-    /// host[:port]/path in a registry.
-    Registry(String),
-    /// An OCI image layout on disk (absolute path).
-    Layout(PathBuf),
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub enum ServingBase {
-    Image(String),
-    Dockerfile(PathBuf),
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PackageConfig {
-    pub repository: RepositoryTarget,
-    pub base: ServingBase,
-    pub model_path: String,
-    pub command: Vec<String>,
-    pub port: Option<u16>,
-    pub compression: Compression,
-}
+pub use crate::oci::image::{PackageConfig, ServingBase};
 
 #[derive(Debug, Clone, Serialize)]
 pub enum KeySource {
@@ -342,12 +321,12 @@ impl Config {
         let package = match &raw.package {
             None => None,
             Some(p) => Some(PackageConfig {
-                repository: match p.repository.strip_prefix("oci:") {
-                    Some(path) => RepositoryTarget::Layout(at(path)),
-                    None => RepositoryTarget::Registry(p.repository.clone()),
+                repository: match ImageLocation::parse(&p.repository)? {
+                    ImageLocation::Layout(path) => ImageLocation::Layout(root.join(path)),
+                    registry => registry,
                 },
                 base: match (&p.base_image, &p.dockerfile) {
-                    (Some(img), None) => ServingBase::Image(img.clone()),
+                    (Some(img), None) => ServingBase::Image(parse_image(img)?),
                     (None, Some(df)) => ServingBase::Dockerfile(at(df)),
                     _ => {
                         return Err("package needs exactly one of base_image and dockerfile".into())

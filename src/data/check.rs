@@ -126,7 +126,7 @@ pub fn scan_dataset(path: &Path, sample_size: usize, seed: u64) -> Result<Scanne
     let scan = scan?;
     let (profile, sample) = profile::build(&scan, sample_size, seed);
     Ok(Scanned {
-        digest: digest?,
+        digest: digest?.to_string(),
         profile,
         sample,
     })

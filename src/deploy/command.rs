@@ -43,7 +43,7 @@ pub fn deploy(
         .args(args)
         .current_dir(root)
         .env("MLOPS_DEPLOY_IMAGE", &state.image)
-        .env("MLOPS_DEPLOY_DIGEST", &state.digest)
+        .env("MLOPS_DEPLOY_DIGEST", state.digest.as_str())
         .env("MLOPS_DEPLOY_ENVIRONMENT", &state.environment)
         .env("MLOPS_DEPLOY_MODEL", &state.model)
         .env("MLOPS_DEPLOY_RUN_ID", &state.run_id)

@@ -56,7 +56,7 @@ pub async fn deploy(
     let existing = containers(docker, &deployment).await?;
     if let Some(c) = existing
         .iter()
-        .find(|c| c.running && c.digest == state.digest && c.name == name)
+        .find(|c| c.running && state.digest == c.digest.as_str() && c.name == name)
     {
         return Ok(Outcome::Done(Deployed {
             environment: state.environment.clone(),
@@ -147,12 +147,7 @@ struct Job<'a> {
 impl Job<'_> {
     /// The new version must be healthy on an ephemeral port before it replaces anything.
     async fn probe(&self) -> Result<Outcome<()>> {
-        let short = self
-            .state
-            .digest
-            .trim_start_matches("sha256:")
-            .get(..12)
-            .unwrap_or("");
+        let short = self.state.digest.hex().get(..12).unwrap_or("");
         let probe = format!("{}-probe-{short}", self.name);
         remove(self.docker, &probe).await;
         self.undo.with(|u| u.probe = Some(probe.clone()));
@@ -406,7 +401,7 @@ async fn create(
     };
     let labels = HashMap::from([
         (DEPLOYMENT_LABEL.to_string(), deployment.to_string()),
-        (DIGEST_LABEL.to_string(), state.digest.clone()),
+        (DIGEST_LABEL.to_string(), state.digest.to_string()),
         ("dev.mlops.run-id".to_string(), state.run_id.clone()),
     ]);
     let body = ContainerCreateBody {

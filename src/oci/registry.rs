@@ -70,7 +70,7 @@ pub struct Fetched {
 }
 
 pub fn sha256_digest(bytes: &[u8]) -> String {
-    Digest::sha256_of(bytes).to_string()
+    Digest::of(bytes).to_string()
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {
@@ -732,7 +732,7 @@ mod tests {
     #[test]
     fn upload_locations_resolve_and_never_downgrade() {
         let r = Registry::new("reg.example", &RegistrySettings::anonymous()).unwrap();
-        let d = Digest::sha256_of(b"x");
+        let d = Digest::of(b"x");
         let url = r
             .upload_location("/v2/a/blobs/uploads/1?_state=s", &d)
             .unwrap();

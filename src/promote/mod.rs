@@ -14,12 +14,13 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use indexmap::IndexMap;
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 
 use crate::compare::{Comparison, Verdict};
 use crate::config::Config;
 use crate::environment::{self, EnvironmentState};
 use crate::forge::{Change, Forge, Proposal};
+use crate::oci::digest::Digest;
+use crate::oci::reference::ImageLocation;
 use crate::outcome::Outcome;
 use crate::runs::{self, Side};
 use crate::{fsutil, oci};
@@ -61,7 +62,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn digest(&self) -> &str {
+    pub fn digest(&self) -> &Digest {
         &self.candidate.digest
     }
 }
@@ -78,7 +79,7 @@ pub struct Promoted {
 #[derive(Debug, Clone)]
 struct Candidate {
     reference: String,
-    digest: String,
+    digest: Digest,
     run_id: String,
     git_commit: String,
     data: IndexMap<String, String>,
@@ -103,7 +104,7 @@ pub fn plan(
         Source::Digest(d) => from_history(config, env, d, &mut notes)?,
         Source::From(source) => {
             let digest = pinned_in(config, source)?;
-            from_history(config, env, &digest, &mut notes)?
+            from_history(config, env, digest.as_str(), &mut notes)?
         }
     };
     let candidate = match found {
@@ -133,7 +134,7 @@ pub fn plan(
     Ok(Outcome::Done(Plan {
         environment: env.to_string(),
         candidate,
-        signature: format!("sha256:{}", hex::encode(Sha256::digest(&pem))),
+        signature: Digest::of(&pem).to_string(),
         notes,
     }))
 }
@@ -214,7 +215,7 @@ fn data_references(root: &Path) -> Result<Vec<(String, Vec<u8>)>> {
 }
 
 /// The digest `source` pins now (`--from`).
-fn pinned_in(config: &Config, source: &str) -> Result<String> {
+fn pinned_in(config: &Config, source: &str) -> Result<Digest> {
     config.environment(source)?;
     Ok(environment::read(config, source)?
         .with_context(|| {
@@ -227,13 +228,13 @@ fn pinned_in(config: &Config, source: &str) -> Result<String> {
 }
 
 /// Whether `digest` has been in `env`: in its file's history, or in its file now.
-fn had(config: &Config, env: &str, digest: &str) -> Result<bool> {
+fn had(config: &Config, env: &str, digest: &Digest) -> Result<bool> {
     let now = environment::read(config, env)?;
     Ok(environment::history(&config.root, env)?
         .iter()
         .filter_map(|e| e.state.as_ref())
         .chain(now.as_ref())
-        .any(|s| s.digest == digest))
+        .any(|s| s.digest == *digest))
 }
 
 /// A run the gate said to promote, packaged to a registry.
@@ -253,7 +254,7 @@ fn from_run(config: &Config, env: &str, run_id: Option<&str>) -> Result<Outcome<
         )));
     }
     let packaged = oci::image::load(&run)?;
-    if packaged.reference.starts_with("oci:") {
+    if let ImageLocation::Layout(_) = packaged.location()? {
         anyhow::bail!(
             "run {} was packaged to an OCI layout ({}); an environment pins an image in a registry: set package.repository to one",
             run.id,
@@ -282,13 +283,10 @@ fn from_run(config: &Config, env: &str, run_id: Option<&str>) -> Result<Outcome<
 
 /// Whether a pinned digest is what `wanted` names: the digest itself, or a prefix of it long
 /// enough to mean one (`sha256:` and 6 hex digits, or 6 hex digits without the algorithm).
-fn names(wanted: &str, digest: &str) -> bool {
-    digest == wanted
-        || (wanted.len() >= 7 + 6 && digest.starts_with(wanted))
-        || (wanted.len() >= 6
-            && digest
-                .strip_prefix("sha256:")
-                .is_some_and(|h| h.starts_with(wanted)))
+fn names(wanted: &str, digest: &Digest) -> bool {
+    *digest == wanted
+        || (wanted.len() >= 7 + 6 && digest.as_str().starts_with(wanted))
+        || (wanted.len() >= 6 && digest.hex().starts_with(wanted))
 }
 
 /// Rollback: the newest committed state (of `env` first, then of any environment) that pinned

@@ -190,7 +190,7 @@ impl Project {
             environment: env.to_string(),
             model: "churn".into(),
             image: format!("{REPOSITORY}@{digest}"),
-            digest: digest.to_string(),
+            digest: Digest::parse(digest).unwrap(),
             signature: None,
             run_id: run_id.to_string(),
             git_commit: format!("commit-of-{run_id}"),
@@ -268,7 +268,7 @@ fn requires_is_unmet_until_the_required_environment_had_the_digest() {
     p.merge("staging", &sha("a1"), "r1");
     p.merge("staging", &sha("b2"), "r2");
     let plan = done(p.plan("production", Source::Run(None), &mut signed));
-    assert_eq!(plan.digest(), sha("a1"));
+    assert_eq!(plan.digest().as_str(), sha("a1"));
 }
 
 #[test]
@@ -285,7 +285,7 @@ fn the_same_candidate_twice_makes_no_second_commit() {
     .unwrap();
     assert!(first.proposal.commit.is_some());
     assert_eq!(first.proposal.branch, "mlops/promote/churn/staging");
-    assert_eq!(first.state.digest, sha("a1"));
+    assert_eq!(first.state.digest.as_str(), sha("a1"));
     assert_eq!(first.state.image, format!("{REPOSITORY}@{}", sha("a1")));
     assert_eq!(first.state.run_id, "r1");
     assert_eq!(first.state.git_commit, "commit-of-r1");
@@ -320,7 +320,7 @@ fn a_rollback_finds_an_earlier_digest_by_its_prefix() {
     // Six hex digits without the algorithm, or `sha256:` and six.
     for prefix in ["a1a1a1", "sha256:a1a1a1"] {
         let plan = done(p.plan("staging", Source::Digest(prefix.into()), &mut signed));
-        assert_eq!(plan.digest(), sha("a1"));
+        assert_eq!(plan.digest().as_str(), sha("a1"));
         let mut forge = MemoryForge::default();
         let promoted = propose(&p.config, plan, &mut forge).unwrap();
         assert_eq!(promoted.state.run_id, "r1");
@@ -361,7 +361,7 @@ fn from_takes_what_the_other_environment_pins_now() {
     p.merge("staging", &sha("b2"), "r2");
     let mut signed = MemorySignatures::of(&[&sha("a1"), &sha("b2")]);
     let planned = done(p.plan("production", Source::From("staging".into()), &mut signed));
-    assert_eq!(planned.digest(), sha("b2"));
+    assert_eq!(planned.digest().as_str(), sha("b2"));
     let mut forge = MemoryForge::default();
     let promoted = propose(&p.config, planned, &mut forge).unwrap();
     assert_eq!(promoted.environment, "production");
@@ -399,10 +399,7 @@ fn the_environment_file_records_the_key_that_verified_it() {
     let plan = done(p.plan("staging", Source::Run(None), &mut signed));
     let promoted = propose(&p.config, plan, &mut MemoryForge::default()).unwrap();
     let pem = std::fs::read(p.root().join("cosign.pub")).unwrap();
-    assert_eq!(
-        promoted.state.signature,
-        Some(format!("sha256:{}", hex::encode(Sha256::digest(&pem))))
-    );
+    assert_eq!(promoted.state.signature, Some(Digest::of(&pem).to_string()));
     assert_eq!(
         promoted.state.change.as_deref(),
         Some("mlops/promote/churn/staging")

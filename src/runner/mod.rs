@@ -4,7 +4,6 @@
 mod context;
 pub mod docker;
 pub mod logs;
-pub mod outputs;
 pub mod process;
 mod supervise;
 
