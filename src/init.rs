@@ -227,7 +227,7 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Vec<Planned>> {
     }
     let path_lines: Vec<String> = paths
         .iter()
-        .map(|p| format!("      - {}", yaml_string(p)))
+        .map(|p| format!("      - {}", crate::yamlio::quoted(p)))
         .collect();
     let pin = format!("mlops {}", env!("CARGO_PKG_VERSION"));
     let render = |t: &str| {
@@ -273,10 +273,6 @@ fn sanitize(name: &str) -> String {
             }
         })
         .collect()
-}
-
-fn yaml_string(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// What happened to one planned file.

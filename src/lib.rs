@@ -25,4 +25,5 @@ pub mod runner;
 pub mod runs;
 pub mod signing;
 pub mod steps;
+pub mod text;
 pub mod yamlio;

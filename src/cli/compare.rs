@@ -89,7 +89,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
         let url = forge.sticky_comment(number, &marker, &markdown)?;
         eprintln!(
             "mlops compare: report on pull request #{number}: {}",
-            gha::neutralise(&url)
+            crate::text::neutralise(&url)
         );
         gha::set_outputs(&[("comment-url", &url)])?;
     }

@@ -59,7 +59,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
                     r.schema.len(),
                     r.digest
                 );
-                eprintln!("{}", gha::neutralise(&line));
+                eprintln!("{}", crate::text::neutralise(&line));
             }
             Ok(Status::Done)
         }
@@ -84,8 +84,8 @@ pub fn print_report(report: &check::Report, format: Format) -> Result<()> {
                 };
                 eprintln!(
                     "::{level} title=data check ({})::{}",
-                    gha::escape_property(&d.name),
-                    gha::escape_data(&m.text)
+                    crate::text::escape_property(&d.name),
+                    crate::text::escape_data(&m.text)
                 );
             }
         }

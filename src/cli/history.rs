@@ -2,8 +2,8 @@
 //! first, from the git log of `.mlops/environments/<env>.yaml` — the record of what ran where.
 
 use super::{Cli, Format, Status};
+use crate::config;
 use crate::environment::{self, ChangeKind};
-use crate::{config, report};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -33,12 +33,12 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
                     .unwrap_or(("–", "–"));
                 println!(
                     "| {} | {} | `{}` | {} | {} | {} |",
-                    report::escape_markdown(&e.date),
+                    crate::text::escape_markdown(&e.date),
                     kind(e.kind),
-                    report::escape_markdown(digest.get(..19).unwrap_or(digest)),
-                    report::escape_markdown(run),
+                    crate::text::escape_markdown(digest.get(..19).unwrap_or(digest)),
+                    crate::text::escape_markdown(run),
                     &e.commit[..e.commit.len().min(12)],
-                    report::escape_markdown(&e.author),
+                    crate::text::escape_markdown(&e.author),
                 );
             }
         }
@@ -46,7 +46,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
             if entries.is_empty() {
                 println!(
                     "{}: nothing promoted yet (no commit touches {})",
-                    report::clean(&args.environment),
+                    crate::text::clean(&args.environment),
                     environment::path(&config.root, &args.environment).display()
                 );
             }
@@ -59,10 +59,10 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
                     "{}  {:<9} {}  {} ({}, {})",
                     e.date,
                     kind(e.kind),
-                    report::clean(&what),
+                    crate::text::clean(&what),
                     &e.commit[..e.commit.len().min(12)],
-                    report::clean(&e.author),
-                    report::clean(&e.subject),
+                    crate::text::clean(&e.author),
+                    crate::text::clean(&e.subject),
                 );
             }
         }

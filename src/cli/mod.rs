@@ -121,7 +121,7 @@ pub fn init_logging(cli: &Cli) {
         .try_init();
 }
 
-/// One log event, written to stderr on drop with [`crate::gha::neutralise`] applied: events quote
+/// One log event, written to stderr on drop with [`crate::text::neutralise`] applied: events quote
 /// values (paths, names, responses) that must not become workflow commands.
 #[derive(Default)]
 struct NeutralStderr(Vec<u8>);
@@ -140,7 +140,7 @@ impl std::io::Write for NeutralStderr {
 impl Drop for NeutralStderr {
     fn drop(&mut self) {
         use std::io::Write;
-        let text = crate::gha::neutralise(&String::from_utf8_lossy(&self.0));
+        let text = crate::text::neutralise(&String::from_utf8_lossy(&self.0));
         let _ = std::io::stderr().write_all(text.as_bytes());
     }
 }
@@ -148,7 +148,7 @@ impl Drop for NeutralStderr {
 /// Prints a result as pretty JSON on stdout, with no text the runner could read as a command.
 fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)?;
-    println!("{}", crate::gha::neutralise_json(&text));
+    println!("{}", crate::text::neutralise_json(&text));
     Ok(())
 }
 
@@ -174,7 +174,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Ok(Status::Done) => ExitCode::SUCCESS,
         Ok(Status::Refused) => ExitCode::from(EXIT_REJECTED),
         Err(e) if e.downcast_ref::<crate::interrupt::Interrupted>().is_some() => {
-            eprintln!("mlops: {}", crate::gha::neutralise(&e.to_string()));
+            eprintln!("mlops: {}", crate::text::neutralise(&e.to_string()));
             ExitCode::from(EXIT_INTERRUPTED)
         }
         Err(e) => {
@@ -187,9 +187,9 @@ pub fn run(cli: Cli) -> ExitCode {
 /// Prints a tool failure (exit 2) on stderr, and as an annotation under GitHub Actions.
 fn report_failure(e: &anyhow::Error) {
     let text = format!("{e:#}");
-    eprintln!("error: {}", crate::gha::neutralise(&text));
+    eprintln!("error: {}", crate::text::neutralise(&text));
     if crate::gha::active() {
-        eprintln!("::error title=mlops::{}", crate::gha::escape_data(&text));
+        eprintln!("::error title=mlops::{}", crate::text::escape_data(&text));
     }
 }
 
@@ -205,12 +205,12 @@ fn environment<'a>(
 fn refuse(command: &str, outcome: &str, why: &str) -> Status {
     eprintln!(
         "{}",
-        crate::gha::neutralise(&format!("mlops {command}: {outcome}: {why}"))
+        crate::text::neutralise(&format!("mlops {command}: {outcome}: {why}"))
     );
     if crate::gha::active() {
         eprintln!(
             "::error title=mlops {command}::{}",
-            crate::gha::escape_data(why)
+            crate::text::escape_data(why)
         );
     }
     Status::Refused
@@ -243,17 +243,17 @@ fn step_exit(
 fn print_step_failure(reason: &str, result: &crate::runner::StepResult, run: &crate::runs::RunDir) {
     eprintln!(
         "{}",
-        crate::gha::neutralise(&format!(
+        crate::text::neutralise(&format!(
             "error: {reason} (run {}); last lines of its log:",
             run.id
         ))
     );
     for line in &result.tail {
         // Tail lines hold no line end (the sink split them); a lone \r would be one.
-        eprintln!("{}", crate::gha::neutralise(&format!("  | {line}")));
+        eprintln!("{}", crate::text::neutralise(&format!("  | {line}")));
     }
     eprintln!("full log: {}", run.logs_dir().display());
     if crate::gha::active() {
-        eprintln!("::error title=mlops::{}", crate::gha::escape_data(reason));
+        eprintln!("::error title=mlops::{}", crate::text::escape_data(reason));
     }
 }

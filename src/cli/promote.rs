@@ -63,14 +63,14 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
         Outcome::Refused(why) => return Ok(super::refuse("promote", "not promoted", why.as_str())),
     };
     for n in &plan.notes {
-        eprintln!("mlops promote: {}", gha::neutralise(n));
+        eprintln!("mlops promote: {}", crate::text::neutralise(n));
     }
     let digest = plan.digest().to_string();
     let mut forge = forge::open(&config.root, &config.forge)?;
     let promoted = promote::propose(&config, plan, forge.as_mut())?;
     let (env, proposal) = (&promoted.environment, &promoted.proposal);
     for n in &proposal.notes {
-        eprintln!("mlops promote: {}", crate::report::clean(n));
+        eprintln!("mlops promote: {}", crate::text::clean(n));
     }
     match &proposal.commit {
         Some(c) => eprintln!(

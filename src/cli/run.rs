@@ -30,7 +30,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let checked = config::check(&cli.config)?;
     let Some(config) = checked.config else {
         for d in &checked.diagnostics {
-            eprintln!("{}", gha::neutralise(&d.human()));
+            eprintln!("{}", crate::text::neutralise(&d.human()));
         }
         eprintln!(
             "mlops run: stopped at validate ({} errors)",

@@ -48,7 +48,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
                         md(&s["model"]),
                         short(&s["digest"]),
                         md(&s["run_id"]),
-                        metrics(s, crate::report::escape_markdown),
+                        metrics(s, crate::text::escape_markdown),
                         md(&s["promoted_at"]),
                         match r["merged_by"]["pull_request"].as_u64() {
                             Some(n) => format!("#{n}"),
@@ -106,9 +106,9 @@ fn metrics(state: &serde_json::Value, esc: fn(&str) -> String) -> String {
 }
 
 fn clean(s: &str) -> String {
-    crate::report::clean(s)
+    crate::text::clean(s)
 }
 
 fn md(v: &serde_json::Value) -> String {
-    crate::report::escape_markdown(v.as_str().unwrap_or(""))
+    crate::text::escape_markdown(v.as_str().unwrap_or(""))
 }

@@ -36,7 +36,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
         }
         Format::Human | Format::Markdown => {
             for d in diags {
-                println!("{}", crate::gha::neutralise(&d.human()));
+                println!("{}", crate::text::neutralise(&d.human()));
             }
             if errors == 0 {
                 println!("{} is valid", cli.config.display());

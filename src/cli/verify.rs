@@ -62,9 +62,12 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
             }
             Outcome::Refused(reason) => {
                 let reason = reason.as_str();
-                eprintln!("verification failed: {}", gha::neutralise(reason));
+                eprintln!("verification failed: {}", crate::text::neutralise(reason));
                 if gha::active() {
-                    eprintln!("::error title=mlops verify::{}", gha::escape_data(reason));
+                    eprintln!(
+                        "::error title=mlops verify::{}",
+                        crate::text::escape_data(reason)
+                    );
                 }
                 Ok(Status::Refused)
             }

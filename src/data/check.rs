@@ -358,7 +358,7 @@ pub fn accept(config: &Config, only: Option<&str>) -> Result<Vec<(String, Refere
 /// Human-readable lines. Column names and paths come from the data and the config: each is
 /// shown on one line, control characters visible, and nothing can be a workflow command.
 pub fn human(report: &Report) -> String {
-    use crate::report::clean;
+    use crate::text::clean;
     use std::fmt::Write;
     let mut s = String::new();
     for d in &report.datasets {
@@ -427,13 +427,13 @@ pub fn human(report: &Report) -> String {
         "data check: {}",
         if report.passed { "passed" } else { "failed" }
     );
-    crate::gha::neutralise(&s)
+    crate::text::neutralise(&s)
 }
 
 /// A Markdown section for pull requests and job summaries; names from the data are escaped
 /// for Markdown (or a code span) like metric names in the comparison report.
 pub fn markdown(report: &Report) -> String {
-    use crate::report::{escape_code, escape_markdown};
+    use crate::text::{escape_code, escape_markdown};
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(
@@ -512,7 +512,7 @@ pub fn markdown(report: &Report) -> String {
             let _ = writeln!(s, "\n</details>");
         }
     }
-    crate::gha::neutralise(&s)
+    crate::text::neutralise(&s)
 }
 
 fn short(digest: &str) -> &str {

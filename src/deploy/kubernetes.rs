@@ -48,7 +48,7 @@ pub fn deploy(
                     minijinja::ErrorKind::InvalidOperation,
                     format!(
                         "the value {:?} cannot be written into a YAML manifest as it is; write it with the yaml filter ({{{{ name|yaml }}}}) to get a quoted YAML string",
-                        crate::report::clean(s)
+                        crate::text::clean(s)
                     ),
                 ));
             }

@@ -153,7 +153,7 @@ pub fn propose(config: &Config, plan: Plan, forge: &mut dyn Forge) -> Result<Pro
         base: config.forge.base.clone(),
         files: Vec::new(),
         title: candidate.title.clone(),
-        body: crate::report::defuse(&candidate.body),
+        body: crate::text::neutralise(&candidate.body),
         trailer: format!("Mlops-Promotion: {}/{env}", config.model),
     };
     // The same candidate again keeps its first promotion time, so repeating it is a no-op.
@@ -250,7 +250,7 @@ fn from_run(config: &Config, env: &str, run_id: Option<&str>) -> Result<Outcome<
         return Ok(Outcome::refused(format!(
             "the gate rejected run {} ({})",
             run.id,
-            crate::report::clean(&comparison.reasons.join("; "))
+            crate::text::clean(&comparison.reasons.join("; "))
         )));
     }
     let packaged = oci::image::load(&run)?;
