@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{block_on, Cli, Format, Status};
+use super::{block_on, Cli, ResultFormat, Status};
 use crate::config::DeployConfig;
 use crate::outcome::Outcome;
 use crate::signing::{self, cosign};
@@ -30,7 +30,7 @@ pub struct Args {
     )]
     pub health_timeout: u64,
     #[arg(long, value_enum, default_value = "human", env = "MLOPS_FORMAT")]
-    pub format: Format,
+    pub format: ResultFormat,
 }
 
 fn refuse(why: &str) -> Status {
@@ -130,7 +130,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
         }
         gha::set_outputs(&[("digest", deployed.digest.as_str()), ("url", &deployed.url)])?;
         match args.format {
-            Format::Json => super::print_json(&deployed)?,
+            ResultFormat::Json => super::print_json(&deployed)?,
             _ => println!("{}", deployed.url),
         }
         Ok(Status::Done)

@@ -95,13 +95,21 @@ pub enum Command {
     Init(init::Args),
 }
 
-/// Output formats shared by the commands that print results.
+/// The formats of the commands that render all four: compare, data check, status, history.
+/// Every other command takes the narrower enum of what it renders, so clap refuses the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Human,
     Json,
     Markdown,
     Github,
+}
+
+/// The formats of a command whose result is one value: a line for people, or JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResultFormat {
+    Human,
+    Json,
 }
 
 pub fn init_logging(cli: &Cli) {

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::{block_on, Cli, Format, Status};
+use super::{block_on, Cli, ResultFormat, Status};
 use crate::{config, gha, oci, runs};
 
 #[derive(Debug, clap::Args)]
@@ -15,7 +15,7 @@ pub struct Args {
     #[arg(long = "run", value_name = "ID", env = "MLOPS_RUN_ID")]
     pub run_id: Option<String>,
     #[arg(long, value_enum, default_value = "human", env = "MLOPS_FORMAT")]
-    pub format: Format,
+    pub format: ResultFormat,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> super::Exit {
@@ -30,9 +30,9 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     packaged
 }
 
-fn print(p: &oci::image::Packaged, format: Format) -> Result<()> {
+fn print(p: &oci::image::Packaged, format: ResultFormat) -> Result<()> {
     match format {
-        Format::Json => super::print_json(p)?,
+        ResultFormat::Json => super::print_json(p)?,
         _ => {
             eprintln!(
                 "packaged run {} → {} ({:.1} MiB, model layer {:.1} MiB, {:.1} MiB uploaded)",

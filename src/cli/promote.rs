@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::{block_on, Cli, Format, Status};
+use super::{block_on, Cli, ResultFormat, Status};
 use crate::oci::credentials::RegistrySettings;
 use crate::outcome::Outcome;
 use crate::promote::{self, PromoteRequest, Signatures, Source};
@@ -31,7 +31,7 @@ pub struct Args {
     #[arg(long, value_name = "ENVIRONMENT", env = "MLOPS_FROM")]
     pub from: Option<String>,
     #[arg(long, value_enum, default_value = "human", env = "MLOPS_FORMAT")]
-    pub format: Format,
+    pub format: ResultFormat,
 }
 
 /// Signatures as the registry holds them, verified with cosign's conventions.
@@ -89,7 +89,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
         ("digest", &digest),
     ])?;
     match args.format {
-        Format::Json => super::print_json(&promoted)?,
+        ResultFormat::Json => super::print_json(&promoted)?,
         _ => println!("{}", proposal.url),
     }
     Ok(Status::Done)

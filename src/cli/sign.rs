@@ -26,8 +26,15 @@ pub struct Args {
     /// Sign only; no attestation.
     #[arg(long, env = "MLOPS_NO_ATTEST", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_attest: bool,
-    /// Write a new key pair PREFIX.key / PREFIX.pub instead of signing.
-    #[arg(long, value_name = "PREFIX", conflicts_with_all = ["image", "key"])]
+    /// Write a new key pair PREFIX.key / PREFIX.pub instead of signing (PREFIX defaults to
+    /// cosign, as with `cosign generate-key-pair`).
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        num_args = 0..=1,
+        default_missing_value = "cosign",
+        conflicts_with_all = ["image", "key"]
+    )]
     pub generate_key: Option<PathBuf>,
 }
 

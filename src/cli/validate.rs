@@ -1,6 +1,6 @@
 //! `mlops validate`: every problem in mlops.yaml, sorted by position.
 
-use super::{Cli, Format, Status};
+use super::{Cli, Status};
 use crate::config;
 use crate::diagnostic::Diagnostic;
 
@@ -8,7 +8,15 @@ use crate::diagnostic::Diagnostic;
 pub struct Args {
     /// human (file:line:col), json (a list), github (workflow annotations).
     #[arg(long, value_enum, default_value = "human", env = "MLOPS_FORMAT")]
-    pub format: Format,
+    pub format: ValidateFormat,
+}
+
+/// What validate renders (no markdown: a list of diagnostics is not a report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ValidateFormat {
+    Human,
+    Json,
+    Github,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> super::Exit {
@@ -19,14 +27,14 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
         .filter(|d| d.severity == crate::diagnostic::Severity::Error)
         .count();
     match args.format {
-        Format::Json => {
+        ValidateFormat::Json => {
             super::print_json(&serde_json::json!({
                 "file": cli.config.display().to_string(),
                 "valid": errors == 0,
                 "diagnostics": diags,
             }))?;
         }
-        Format::Github => {
+        ValidateFormat::Github => {
             for d in diags {
                 println!("{}", d.github());
             }
@@ -34,7 +42,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
                 println!("{} is valid", cli.config.display());
             }
         }
-        Format::Human | Format::Markdown => {
+        ValidateFormat::Human => {
             for d in diags {
                 println!("{}", crate::text::neutralise(&d.human()));
             }

@@ -7,6 +7,7 @@ mod compare;
 mod data;
 mod environments;
 mod fake_github;
+mod flags;
 mod github;
 mod init;
 mod keys;
