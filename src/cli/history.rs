@@ -50,20 +50,30 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
                     environment::path(&config.root, &args.environment).display()
                 );
             }
+            let mut table = vec![
+                ["when", "change", "pinned", "run", "commit", "by", "subject"]
+                    .map(String::from)
+                    .to_vec(),
+            ];
             for e in &entries {
-                let what = match &e.state {
-                    Some(s) => format!("{} {} run {}", s.model, s.digest, s.run_id),
-                    None => "environment file removed".to_string(),
+                let (pinned, run) = match &e.state {
+                    Some(s) => (format!("{} {}", s.model, s.digest), s.run_id.clone()),
+                    None => ("environment file removed".to_string(), String::new()),
                 };
-                println!(
-                    "{}  {:<9} {}  {} ({}, {})",
-                    e.date,
-                    kind(e.kind),
-                    crate::text::clean(&what),
-                    &e.commit[..e.commit.len().min(12)],
+                table.push(vec![
+                    crate::text::clean(&e.date),
+                    kind(e.kind).to_string(),
+                    crate::text::clean(&pinned),
+                    crate::text::clean(&run),
+                    e.commit[..e.commit.len().min(12)].to_string(),
                     crate::text::clean(&e.author),
                     crate::text::clean(&e.subject),
-                );
+                ]);
+            }
+            if !entries.is_empty() {
+                for line in crate::report::human::aligned(&table) {
+                    println!("{line}");
+                }
             }
         }
     }

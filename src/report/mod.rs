@@ -15,6 +15,8 @@ use crate::text::{
     escape_code, escape_data, escape_label, escape_markdown, escape_property, neutralise,
 };
 
+pub mod human;
+
 const COMPARISON_MD: &str = include_str!("../../templates/report/comparison.md.j2");
 
 fn fmt_num(v: &Value) -> String {
@@ -106,59 +108,9 @@ pub fn markdown(c: &Comparison, run: Option<&RunDir>) -> Result<String> {
     Ok(neutralise(&text))
 }
 
+/// The human text of a comparison (see [`human::comparison`]).
 pub fn human(c: &Comparison) -> String {
-    let mut out = String::new();
-    let verdict = match c.verdict {
-        Verdict::Promote => "PROMOTE",
-        Verdict::Reject => "REJECT",
-    };
-    out.push_str(&format!("{}: {verdict}", clean(&c.model)));
-    if let Some(id) = &c.run_id {
-        out.push_str(&format!(" (run {id})"));
-    }
-    out.push('\n');
-    if c.first_run {
-        out.push_str("first run: no champion, only thresholds apply\n");
-    } else if let Some(env) = &c.against {
-        out.push_str(&format!("against the champion of {env}\n"));
-    }
-    for k in &c.checks {
-        let num = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_else(|| "-".into());
-        out.push_str(&format!(
-            "  {} {:<20} {:<20} champion {:<12} challenger {:<12} {}\n",
-            if k.passed { "ok  " } else { "FAIL" },
-            clean(&k.metric),
-            format!("{} {}", k.rule, k.limit),
-            num(k.champion),
-            num(k.challenger),
-            clean(&k.reason)
-        ));
-    }
-    if let Some(s) = &c.significance {
-        if let Some(why) = &s.skipped {
-            out.push_str(&format!("  significance: not computed ({why})\n"));
-        }
-        for i in &s.intervals {
-            out.push_str(&format!(
-                "  significance {}: Δ {:.6} [{:.6}, {:.6}] at {}%\n",
-                clean(&i.metric),
-                i.observed,
-                i.low,
-                i.high,
-                i.confidence * 100.0
-            ));
-        }
-        if let Some(m) = &s.mcnemar {
-            out.push_str(&format!(
-                "  McNemar: challenger-only {} champion-only {} p={:.6}\n",
-                m.challenger_only, m.champion_only, m.p_value
-            ));
-        }
-    }
-    for r in &c.reasons {
-        out.push_str(&format!("  reason: {}\n", clean(r)));
-    }
-    neutralise(&out)
+    human::comparison(c)
 }
 
 /// GitHub annotations: a notice for promote, an error per failed check.
