@@ -58,6 +58,9 @@ pub struct Options {
     pub example: bool,
     pub runs_on: String,
     pub deploy_runs_on: String,
+    /// The owner the skeleton's registry names (`ghcr.io/<owner>/…`): GitHub Actions'
+    /// `GITHUB_REPOSITORY` owner when the caller has one.
+    pub owner: Option<String>,
 }
 
 /// One file `init` would write.
@@ -124,9 +127,9 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Vec<Planned>> {
         .map(sanitize)
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| "model".into());
-    let owner = std::env::var("GITHUB_REPOSITORY")
-        .ok()
-        .and_then(|r| r.split('/').next().map(str::to_string))
+    let owner = opts
+        .owner
+        .clone()
         .filter(|o| !o.is_empty())
         .unwrap_or_else(|| "your-org".into());
     let forge = if opts.github { "github" } else { "local" };
@@ -187,6 +190,19 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Vec<Planned>> {
         return Ok(files);
     }
 
+    files.extend(workflows(root, opts, config_text, (&repo, &sha))?);
+    Ok(files)
+}
+
+/// The CI, promote and deploy workflows, rendered for the project's config: the one on disk
+/// when there is one, else `config_text` (what init writes).
+fn workflows(
+    root: &Path,
+    opts: &Options,
+    config_text: String,
+    (repo, sha): (&str, &str),
+) -> Result<Vec<Planned>> {
+    let mut files = Vec::new();
     // Workflows follow the project's config: the one on disk when there is one. Read leniently
     // (a skeleton names data that does not exist yet).
     let existing = root.join(crate::config::DEFAULT_FILE);
@@ -208,23 +224,7 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Vec<Planned>> {
         .as_str()
         .unwrap_or("main")
         .to_string();
-    let mut paths: Vec<String> = vec!["mlops.yaml".into()];
-    if let Some(data) = config["data"].as_object() {
-        for ds in data.values() {
-            let Some(path) = ds["path"].as_str() else {
-                continue;
-            };
-            let rel = path.trim_start_matches("./").to_string();
-            let top = rel.split('/').next().unwrap_or(&rel).to_string();
-            let pattern = if top == rel { rel } else { format!("{top}/**") };
-            if !paths.contains(&pattern) {
-                paths.push(pattern);
-            }
-        }
-    }
-    for p in ["**/*.py", "**/requirements*.txt", "**/Dockerfile*"] {
-        paths.push(p.into());
-    }
+    let paths = watched_paths(&config);
     let path_lines: Vec<String> = paths
         .iter()
         .map(|p| format!("      - {}", crate::yamlio::quoted(p)))
@@ -232,8 +232,8 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Vec<Planned>> {
     let pin = format!("mlops {}", env!("CARGO_PKG_VERSION"));
     let render = |t: &str| {
         t.replace("__CHECKOUT__", CHECKOUT)
-            .replace("__MLOPS__", &repo)
-            .replace("__REF__", &sha)
+            .replace("__MLOPS__", repo)
+            .replace("__REF__", sha)
             .replace("__PIN__", &pin)
             .replace("__BASE__", &base)
             .replace("__FIRST_ENV__", &first)
@@ -261,6 +261,28 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Vec<Planned>> {
         });
     }
     Ok(files)
+}
+
+/// What the CI workflow runs on: mlops.yaml, the data (a file, or its top directory), code.
+fn watched_paths(config: &serde_json::Value) -> Vec<String> {
+    let mut paths: Vec<String> = vec!["mlops.yaml".into()];
+    if let Some(data) = config["data"].as_object() {
+        for ds in data.values() {
+            let Some(path) = ds["path"].as_str() else {
+                continue;
+            };
+            let rel = path.trim_start_matches("./").to_string();
+            let top = rel.split('/').next().unwrap_or(&rel).to_string();
+            let pattern = if top == rel { rel } else { format!("{top}/**") };
+            if !paths.contains(&pattern) {
+                paths.push(pattern);
+            }
+        }
+    }
+    for p in ["**/*.py", "**/requirements*.txt", "**/Dockerfile*"] {
+        paths.push(p.into());
+    }
+    paths
 }
 
 fn sanitize(name: &str) -> String {
@@ -378,6 +400,7 @@ mod tests {
             example,
             runs_on: "ubuntu-latest".into(),
             deploy_runs_on: "ubuntu-latest".into(),
+            owner: None,
         }
     }
 

@@ -66,6 +66,9 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
         example: args.example,
         runs_on: args.runs_on.clone(),
         deploy_runs_on: args.deploy_runs_on.clone(),
+        owner: std::env::var("GITHUB_REPOSITORY")
+            .ok()
+            .and_then(|r| r.split('/').next().map(str::to_string)),
     };
     let files = init::plan(&root, &opts)?;
     if args.check {

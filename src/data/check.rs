@@ -218,8 +218,19 @@ fn check_dataset(config: &Config, name: &str) -> Result<DatasetReport> {
         });
     }
 
-    // Drift, on the columns both sides have.
-    let drift_cfg = &checks.drift;
+    check_drift(config, &reference, &current, &mut report);
+    Ok(report)
+}
+
+/// Drift, on the columns both sides have (but the excluded ones and the label): each column's
+/// test, and a failed report when more than `max_drifted_share` of them drifted.
+fn check_drift(
+    config: &Config,
+    reference: &Reference,
+    current: &Scanned,
+    report: &mut DatasetReport,
+) {
+    let drift_cfg = &config.data.checks.drift;
     for (col, ref_sample) in &reference.sample.columns {
         if drift_cfg.exclude.iter().any(|e| e == col)
             || config.data.target.as_deref() == Some(col.as_str())
@@ -268,7 +279,6 @@ fn check_dataset(config: &Config, name: &str) -> Result<DatasetReport> {
             });
         }
     }
-    Ok(report)
 }
 
 fn schema_differences(

@@ -11,6 +11,7 @@ mod flags;
 mod github;
 mod init;
 mod keys;
+mod limits;
 mod package;
 mod promote;
 mod registry_trust;
