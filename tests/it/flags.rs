@@ -28,30 +28,29 @@ fn project() -> tempfile::TempDir {
     dir
 }
 
-fn assert_clap_refused(out: &std::process::Output, value: &str) {
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(out));
-    assert!(
-        stderr(out).contains(&format!("invalid value '{value}'")),
-        "{}",
-        stderr(out)
-    );
+/// `mlops ARGS` in `dir` with `env` set must exit with `code`; its stderr.
+fn exits(dir: &Path, args: &[&str], env: &[(&str, &str)], code: i32) -> String {
+    let out = mlops(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
+    stderr(&out)
+}
+
+fn assert_clap_refused(dir: &Path, args: &[&str], env: &[(&str, &str)], value: &str) {
+    let err = exits(dir, args, env, 2);
+    assert!(err.contains(&format!("invalid value '{value}'")), "{err}");
 }
 
 #[test]
 fn an_unknown_runner_is_refused_not_taken_for_docker() {
     let dir = project();
     for command in ["train", "evaluate", "run"] {
-        let out = mlops(dir.path())
-            .args([command, "--runner", "podman"])
-            .output()
-            .unwrap();
-        assert_clap_refused(&out, "podman");
-        let out = mlops(dir.path())
-            .arg(command)
-            .env("MLOPS_RUNNER", "podman")
-            .output()
-            .unwrap();
-        assert_clap_refused(&out, "podman");
+        assert_clap_refused(dir.path(), &[command, "--runner", "podman"], &[], "podman");
+        let env = [("MLOPS_RUNNER", "podman")];
+        assert_clap_refused(dir.path(), &[command], &env, "podman");
     }
     assert!(!dir.path().join(".mlops/runs").exists(), "nothing ran");
 }
@@ -66,47 +65,24 @@ fn format_accepts_only_what_the_command_renders() {
         (&["promote", "staging"][..], "markdown"),
         (&["deploy", "staging"][..], "github"),
     ] {
-        let out = mlops(dir.path())
-            .args(args)
-            .args(["--format", refused])
-            .output()
-            .unwrap();
-        assert_clap_refused(&out, refused);
+        let args = [args, &["--format", refused]].concat();
+        assert_clap_refused(dir.path(), &args, &[], refused);
     }
     for format in ["human", "json", "github"] {
-        let out = mlops(dir.path())
-            .args(["validate", "--format", format])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{format}: {}", stderr(&out));
+        exits(dir.path(), &["validate", "--format", format], &[], 0);
     }
 }
 
 #[test]
 fn run_reads_parameter_overrides_from_mlops_set_params() {
     let dir = project();
-    let out = mlops(dir.path())
-        .args(["run", "--runner", "process"])
-        .env("MLOPS_SET_PARAMS", "C=0.25\nname=two words")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("mlops run: train ok"),
-        "{}",
-        stderr(&out)
-    );
+    let run = ["run", "--runner", "process"];
+    let params = [("MLOPS_SET_PARAMS", "C=0.25\nname=two words")];
+    let err = exits(dir.path(), &run, &params, 0);
+    assert!(err.contains("mlops run: train ok"), "{err}");
     // Without them the training command says no.
-    let out = mlops(dir.path())
-        .args(["run", "--runner", "process"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("stopped at train"),
-        "{}",
-        stderr(&out)
-    );
+    let err = exits(dir.path(), &run, &[], 1);
+    assert!(err.contains("stopped at train"), "{err}");
 }
 
 #[test]
