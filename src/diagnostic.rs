@@ -3,8 +3,6 @@
 
 use serde::Serialize;
 
-use crate::gha;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -77,11 +75,11 @@ impl Diagnostic {
         }
         format!(
             "::{kind} file={},line={},col={},title={}::{}",
-            gha::escape_property(&self.file),
+            crate::text::escape_property(&self.file),
             self.line,
             self.column,
-            gha::escape_property("mlops validate"),
-            gha::escape_data(&message)
+            crate::text::escape_property("mlops validate"),
+            crate::text::escape_data(&message)
         )
     }
 }

@@ -7,6 +7,8 @@ use anyhow::{Context, Result};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use crate::oci::digest::Digest;
+
 pub const ENVIRONMENTS_DIR: &str = ".mlops/environments";
 
 /// The desired state of one environment (`schemas/environment.schema.json`).
@@ -22,8 +24,8 @@ pub struct EnvironmentState {
     #[schemars(regex(pattern = r"^[^@\s]+@sha256:[0-9a-f]{64}$"))]
     pub image: String,
     /// The image's manifest digest; the same as in `image`.
-    #[schemars(regex(pattern = r"^sha256:[0-9a-f]{64}$"))]
-    pub digest: String,
+    #[schemars(with = "String", regex(pattern = r"^sha256:[0-9a-f]{64}$"))]
+    pub digest: Digest,
     /// Who signed it: the public key's fingerprint (`sha256:...`) or a keyless identity.
     #[serde(default)]
     pub signature: Option<String>,
@@ -301,12 +303,12 @@ pub fn history(repo_root: &Path, env: &str) -> Result<Vec<HistoryEntry>> {
         };
         let kind = match &state {
             None => ChangeKind::Removed,
-            Some(s) if seen.last() == Some(&s.digest) => ChangeKind::Update,
-            Some(s) if seen.contains(&s.digest) => ChangeKind::Rollback,
+            Some(s) if seen.last() == Some(&s.digest.to_string()) => ChangeKind::Update,
+            Some(s) if seen.contains(&s.digest.to_string()) => ChangeKind::Rollback,
             Some(_) => ChangeKind::Promotion,
         };
         match &state {
-            Some(s) => seen.push(s.digest.clone()),
+            Some(s) => seen.push(s.digest.to_string()),
             None => seen.push(String::new()),
         }
         entries.push(HistoryEntry {
@@ -335,7 +337,7 @@ mod tests {
             environment: "staging".into(),
             model: "churn".into(),
             image: format!("127.0.0.1:5000/acme/churn@sha256:{}", "a".repeat(64)),
-            digest: format!("sha256:{}", "a".repeat(64)),
+            digest: Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap(),
             signature: Some("sha256:beef".into()),
             run_id: "r1".into(),
             git_commit: "abc".into(),

@@ -58,6 +58,9 @@ pub struct Options {
     pub example: bool,
     pub runs_on: String,
     pub deploy_runs_on: String,
+    /// The owner the skeleton's registry names (`ghcr.io/<owner>/…`): GitHub Actions'
+    /// `GITHUB_REPOSITORY` owner when the caller has one.
+    pub owner: Option<String>,
 }
 
 /// One file `init` would write.
@@ -124,9 +127,9 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Vec<Planned>> {
         .map(sanitize)
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| "model".into());
-    let owner = std::env::var("GITHUB_REPOSITORY")
-        .ok()
-        .and_then(|r| r.split('/').next().map(str::to_string))
+    let owner = opts
+        .owner
+        .clone()
         .filter(|o| !o.is_empty())
         .unwrap_or_else(|| "your-org".into());
     let forge = if opts.github { "github" } else { "local" };
@@ -187,6 +190,19 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Vec<Planned>> {
         return Ok(files);
     }
 
+    files.extend(workflows(root, opts, config_text, (&repo, &sha))?);
+    Ok(files)
+}
+
+/// The CI, promote and deploy workflows, rendered for the project's config: the one on disk
+/// when there is one, else `config_text` (what init writes).
+fn workflows(
+    root: &Path,
+    opts: &Options,
+    config_text: String,
+    (repo, sha): (&str, &str),
+) -> Result<Vec<Planned>> {
+    let mut files = Vec::new();
     // Workflows follow the project's config: the one on disk when there is one. Read leniently
     // (a skeleton names data that does not exist yet).
     let existing = root.join(crate::config::DEFAULT_FILE);
@@ -208,32 +224,16 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Vec<Planned>> {
         .as_str()
         .unwrap_or("main")
         .to_string();
-    let mut paths: Vec<String> = vec!["mlops.yaml".into()];
-    if let Some(data) = config["data"].as_object() {
-        for ds in data.values() {
-            let Some(path) = ds["path"].as_str() else {
-                continue;
-            };
-            let rel = path.trim_start_matches("./").to_string();
-            let top = rel.split('/').next().unwrap_or(&rel).to_string();
-            let pattern = if top == rel { rel } else { format!("{top}/**") };
-            if !paths.contains(&pattern) {
-                paths.push(pattern);
-            }
-        }
-    }
-    for p in ["**/*.py", "**/requirements*.txt", "**/Dockerfile*"] {
-        paths.push(p.into());
-    }
+    let paths = watched_paths(&config);
     let path_lines: Vec<String> = paths
         .iter()
-        .map(|p| format!("      - {}", yaml_string(p)))
+        .map(|p| format!("      - {}", crate::yamlio::quoted(p)))
         .collect();
     let pin = format!("mlops {}", env!("CARGO_PKG_VERSION"));
     let render = |t: &str| {
         t.replace("__CHECKOUT__", CHECKOUT)
-            .replace("__MLOPS__", &repo)
-            .replace("__REF__", &sha)
+            .replace("__MLOPS__", repo)
+            .replace("__REF__", sha)
             .replace("__PIN__", &pin)
             .replace("__BASE__", &base)
             .replace("__FIRST_ENV__", &first)
@@ -263,6 +263,28 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Vec<Planned>> {
     Ok(files)
 }
 
+/// What the CI workflow runs on: mlops.yaml, the data (a file, or its top directory), code.
+fn watched_paths(config: &serde_json::Value) -> Vec<String> {
+    let mut paths: Vec<String> = vec!["mlops.yaml".into()];
+    if let Some(data) = config["data"].as_object() {
+        for ds in data.values() {
+            let Some(path) = ds["path"].as_str() else {
+                continue;
+            };
+            let rel = path.trim_start_matches("./").to_string();
+            let top = rel.split('/').next().unwrap_or(&rel).to_string();
+            let pattern = if top == rel { rel } else { format!("{top}/**") };
+            if !paths.contains(&pattern) {
+                paths.push(pattern);
+            }
+        }
+    }
+    for p in ["**/*.py", "**/requirements*.txt", "**/Dockerfile*"] {
+        paths.push(p.into());
+    }
+    paths
+}
+
 fn sanitize(name: &str) -> String {
     name.chars()
         .map(|c| {
@@ -275,13 +297,9 @@ fn sanitize(name: &str) -> String {
         .collect()
 }
 
-fn yaml_string(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
 /// What happened to one planned file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Action {
     Written,
     Unchanged,
     /// Exists with other content and was left alone (no --force).
@@ -305,7 +323,7 @@ fn missing_lines(current: &str, wanted: &str) -> Vec<String> {
 /// Writes the plan under `root`: new files are written (atomically), identical ones left, and
 /// differing ones overwritten only with `force`; an existing ignore file only gains the lines
 /// it lacks, with or without `force`.
-pub fn write(root: &Path, files: &[Planned], force: bool) -> Result<Vec<(PathBuf, Outcome)>> {
+pub fn write(root: &Path, files: &[Planned], force: bool) -> Result<Vec<(PathBuf, Action)>> {
     let mut out = Vec::new();
     for f in files {
         let path = root.join(&f.path);
@@ -314,7 +332,7 @@ pub fn write(root: &Path, files: &[Planned], force: bool) -> Result<Vec<(PathBuf
                 let current = String::from_utf8_lossy(&current).into_owned();
                 let missing = missing_lines(&current, &String::from_utf8_lossy(&f.content));
                 if missing.is_empty() {
-                    Outcome::Unchanged
+                    Action::Unchanged
                 } else {
                     let mut text = current;
                     if !text.is_empty() && !text.ends_with('\n') {
@@ -324,15 +342,15 @@ pub fn write(root: &Path, files: &[Planned], force: bool) -> Result<Vec<(PathBuf
                     text.push_str(&missing.concat());
                     crate::fsutil::write_atomic(&path, text.as_bytes())
                         .with_context(|| format!("cannot write {}", path.display()))?;
-                    Outcome::Appended(missing.len())
+                    Action::Appended(missing.len())
                 }
             }
-            Ok(current) if current == f.content => Outcome::Unchanged,
-            Ok(_) if !force => Outcome::Kept,
+            Ok(current) if current == f.content => Action::Unchanged,
+            Ok(_) if !force => Action::Kept,
             Ok(_) | Err(_) => {
                 crate::fsutil::write_atomic(&path, &f.content)
                     .with_context(|| format!("cannot write {}", path.display()))?;
-                Outcome::Written
+                Action::Written
             }
         };
         out.push((path, outcome));
@@ -382,6 +400,7 @@ mod tests {
             example,
             runs_on: "ubuntu-latest".into(),
             deploy_runs_on: "ubuntu-latest".into(),
+            owner: None,
         }
     }
 
@@ -399,8 +418,8 @@ mod tests {
                 .map(|(_, o)| o.clone())
                 .unwrap()
         };
-        assert_eq!(of(".gitignore"), Outcome::Appended(2));
-        assert_eq!(of(".dockerignore"), Outcome::Written);
+        assert_eq!(of(".gitignore"), Action::Appended(2));
+        assert_eq!(of(".dockerignore"), Action::Written);
         let git = std::fs::read_to_string(root.join(".gitignore")).unwrap();
         assert_eq!(
             git,
@@ -414,7 +433,7 @@ mod tests {
         let again = write(root, &files, true).unwrap();
         for (path, outcome) in &again {
             if path.ends_with(".gitignore") || path.ends_with(".dockerignore") {
-                assert_eq!(*outcome, Outcome::Unchanged, "{}", path.display());
+                assert_eq!(*outcome, Action::Unchanged, "{}", path.display());
             }
         }
         assert_eq!(

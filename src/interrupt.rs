@@ -22,8 +22,8 @@ static SIGNALLED: OnceLock<tokio::sync::watch::Sender<bool>> = OnceLock::new();
 
 /// Interrupted by Ctrl-C or SIGTERM, after cleaning up; the text says what was cleaned up.
 #[derive(Debug, thiserror::Error)]
-#[error("interrupted; {0}")]
-pub struct Interrupted(pub &'static str);
+#[error("{0}")]
+pub struct Interrupted(pub String);
 
 /// While alive, a signal is handed to [`interrupted`] futures instead of ending the process.
 #[must_use = "the guard protects the cleanup only while it is alive"]

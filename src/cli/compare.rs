@@ -1,11 +1,10 @@
 //! `mlops compare`: the champion/challenger gate. Exit 0 promote, 1 reject, 2 bad input.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::{Cli, Format, EXIT_REJECTED};
+use super::{Cli, Format, Status};
 use crate::compare::{self, metrics, Inputs, Verdict};
 use crate::{config, gha, report, runs};
 
@@ -39,7 +38,7 @@ pub struct Args {
     pub pull_request: Option<u64>,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let config = config::load(&cli.config)?;
     let (comparison, run) = match &args.challenger {
         Some(chal) => {
@@ -64,7 +63,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         }
         None => {
             let run = runs::open(&config.root, args.run_id.as_deref())?;
-            (compare::compare_run(&config, &run)?, Some(run))
+            (crate::steps::compare(&config, &run)?, Some(run))
         }
     };
     let markdown = report::markdown(&comparison, run.as_ref())?;
@@ -90,7 +89,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         let url = forge.sticky_comment(number, &marker, &markdown)?;
         eprintln!(
             "mlops compare: report on pull request #{number}: {}",
-            gha::neutralise(&url)
+            crate::text::neutralise(&url)
         );
         gha::set_outputs(&[("comment-url", &url)])?;
     }
@@ -107,8 +106,8 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         gha::set_outputs(&[("verdict", verdict), ("report", &report_path)])?;
     }
     Ok(match comparison.verdict {
-        Verdict::Promote => ExitCode::SUCCESS,
-        Verdict::Reject => ExitCode::from(EXIT_REJECTED),
+        Verdict::Promote => Status::Done,
+        Verdict::Reject => Status::Refused,
     })
 }
 

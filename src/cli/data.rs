@@ -1,11 +1,9 @@
 //! `mlops data check` and `mlops data accept`: the data gate against accepted references, and
 //! accepting new references. Check: exit 0 passed, 1 a check failed, 2 unreadable data.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 
-use super::{Cli, Format, EXIT_REJECTED};
+use super::{Cli, Format, Status};
 use crate::data::check;
 use crate::{config, gha};
 
@@ -39,7 +37,7 @@ pub struct AcceptArgs {
     pub dataset: Option<String>,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let config = config::load(&cli.config)?;
     match &args.command {
         DataCommand::Check(a) => {
@@ -61,9 +59,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
                     r.schema.len(),
                     r.digest
                 );
-                eprintln!("{}", gha::neutralise(&line));
+                eprintln!("{}", crate::text::neutralise(&line));
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Status::Done)
         }
     }
 }
@@ -86,8 +84,8 @@ pub fn print_report(report: &check::Report, format: Format) -> Result<()> {
                 };
                 eprintln!(
                     "::{level} title=data check ({})::{}",
-                    gha::escape_property(&d.name),
-                    gha::escape_data(&m.text)
+                    crate::text::escape_property(&d.name),
+                    crate::text::escape_data(&m.text)
                 );
             }
         }
@@ -99,10 +97,10 @@ pub fn print_report(report: &check::Report, format: Format) -> Result<()> {
     Ok(())
 }
 
-pub fn exit_code(report: &check::Report) -> ExitCode {
+pub fn exit_code(report: &check::Report) -> Status {
     if report.passed {
-        ExitCode::SUCCESS
+        Status::Done
     } else {
-        ExitCode::from(EXIT_REJECTED)
+        Status::Refused
     }
 }

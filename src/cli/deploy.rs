@@ -3,13 +3,13 @@
 //! digest twice is a no-op. Exit 1 when the signature does not verify or the new version is
 //! unhealthy (the previous one keeps serving); 2 when the tool could not do its job.
 
-use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Context;
 
-use super::{block_on, Cli, Format};
+use super::{block_on, Cli, ResultFormat, Status};
 use crate::config::DeployConfig;
+use crate::outcome::Outcome;
 use crate::signing::{self, cosign};
 use crate::{config, deploy, environment, gha, runs};
 
@@ -30,14 +30,14 @@ pub struct Args {
     )]
     pub health_timeout: u64,
     #[arg(long, value_enum, default_value = "human", env = "MLOPS_FORMAT")]
-    pub format: Format,
+    pub format: ResultFormat,
 }
 
-fn refuse(why: &str) -> ExitCode {
+fn refuse(why: &str) -> Status {
     super::refuse("deploy", "not deployed", why)
 }
 
-pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let config = config::load(&cli.config)?;
     let env = args.environment.as_str();
     let env_cfg = super::environment(&config, env)?;
@@ -76,8 +76,10 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     // The signature check and the engine's pull both use these.
     let settings = super::registry::settings(Some(&config))?;
     block_on(async {
-        if let Err(why) = cosign::verify(&key, &image, &digest, false, &settings).await? {
-            return Ok(refuse(&why));
+        if let Outcome::Refused(why) =
+            cosign::verify(&key, &image, &digest, false, &settings).await?
+        {
+            return Ok(refuse(why.as_str()));
         }
         let outcome = match &env_cfg.deploy {
             DeployConfig::Docker { host, port, health } => {
@@ -94,7 +96,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
                 template,
                 output,
                 apply,
-            } => Ok(deploy::kubernetes::deploy(
+            } => Outcome::Done(deploy::kubernetes::deploy(
                 &state,
                 template,
                 output,
@@ -107,8 +109,8 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
             }
         };
         let deployed = match outcome {
-            Ok(d) => d,
-            Err(why) => return Ok(refuse(&why)),
+            Outcome::Done(d) => d,
+            Outcome::Refused(why) => return Ok(refuse(why.as_str())),
         };
         match deployed.action {
             "unchanged" => eprintln!(
@@ -126,11 +128,11 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
                 }
             ),
         }
-        gha::set_outputs(&[("digest", &deployed.digest), ("url", &deployed.url)])?;
+        gha::set_outputs(&[("digest", deployed.digest.as_str()), ("url", &deployed.url)])?;
         match args.format {
-            Format::Json => super::print_json(&deployed)?,
+            ResultFormat::Json => super::print_json(&deployed)?,
             _ => println!("{}", deployed.url),
         }
-        Ok(ExitCode::SUCCESS)
+        Ok(Status::Done)
     })
 }

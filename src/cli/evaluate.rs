@@ -1,15 +1,11 @@
 //! `mlops evaluate`: the challenger and, when an environment pins one, the champion, scored on
 //! the same frozen test set.
 
-use std::process::ExitCode;
-
-use anyhow::Result;
-
-use super::{block_on, step_exit, Cli};
+use super::{block_on, step_exit, Cli, Status};
 use crate::config;
-use crate::runner::steps::{self, ChampionEvaluation};
-use crate::runner::{self};
+use crate::runner::{self, RunnerKind};
 use crate::runs;
+use crate::steps::{self, ChampionEvaluation};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -19,19 +15,19 @@ pub struct Args {
     /// The run to evaluate (default: the latest).
     #[arg(long = "run", value_name = "ID", env = "MLOPS_RUN_ID")]
     pub run_id: Option<String>,
-    #[arg(long, value_parser = ["docker", "process"], default_value = "docker", env = "MLOPS_RUNNER")]
-    pub runner: String,
+    #[arg(long, value_enum, default_value = "docker", env = "MLOPS_RUNNER")]
+    pub runner: RunnerKind,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let config = config::load(&cli.config)?;
     let run = runs::open(&config.root, args.run_id.as_deref())?;
     // Engine pulls get the credentials of exactly the registry they pull from.
     super::registry::settings(Some(&config))?;
     block_on(async {
-        let runner = runner::select(&args.runner).await?;
+        let runner = runner::select(args.runner).await?;
         let eval = steps::evaluate(&config, runner.as_ref(), &run).await?;
-        if let Some(code) = step_exit("evaluation of the challenger", &eval.challenger, &run) {
+        if let Some(code) = step_exit("evaluation of the challenger", &eval.challenger, &run)? {
             return Ok(code);
         }
         match &eval.champion {
@@ -44,12 +40,12 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
                     &format!("evaluation of the champion of {env}"),
                     result,
                     &run,
-                ) {
+                )? {
                     return Ok(code);
                 }
             }
         }
         println!("{}", run.eval_dir(runs::Side::Challenger).display());
-        Ok(ExitCode::SUCCESS)
+        Ok(Status::Done)
     })
 }

@@ -1,13 +1,9 @@
 //! `mlops history <env>`: every promotion, rollback and removal of an environment, newest
 //! first, from the git log of `.mlops/environments/<env>.yaml` — the record of what ran where.
 
-use std::process::ExitCode;
-
-use anyhow::Result;
-
-use super::{Cli, Format};
+use super::{Cli, Format, Status};
+use crate::config;
 use crate::environment::{self, ChangeKind};
-use crate::{config, report};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,7 +13,7 @@ pub struct Args {
     pub format: Format,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let config = config::load(&cli.config)?;
     super::environment(&config, &args.environment)?;
     let entries = environment::history(&config.root, &args.environment)?;
@@ -37,12 +33,12 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
                     .unwrap_or(("–", "–"));
                 println!(
                     "| {} | {} | `{}` | {} | {} | {} |",
-                    report::escape_markdown(&e.date),
+                    crate::text::escape_markdown(&e.date),
                     kind(e.kind),
-                    report::escape_markdown(digest.get(..19).unwrap_or(digest)),
-                    report::escape_markdown(run),
+                    crate::text::escape_markdown(digest.get(..19).unwrap_or(digest)),
+                    crate::text::escape_markdown(run),
                     &e.commit[..e.commit.len().min(12)],
-                    report::escape_markdown(&e.author),
+                    crate::text::escape_markdown(&e.author),
                 );
             }
         }
@@ -50,28 +46,38 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
             if entries.is_empty() {
                 println!(
                     "{}: nothing promoted yet (no commit touches {})",
-                    report::clean(&args.environment),
+                    crate::text::clean(&args.environment),
                     environment::path(&config.root, &args.environment).display()
                 );
             }
+            let mut table = vec![
+                ["when", "change", "pinned", "run", "commit", "by", "subject"]
+                    .map(String::from)
+                    .to_vec(),
+            ];
             for e in &entries {
-                let what = match &e.state {
-                    Some(s) => format!("{} {} run {}", s.model, s.digest, s.run_id),
-                    None => "environment file removed".to_string(),
+                let (pinned, run) = match &e.state {
+                    Some(s) => (format!("{} {}", s.model, s.digest), s.run_id.clone()),
+                    None => ("environment file removed".to_string(), String::new()),
                 };
-                println!(
-                    "{}  {:<9} {}  {} ({}, {})",
-                    e.date,
-                    kind(e.kind),
-                    report::clean(&what),
-                    &e.commit[..e.commit.len().min(12)],
-                    report::clean(&e.author),
-                    report::clean(&e.subject),
-                );
+                table.push(vec![
+                    crate::text::clean(&e.date),
+                    kind(e.kind).to_string(),
+                    crate::text::clean(&pinned),
+                    crate::text::clean(&run),
+                    e.commit[..e.commit.len().min(12)].to_string(),
+                    crate::text::clean(&e.author),
+                    crate::text::clean(&e.subject),
+                ]);
+            }
+            if !entries.is_empty() {
+                for line in crate::report::human::aligned(&table) {
+                    println!("{line}");
+                }
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Done)
 }
 
 fn kind(k: ChangeKind) -> &'static str {

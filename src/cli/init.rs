@@ -3,12 +3,10 @@
 //! action pinned by SHA. Existing files are never overwritten without --force; --check exits 1
 //! when the workflows drifted from the templates.
 
-use std::process::ExitCode;
+use anyhow::Context;
 
-use anyhow::{Context, Result};
-
-use super::Cli;
-use crate::init::{self, Options, Outcome};
+use super::{Cli, Status};
+use crate::init::{self, Action, Options};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ForgeArg {
@@ -42,7 +40,7 @@ pub struct Args {
     pub deploy_runs_on: String,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let root = match cli.config.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(dir) => dir.to_path_buf(),
         None => std::env::current_dir()?,
@@ -68,13 +66,16 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         example: args.example,
         runs_on: args.runs_on.clone(),
         deploy_runs_on: args.deploy_runs_on.clone(),
+        owner: std::env::var("GITHUB_REPOSITORY")
+            .ok()
+            .and_then(|r| r.split('/').next().map(str::to_string)),
     };
     let files = init::plan(&root, &opts)?;
     if args.check {
         let drift = init::check(&root, &files);
         if drift.is_empty() {
             eprintln!("mlops init --check: the workflows match the templates");
-            return Ok(ExitCode::SUCCESS);
+            return Ok(Status::Done);
         }
         for (where_, what) in &drift {
             println!("{where_}: {what}");
@@ -92,10 +93,10 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     for (path, outcome) in init::write(&root, &files, args.force)? {
         let rel = path.strip_prefix(&root).unwrap_or(&path).display();
         match outcome {
-            Outcome::Written => println!("wrote {rel}"),
-            Outcome::Unchanged => println!("unchanged {rel}"),
-            Outcome::Appended(n) => println!("appended {n} line(s) to {rel}"),
-            Outcome::Kept => {
+            Action::Written => println!("wrote {rel}"),
+            Action::Unchanged => println!("unchanged {rel}"),
+            Action::Appended(n) => println!("appended {n} line(s) to {rel}"),
+            Action::Kept => {
                 kept += 1;
                 println!("kept {rel} (differs from the template; --force overwrites it)")
             }
@@ -105,5 +106,5 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         eprintln!("mlops init: {kept} existing file(s) left as they were");
     }
     eprintln!("mlops init: next, `mlops validate`, then `mlops sign --generate-key cosign` and store cosign.key and its password as the secrets MLOPS_SIGNING_KEY and MLOPS_SIGNING_PASSWORD");
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Done)
 }

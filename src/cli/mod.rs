@@ -1,5 +1,6 @@
-//! Command line: one file per subcommand. Only this module writes to stdout and chooses exit
-//! codes: 0 ok, 1 a gate or check said no, 2 the tool failed (bad input, unreachable service).
+//! Command line: one file per subcommand. Only this module writes to stdout, and [`run`] alone
+//! chooses exit codes: 0 done, 1 a gate or check said no ([`Status::Refused`]), 2 the tool failed
+//! (any error: bad input, unreachable service), 130 interrupted ([`crate::interrupt::Interrupted`]).
 
 mod compare;
 mod data;
@@ -22,6 +23,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+/// How a command ended when the tool did not fail; [`run`] turns it into the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Exit 0.
+    Done,
+    /// A gate, a check or a signature said no (exit 1); the command has said why.
+    Refused,
+}
+
+/// What every subcommand returns.
+type Exit = anyhow::Result<Status>;
 
 /// Exit code when a gate or a check said no.
 pub const EXIT_REJECTED: u8 = 1;
@@ -83,13 +96,21 @@ pub enum Command {
     Init(init::Args),
 }
 
-/// Output formats shared by the commands that print results.
+/// The formats of the commands that render all four: compare, data check, status, history.
+/// Every other command takes the narrower enum of what it renders, so clap refuses the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Human,
     Json,
     Markdown,
     Github,
+}
+
+/// The formats of a command whose result is one value: a line for people, or JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResultFormat {
+    Human,
+    Json,
 }
 
 pub fn init_logging(cli: &Cli) {
@@ -109,7 +130,7 @@ pub fn init_logging(cli: &Cli) {
         .try_init();
 }
 
-/// One log event, written to stderr on drop with [`crate::gha::neutralise`] applied: events quote
+/// One log event, written to stderr on drop with [`crate::text::neutralise`] applied: events quote
 /// values (paths, names, responses) that must not become workflow commands.
 #[derive(Default)]
 struct NeutralStderr(Vec<u8>);
@@ -128,7 +149,7 @@ impl std::io::Write for NeutralStderr {
 impl Drop for NeutralStderr {
     fn drop(&mut self) {
         use std::io::Write;
-        let text = crate::gha::neutralise(&String::from_utf8_lossy(&self.0));
+        let text = crate::text::neutralise(&String::from_utf8_lossy(&self.0));
         let _ = std::io::stderr().write_all(text.as_bytes());
     }
 }
@@ -136,7 +157,7 @@ impl Drop for NeutralStderr {
 /// Prints a result as pretty JSON on stdout, with no text the runner could read as a command.
 fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)?;
-    println!("{}", crate::gha::neutralise_json(&text));
+    println!("{}", crate::text::neutralise_json(&text));
     Ok(())
 }
 
@@ -159,9 +180,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Init(args) => init::run(&cli, args),
     };
     match result {
-        Ok(code) => code,
+        Ok(Status::Done) => ExitCode::SUCCESS,
+        Ok(Status::Refused) => ExitCode::from(EXIT_REJECTED),
         Err(e) if e.downcast_ref::<crate::interrupt::Interrupted>().is_some() => {
-            eprintln!("mlops: {}", crate::gha::neutralise(&e.to_string()));
+            eprintln!("mlops: {}", crate::text::neutralise(&e.to_string()));
             ExitCode::from(EXIT_INTERRUPTED)
         }
         Err(e) => {
@@ -174,9 +196,9 @@ pub fn run(cli: Cli) -> ExitCode {
 /// Prints a tool failure (exit 2) on stderr, and as an annotation under GitHub Actions.
 fn report_failure(e: &anyhow::Error) {
     let text = format!("{e:#}");
-    eprintln!("error: {}", crate::gha::neutralise(&text));
+    eprintln!("error: {}", crate::text::neutralise(&text));
     if crate::gha::active() {
-        eprintln!("::error title=mlops::{}", crate::gha::escape_data(&text));
+        eprintln!("::error title=mlops::{}", crate::text::escape_data(&text));
     }
 }
 
@@ -185,39 +207,26 @@ fn environment<'a>(
     config: &'a crate::config::Config,
     name: &str,
 ) -> anyhow::Result<&'a crate::config::EnvironmentConfig> {
-    config.environments.get(name).ok_or_else(|| {
-        let known: Vec<&str> = config.environments.keys().map(String::as_str).collect();
-        anyhow::anyhow!(
-            "no environment {name:?} in {} (environments: {}); add it under `environments:` first",
-            config.file.display(),
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
-        )
-    })
+    Ok(config.environment(name)?)
 }
 
 /// A step that said no (exit 1): why, on stderr and as an annotation under GitHub Actions.
-fn refuse(command: &str, outcome: &str, why: &str) -> ExitCode {
+fn refuse(command: &str, outcome: &str, why: &str) -> Status {
     eprintln!(
         "{}",
-        crate::gha::neutralise(&format!("mlops {command}: {outcome}: {why}"))
+        crate::text::neutralise(&format!("mlops {command}: {outcome}: {why}"))
     );
     if crate::gha::active() {
         eprintln!(
             "::error title=mlops {command}::{}",
-            crate::gha::escape_data(why)
+            crate::text::escape_data(why)
         );
     }
-    ExitCode::from(EXIT_REJECTED)
+    Status::Refused
 }
 
 /// Runs async work on a runtime made for this one command.
-fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
-    f: F,
-) -> anyhow::Result<ExitCode> {
+fn block_on<T, F: std::future::Future<Output = anyhow::Result<T>>>(f: F) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -225,43 +234,35 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
         .block_on(f)
 }
 
-/// The exit code for a step that did not succeed (None when it did), with the reason on stderr.
+/// How a step that did not succeed ends the command (None when it succeeded), with the reason
+/// on stderr; an interrupted step is the error [`crate::interrupt::Interrupted`].
 fn step_exit(
     what: &str,
     result: &crate::runner::StepResult,
     run: &crate::runs::RunDir,
-) -> Option<ExitCode> {
-    use crate::runner::Outcome;
-    let reason = match result.outcome {
-        Outcome::Ok => return None,
-        Outcome::Interrupted => {
-            eprintln!(
-                "{what} interrupted; its container was removed (run {})",
-                run.id
-            );
-            return Some(ExitCode::from(EXIT_INTERRUPTED));
-        }
-        Outcome::Failed => format!(
-            "{what} failed with exit code {}",
-            result.exit_code.unwrap_or(-1)
-        ),
-        Outcome::Timeout => format!("{what} timed out"),
-        Outcome::Oom => format!("{what} was killed: out of memory (raise train.resources.memory)"),
+) -> anyhow::Result<Option<Status>> {
+    let Some(reason) = result.failure(what, &run.id)? else {
+        return Ok(None);
     };
+    print_step_failure(&reason, result, run);
+    Ok(Some(Status::Refused))
+}
+
+/// A failed step's reason, the last lines of its log and where the whole log is.
+fn print_step_failure(reason: &str, result: &crate::runner::StepResult, run: &crate::runs::RunDir) {
     eprintln!(
         "{}",
-        crate::gha::neutralise(&format!(
+        crate::text::neutralise(&format!(
             "error: {reason} (run {}); last lines of its log:",
             run.id
         ))
     );
     for line in &result.tail {
         // Tail lines hold no line end (the sink split them); a lone \r would be one.
-        eprintln!("{}", crate::gha::neutralise(&format!("  | {line}")));
+        eprintln!("{}", crate::text::neutralise(&format!("  | {line}")));
     }
     eprintln!("full log: {}", run.logs_dir().display());
     if crate::gha::active() {
-        eprintln!("::error title=mlops::{}", crate::gha::escape_data(&reason));
+        eprintln!("::error title=mlops::{}", crate::text::escape_data(reason));
     }
-    Some(ExitCode::from(EXIT_REJECTED))
 }

@@ -1,11 +1,9 @@
 //! `mlops package`: the run's model as an OCI image on the serving base, pushed by digest
 //! (or written to an OCI layout). Prints `registry/repository@sha256:…` on stdout.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 
-use super::{block_on, Cli, Format};
+use super::{block_on, Cli, ResultFormat, Status};
 use crate::{config, gha, oci, runs};
 
 #[derive(Debug, clap::Args)]
@@ -17,24 +15,24 @@ pub struct Args {
     #[arg(long = "run", value_name = "ID", env = "MLOPS_RUN_ID")]
     pub run_id: Option<String>,
     #[arg(long, value_enum, default_value = "human", env = "MLOPS_FORMAT")]
-    pub format: Format,
+    pub format: ResultFormat,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let config = config::load(&cli.config)?;
     let run = runs::open(&config.root, args.run_id.as_deref())?;
     let settings = super::registry::settings(Some(&config))?;
     let packaged = block_on(async {
-        let p = oci::image::package(&config, &run, &settings).await?;
+        let p = crate::steps::package(&config, &run, &settings).await?;
         print(&p, args.format)?;
-        Ok(ExitCode::SUCCESS)
+        Ok(Status::Done)
     });
     packaged
 }
 
-fn print(p: &oci::image::Packaged, format: Format) -> Result<()> {
+fn print(p: &oci::image::Packaged, format: ResultFormat) -> Result<()> {
     match format {
-        Format::Json => super::print_json(p)?,
+        ResultFormat::Json => super::print_json(p)?,
         _ => {
             eprintln!(
                 "packaged run {} → {} ({:.1} MiB, model layer {:.1} MiB, {:.1} MiB uploaded)",

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use crate::config::{Config, RepositoryTarget};
+use crate::config::Config;
 use crate::oci::credentials::{self, Credentials, RegistrySettings};
-use crate::oci::reference::{parse_host, parse_repository};
+use crate::oci::reference::{parse_host, ImageLocation};
 
 /// The `after_help` lines of the commands that talk to registries.
 pub(super) const HELP: &str = "\
@@ -97,8 +97,8 @@ fn registry_host(config: Option<&Config>) -> Result<Option<String>> {
     let repository = config
         .and_then(|c| c.package.as_ref())
         .and_then(|p| match &p.repository {
-            RepositoryTarget::Registry(text) => parse_repository(text).ok(),
-            RepositoryTarget::Layout(_) => None,
+            ImageLocation::Registry(r) => Some(r.clone()),
+            ImageLocation::Layout(_) => None,
         });
     Ok(repository.map(|r| r.registry))
 }

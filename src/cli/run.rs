@@ -1,146 +1,100 @@
 //! `mlops run`: the loop on one machine — validate → data check → train → evaluate → compare →
-//! package → sign (after a promote verdict, when configured) — stopping at
-//! the first step that fails or gate that says no, with that step's exit code.
+//! package → sign — stopping at the first step that fails or gate that says no, with that
+//! step's exit code. The loop is [`crate::pipeline`]; this file validates, maps the arguments
+//! and prints what the loop tells.
 
-use std::process::ExitCode;
-
-use anyhow::Result;
-
-use super::{block_on, step_exit, Cli, EXIT_REJECTED};
-use crate::compare::{self, Verdict};
-use crate::runner::{self, steps};
-use crate::{config, report};
+use super::{block_on, Cli, Status};
+use crate::pipeline::{self, Ended, Event, Options, Stage};
+use crate::runner::RunnerKind;
+use crate::{config, gha, report};
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = format!("Environment:\n{}", super::registry::HELP))]
 pub struct Args {
-    /// Override a training parameter (repeatable).
-    #[arg(long = "param", value_name = "KEY=VALUE")]
+    /// Override a training parameter (repeatable): --param C=0.5 --param solver=saga.
+    /// (MLOPS_SET_PARAMS: one KEY=VALUE per line.)
+    #[arg(
+        long = "param",
+        value_name = "KEY=VALUE",
+        env = "MLOPS_SET_PARAMS",
+        value_delimiter = '\n'
+    )]
     pub params: Vec<String>,
-    #[arg(long, value_parser = ["docker", "process"], default_value = "docker", env = "MLOPS_RUNNER")]
-    pub runner: String,
+    /// Where the steps run: docker (containers, the default) or process (this machine, to debug).
+    #[arg(long, value_enum, default_value = "docker", env = "MLOPS_RUNNER")]
+    pub runner: RunnerKind,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     // 1. validate: every problem at once, like `mlops validate`.
     let checked = config::check(&cli.config)?;
     let Some(config) = checked.config else {
         for d in &checked.diagnostics {
-            eprintln!("{}", crate::gha::neutralise(&d.human()));
+            eprintln!("{}", crate::text::neutralise(&d.human()));
         }
         eprintln!(
             "mlops run: stopped at validate ({} errors)",
             checked.diagnostics.len()
         );
-        return Ok(ExitCode::from(EXIT_REJECTED));
+        return Ok(Status::Refused);
     };
     eprintln!("mlops run: validate ok");
-    // 2. data check: schema, changed content and drift against the accepted references.
-    let data_report = crate::data::check::check(&config, None)?;
-    eprint!("{}", crate::data::check::human(&data_report));
-    if !data_report.passed {
-        eprintln!("mlops run: stopped at data check");
-        return Ok(ExitCode::from(EXIT_REJECTED));
-    }
-    eprintln!("mlops run: data check ok");
-    let overrides = steps::parse_overrides(&args.params)?;
-    let settings = super::registry::settings(Some(&config))?;
-    block_on(async {
-        let runner = runner::select(&args.runner).await?;
-        // 3. train
-        let (run, trained) = steps::train(&config, runner.as_ref(), &overrides).await?;
-        crate::gha::set_outputs(&[("run-id", run.id.as_str())])?;
-        crate::fsutil::write_json_atomic(&run.data_check_json(), &data_report)?;
-        if let Some(code) = step_exit("training", &trained, &run) {
-            eprintln!("mlops run: stopped at train");
-            return Ok(code);
+    let options = Options {
+        runner: args.runner,
+        params: args.params.clone(),
+        settings: super::registry::settings(Some(&config))?,
+    };
+    let ended = block_on(pipeline::run(&config, &options, &mut show))?;
+    Ok(match ended {
+        Ended::Done(run) => {
+            println!("{}", run.id);
+            Status::Done
         }
-        eprintln!("mlops run: train ok (run {})", run.id);
-        // 4. evaluate
-        let eval = steps::evaluate(&config, runner.as_ref(), &run).await?;
-        if let Some(code) = step_exit("evaluation of the challenger", &eval.challenger, &run) {
-            eprintln!("mlops run: stopped at evaluate");
-            return Ok(code);
+        Ended::Stopped { at, run } => {
+            let report = run.map(|r| r.report_md().display().to_string());
+            match at {
+                Stage::DataCheck => eprintln!("mlops run: stopped at data check"),
+                Stage::Train => eprintln!("mlops run: stopped at train"),
+                Stage::Evaluate => eprintln!("mlops run: stopped at evaluate"),
+                Stage::Compare => eprintln!(
+                    "mlops run: stopped at compare (reject); report: {}",
+                    report.unwrap_or_default()
+                ),
+            }
+            Status::Refused
         }
-        if let Some(steps::ChampionEvaluation::Reevaluated { env, result }) = &eval.champion {
-            if let Some(code) = step_exit(
-                &format!("evaluation of the champion of {env}"),
-                result,
-                &run,
-            ) {
-                eprintln!("mlops run: stopped at evaluate");
-                return Ok(code);
+    })
+}
+
+/// Prints one event of the loop: progress on stderr, the comparison on stdout.
+fn show(event: Event<'_>) -> anyhow::Result<()> {
+    match event {
+        Event::DataChecked(r) => {
+            eprint!("{}", crate::data::check::human(r));
+            if r.passed {
+                eprintln!("mlops run: data check ok");
             }
         }
-        eprintln!("mlops run: evaluate ok");
-        // 5. compare
-        let comparison = compare::compare_run(&config, &run)?;
-        print!("{}", report::human(&comparison));
-        Ok(match comparison.verdict {
-            Verdict::Promote => {
+        Event::Started(run) => gha::set_outputs(&[("run-id", run.id.as_str())])?,
+        Event::StepFailed {
+            reason,
+            result,
+            run,
+        } => super::print_step_failure(reason, result, run),
+        Event::Trained(run) => eprintln!("mlops run: train ok (run {})", run.id),
+        Event::Evaluated => eprintln!("mlops run: evaluate ok"),
+        Event::Compared(comparison, run) => {
+            print!("{}", report::human(comparison));
+            if comparison.verdict == crate::compare::Verdict::Promote {
                 eprintln!(
                     "mlops run: compare says promote; report: {}",
                     run.report_md().display()
                 );
-                // 6. package and sign, when configured.
-                if config.package.is_some() {
-                    let packaged = crate::oci::image::package(&config, &run, &settings).await?;
-                    eprintln!("mlops run: package ok ({})", packaged.reference);
-                    sign_packaged(&config, &run, &packaged, &settings).await?;
-                }
-                println!("{}", run.id);
-                ExitCode::SUCCESS
             }
-            Verdict::Reject => {
-                eprintln!(
-                    "mlops run: stopped at compare (reject); report: {}",
-                    run.report_md().display()
-                );
-                ExitCode::from(EXIT_REJECTED)
-            }
-        })
-    })
-}
-
-/// Signs and attests the packaged image when a key is at hand; says why not otherwise.
-async fn sign_packaged(
-    config: &config::Config,
-    run: &crate::runs::RunDir,
-    packaged: &crate::oci::image::Packaged,
-    settings: &crate::oci::credentials::RegistrySettings,
-) -> Result<()> {
-    use crate::signing::{attest, cosign, Signer};
-    if packaged.reference.starts_with("oci:") {
-        eprintln!("mlops run: not signed (an OCI layout on disk; signatures live in a registry)");
-        return Ok(());
-    }
-    if config.sign.key.is_none() && !config.sign.keyless {
-        eprintln!("mlops run: not signed (no sign: section in mlops.yaml)");
-        return Ok(());
-    }
-    if let Some(crate::config::KeySource::Env(var)) = &config.sign.key {
-        if std::env::var_os(var).is_none() {
-            eprintln!(
-                "mlops run: not signed ({var} is not set; `mlops sign --run {}` signs later)",
-                run.id
-            );
-            return Ok(());
         }
+        Event::Packaged(p) => eprintln!("mlops run: package ok ({})", p.reference),
+        Event::NotSigned(why) => eprintln!("mlops run: not signed ({why})"),
+        Event::Signed => eprintln!("mlops run: sign ok (signature and attestations pushed)"),
     }
-    let signer = Signer::resolve(Some(config), None)?;
-    let (image, digest) = cosign::parse_pinned(&packaged.reference)?;
-    cosign::sign(&signer, &image, &digest, settings).await?;
-    let name = format!("{}/{}", image.registry, image.repository);
-    let statements = attest::statements(run, packaged, &name)?;
-    cosign::attest(&signer, &image, &digest, &statements, settings).await?;
-    crate::fsutil::write_json_atomic(
-        &run.sign_json(),
-        &serde_json::json!({
-            "image": packaged.reference,
-            "signature": format!("{name}:{}", cosign::artifact_tag(&digest, "sig")),
-            "attestation": format!("{name}:{}", cosign::artifact_tag(&digest, "att")),
-            "public_key": signer.public_pem,
-        }),
-    )?;
-    eprintln!("mlops run: sign ok (signature and attestations pushed)");
     Ok(())
 }

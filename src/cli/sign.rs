@@ -2,11 +2,9 @@
 //! attestations of the run's evidence; `--generate-key` writes a cosign key pair.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
-use anyhow::Result;
-
-use super::{block_on, Cli};
+use super::{block_on, Cli, Status};
+use crate::oci::reference::ImageLocation;
 use crate::signing::{self, attest, cosign, Signer};
 use crate::{config, fsutil, gha, oci, runs};
 
@@ -28,12 +26,19 @@ pub struct Args {
     /// Sign only; no attestation.
     #[arg(long, env = "MLOPS_NO_ATTEST", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_attest: bool,
-    /// Write a new key pair PREFIX.key / PREFIX.pub instead of signing.
-    #[arg(long, value_name = "PREFIX", conflicts_with_all = ["image", "key"])]
+    /// Write a new key pair PREFIX.key / PREFIX.pub instead of signing (PREFIX defaults to
+    /// cosign, as with `cosign generate-key-pair`).
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        num_args = 0..=1,
+        default_missing_value = "cosign",
+        conflicts_with_all = ["image", "key"]
+    )]
     pub generate_key: Option<PathBuf>,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     if let Some(prefix) = &args.generate_key {
         let (key, public) = signing::generate_key_pair(prefix)?;
         eprintln!(
@@ -42,7 +47,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
             public.display()
         );
         println!("{}", public.display());
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Status::Done);
     }
     let config = if args.image.is_some() && !cli.config.exists() {
         None
@@ -63,13 +68,13 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         (None, Some(p)) => p.reference.clone(),
         (None, None) => anyhow::bail!("name the image to sign: mlops sign IMAGE@sha256:<hex>"),
     };
-    if image_text.starts_with("oci:") {
+    if ImageLocation::names_layout(&image_text) {
         anyhow::bail!(
             "{image_text} is an OCI layout on disk; signatures live in a registry: set package.repository to a registry"
         );
     }
     let (image, digest) = cosign::parse_pinned(&image_text)?;
-    let name = format!("{}/{}", image.registry, image.repository);
+    let name = image.name();
     block_on(async {
         let outcome = cosign::sign(&signer, &image, &digest, &settings).await?;
         if outcome.added {
@@ -101,6 +106,6 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
             gha::set_outputs(&[("image", &format!("{name}@{digest}"))])?;
         }
         println!("{name}@{digest}");
-        Ok(ExitCode::SUCCESS)
+        Ok(Status::Done)
     })
 }

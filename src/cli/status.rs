@@ -1,12 +1,11 @@
 //! `mlops status`: every environment of mlops.yaml with what is pinned there now — model,
 //! digest, run, metrics, when and through which change — from the committed environment files.
 
-use std::process::ExitCode;
-
-use anyhow::Result;
 use serde_json::json;
 
-use super::{Cli, Format};
+use super::{Cli, Format, Status};
+use crate::report::human::{aligned, sig4};
+use crate::text::clean;
 use crate::{config, environment};
 
 #[derive(Debug, clap::Args)]
@@ -15,7 +14,7 @@ pub struct Args {
     pub format: Format,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let config = config::load(&cli.config)?;
     let mut rows = Vec::new();
     for (name, env) in &config.environments {
@@ -51,7 +50,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
                         md(&s["model"]),
                         short(&s["digest"]),
                         md(&s["run_id"]),
-                        metrics(s, crate::report::escape_markdown),
+                        metrics(s, crate::text::escape_markdown, |v| v.to_string()),
                         md(&s["promoted_at"]),
                         match r["merged_by"]["pull_request"].as_u64() {
                             Some(n) => format!("#{n}"),
@@ -62,33 +61,45 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
             }
         }
         Format::Human => {
+            let mut table = vec![[
+                "environment",
+                "pinned",
+                "run",
+                "metrics",
+                "promoted",
+                "change",
+            ]
+            .map(String::from)
+            .to_vec()];
             for r in &rows {
                 let s = &r["state"];
-                let env = r["environment"].as_str().unwrap_or_default();
+                let env = clean(r["environment"].as_str().unwrap_or_default());
                 if s.is_null() {
-                    println!("{:<12} nothing promoted yet", clean(env));
+                    table.push(vec![env, "nothing promoted yet".into()]);
                     continue;
                 }
-                println!(
-                    "{} {} {}  run {}  {}  promoted {}{}",
-                    format_args!("{:<12}", clean(env)),
-                    clean(s["model"].as_str().unwrap_or_default()),
-                    clean(&short(&s["digest"])),
-                    clean(s["run_id"].as_str().unwrap_or_default()),
-                    metrics(s, clean),
-                    clean(s["promoted_at"].as_str().unwrap_or_default()),
+                let text = |key: &str| clean(s[key].as_str().unwrap_or_default());
+                table.push(vec![
+                    env,
+                    format!("{} {}", text("model"), clean(&short(&s["digest"]))),
+                    text("run_id"),
+                    metrics(s, clean, |v| v.as_f64().map_or_else(|| v.to_string(), sig4)),
+                    text("promoted_at"),
                     match r["merged_by"]["pull_request"].as_u64() {
-                        Some(n) => format!("  via pull request #{n}"),
+                        Some(n) => format!("via pull request #{n}"),
                         None => s["change"]
                             .as_str()
-                            .map(|c| format!("  via {}", clean(c)))
+                            .map(|c| format!("via {}", clean(c)))
                             .unwrap_or_default(),
                     },
-                );
+                ]);
+            }
+            for line in aligned(&table) {
+                println!("{line}");
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Done)
 }
 
 fn short(digest: &serde_json::Value) -> String {
@@ -96,22 +107,23 @@ fn short(digest: &serde_json::Value) -> String {
     d.get(..19).unwrap_or(d).to_string()
 }
 
-fn metrics(state: &serde_json::Value, esc: fn(&str) -> String) -> String {
+/// `name value, …`: names escaped by `esc`, values shown by `num` (exact, or rounded).
+fn metrics(
+    state: &serde_json::Value,
+    esc: fn(&str) -> String,
+    num: fn(&serde_json::Value) -> String,
+) -> String {
     state["metrics"]
         .as_object()
         .map(|m| {
             m.iter()
-                .map(|(k, v)| format!("{} {}", esc(k), v))
+                .map(|(k, v)| format!("{} {}", esc(k), num(v)))
                 .collect::<Vec<_>>()
                 .join(", ")
         })
         .unwrap_or_default()
 }
 
-fn clean(s: &str) -> String {
-    crate::report::clean(s)
-}
-
 fn md(v: &serde_json::Value) -> String {
-    crate::report::escape_markdown(v.as_str().unwrap_or(""))
+    crate::text::escape_markdown(v.as_str().unwrap_or(""))
 }

@@ -1,12 +1,9 @@
 //! `mlops train`: a new run directory, the training container, the run record.
 
-use std::process::ExitCode;
-
-use anyhow::Result;
-
-use super::{block_on, step_exit, Cli};
+use super::{block_on, step_exit, Cli, Status};
 use crate::config;
-use crate::runner::{self, steps};
+use crate::runner::{self, RunnerKind};
+use crate::steps;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = format!("Environment (the training image is pulled from its registry):\n{}", super::registry::HELP))]
@@ -21,23 +18,23 @@ pub struct Args {
     )]
     pub params: Vec<String>,
     /// Where the step runs: docker (a container, the default) or process (this machine, to debug).
-    #[arg(long, value_parser = ["docker", "process"], default_value = "docker", env = "MLOPS_RUNNER")]
-    pub runner: String,
+    #[arg(long, value_enum, default_value = "docker", env = "MLOPS_RUNNER")]
+    pub runner: RunnerKind,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let config = config::load(&cli.config)?;
     let overrides = steps::parse_overrides(&args.params)?;
     // Engine pulls get the credentials of exactly the registry they pull from.
     super::registry::settings(Some(&config))?;
     block_on(async {
-        let runner = runner::select(&args.runner).await?;
+        let runner = runner::select(args.runner).await?;
         let (run, result) = steps::train(&config, runner.as_ref(), &overrides).await?;
         crate::gha::set_outputs(&[("run-id", run.id.as_str())])?;
-        if let Some(code) = step_exit("training", &result, &run) {
+        if let Some(code) = step_exit("training", &result, &run)? {
             return Ok(code);
         }
         println!("{}", run.id);
-        Ok(ExitCode::SUCCESS)
+        Ok(Status::Done)
     })
 }

@@ -1,10 +1,6 @@
 //! `mlops validate`: every problem in mlops.yaml, sorted by position.
 
-use std::process::ExitCode;
-
-use anyhow::Result;
-
-use super::{Cli, Format, EXIT_REJECTED};
+use super::{Cli, Status};
 use crate::config;
 use crate::diagnostic::Diagnostic;
 
@@ -12,10 +8,18 @@ use crate::diagnostic::Diagnostic;
 pub struct Args {
     /// human (file:line:col), json (a list), github (workflow annotations).
     #[arg(long, value_enum, default_value = "human", env = "MLOPS_FORMAT")]
-    pub format: Format,
+    pub format: ValidateFormat,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+/// What validate renders (no markdown: a list of diagnostics is not a report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ValidateFormat {
+    Human,
+    Json,
+    Github,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let checked = config::check(&cli.config)?;
     let diags = &checked.diagnostics;
     let errors = diags
@@ -23,14 +27,14 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         .filter(|d| d.severity == crate::diagnostic::Severity::Error)
         .count();
     match args.format {
-        Format::Json => {
+        ValidateFormat::Json => {
             super::print_json(&serde_json::json!({
                 "file": cli.config.display().to_string(),
                 "valid": errors == 0,
                 "diagnostics": diags,
             }))?;
         }
-        Format::Github => {
+        ValidateFormat::Github => {
             for d in diags {
                 println!("{}", d.github());
             }
@@ -38,9 +42,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
                 println!("{} is valid", cli.config.display());
             }
         }
-        Format::Human | Format::Markdown => {
+        ValidateFormat::Human => {
             for d in diags {
-                println!("{}", crate::gha::neutralise(&d.human()));
+                println!("{}", crate::text::neutralise(&d.human()));
             }
             if errors == 0 {
                 println!("{} is valid", cli.config.display());
@@ -50,9 +54,9 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
         }
     }
     Ok(if errors == 0 {
-        ExitCode::SUCCESS
+        Status::Done
     } else {
-        ExitCode::from(EXIT_REJECTED)
+        Status::Refused
     })
 }
 

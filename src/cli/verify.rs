@@ -3,11 +3,11 @@
 //! saying why; 2 on bad input.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Context;
 
-use super::{block_on, Cli, EXIT_REJECTED};
+use super::{block_on, Cli, Status};
+use crate::outcome::Outcome;
 use crate::signing::{self, cosign};
 use crate::{config, gha};
 
@@ -24,7 +24,7 @@ pub struct Args {
     pub require_attestation: bool,
 }
 
-pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
+pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let key_path = match &args.key {
         Some(k) => k.clone(),
         None => {
@@ -49,7 +49,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
     let settings = super::registry::settings(config.as_ref())?;
     block_on(async {
         match cosign::verify(&key, &image, &digest, args.require_attestation, &settings).await? {
-            Ok(verified) => {
+            Outcome::Done(verified) => {
                 eprintln!(
                     "verified {} ({} signature(s), {} attestation(s)) with {}",
                     verified.image,
@@ -58,14 +58,18 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode> {
                     key_path.display()
                 );
                 super::print_json(&verified)?;
-                Ok(ExitCode::SUCCESS)
+                Ok(Status::Done)
             }
-            Err(reason) => {
-                eprintln!("verification failed: {}", gha::neutralise(&reason));
+            Outcome::Refused(reason) => {
+                let reason = reason.as_str();
+                eprintln!("verification failed: {}", crate::text::neutralise(reason));
                 if gha::active() {
-                    eprintln!("::error title=mlops verify::{}", gha::escape_data(&reason));
+                    eprintln!(
+                        "::error title=mlops verify::{}",
+                        crate::text::escape_data(reason)
+                    );
                 }
-                Ok(ExitCode::from(EXIT_REJECTED))
+                Ok(Status::Refused)
             }
         }
     })

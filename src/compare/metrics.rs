@@ -11,7 +11,7 @@ use serde_json::Value;
 /// the file and the key. A step wrote it: it is opened as a step output (a regular file, no link
 /// followed, at most 1 MiB).
 pub fn load_metrics(path: &Path) -> Result<IndexMap<String, f64>> {
-    use crate::runner::outputs;
+    use crate::outputs;
     let bytes =
         outputs::read_limited(path, outputs::METRICS_LIMIT, "metrics.json").map_err(|e| {
             if e.is_not_found() {

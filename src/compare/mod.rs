@@ -10,21 +10,20 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use indexmap::IndexMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Direction};
-use crate::runs::{RunDir, Side};
 use rules::Check;
 use significance::{Interval, McNemar};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Promote,
     Reject,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SignificanceReport {
     pub required: bool,
     pub passed: bool,
@@ -34,20 +33,31 @@ pub struct SignificanceReport {
     pub skipped: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A comparison, as `compare.json` records it. Read back, only the verdict is required: the
+/// rest of a file written by hand (or by an older mlops) defaults to empty.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Comparison {
     pub verdict: Verdict,
+    #[serde(default)]
     pub model: String,
+    #[serde(default)]
     pub run_id: Option<String>,
     /// The environment whose champion was compared against.
+    #[serde(default)]
     pub against: Option<String>,
     /// No champion: only thresholds applied.
+    #[serde(default)]
     pub first_run: bool,
+    #[serde(default)]
     pub checks: Vec<Check>,
+    #[serde(default)]
     pub significance: Option<SignificanceReport>,
+    #[serde(default)]
     pub challenger: IndexMap<String, f64>,
+    #[serde(default)]
     pub champion: Option<IndexMap<String, f64>>,
     /// One line per reason the verdict is reject.
+    #[serde(default)]
     pub reasons: Vec<String>,
 }
 
@@ -124,7 +134,7 @@ fn significance_report(
     champ_path: &Path,
 ) -> Result<SignificanceReport> {
     // `present`, not `exists`: a link the step left is refused when read, not taken for absence.
-    use crate::runner::outputs::present;
+    use crate::outputs::present;
     if !present(chal_path) || !present(champ_path) {
         return Ok(SignificanceReport {
             required: sig.require,
@@ -166,38 +176,4 @@ fn significance_report(
         mcnemar,
         skipped: None,
     })
-}
-
-/// Compares a run's challenger with its champion and writes compare.json and report.md.
-pub fn compare_run(config: &Config, run: &RunDir) -> Result<Comparison> {
-    let chal_metrics = run.metrics(Side::Challenger);
-    if !crate::runner::outputs::present(&chal_metrics) {
-        anyhow::bail!(
-            "run {} has no {}: run `mlops evaluate` first",
-            run.id,
-            chal_metrics.display()
-        );
-    }
-    let challenger = metrics::load_metrics(&chal_metrics)?;
-    let champ_metrics = run.metrics(Side::Champion);
-    let champion = if crate::runner::outputs::present(&champ_metrics) {
-        Some(metrics::load_metrics(&champ_metrics)?)
-    } else {
-        None
-    };
-    let chal_pred = run.predictions(Side::Challenger);
-    let champ_pred = run.predictions(Side::Champion);
-    let comparison = compare(
-        config,
-        Inputs {
-            challenger,
-            champion,
-            predictions: Some((&chal_pred, &champ_pred)),
-            run_id: Some(run.id.clone()),
-        },
-    )?;
-    crate::fsutil::write_json_atomic(&run.compare_json(), &comparison)?;
-    let report = crate::report::markdown(&comparison, Some(run))?;
-    crate::fsutil::write_atomic(&run.report_md(), report.as_bytes())?;
-    Ok(comparison)
 }

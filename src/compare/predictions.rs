@@ -18,11 +18,8 @@ pub struct Predictions {
 /// fields and a UTF-8 BOM allowed). A step wrote it: it is opened as a step output (a regular
 /// file, no link followed, at most 1 GiB).
 pub fn read_predictions(path: &Path) -> Result<Predictions> {
-    let reader = crate::runner::outputs::open_limited(
-        path,
-        crate::runner::outputs::PREDICTIONS_LIMIT,
-        "predictions.csv",
-    )?;
+    let reader =
+        crate::outputs::open_limited(path, crate::outputs::PREDICTIONS_LIMIT, "predictions.csv")?;
     parse_predictions(reader, path)
 }
 

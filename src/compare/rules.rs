@@ -25,7 +25,7 @@ use std::str::FromStr;
 
 use bigdecimal::{BigDecimal, Zero};
 use indexmap::IndexMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Direction, MetricRule};
 
@@ -44,7 +44,7 @@ pub fn show(x: &BigDecimal) -> String {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Check {
     pub metric: String,
     pub direction: Direction,
@@ -148,54 +148,66 @@ pub fn evaluate(
                 );
                 continue;
             };
-            let l = dec(limit);
-            let (ok, reason) = match name {
-                "min_absolute_change" => (
-                    *imp >= l,
-                    format!(
-                        "improvement {} vs required {} ({} is better)",
-                        show(imp),
-                        show(&l),
-                        better(rule.direction)
-                    ),
-                ),
-                "min_relative_change" => {
-                    let base = dec(p).abs();
-                    if base.is_zero() {
-                        let ok = *imp > BigDecimal::zero();
-                        (
-                            ok,
-                            format!(
-                                "champion is 0: any strict improvement counts; improvement {}",
-                                show(imp)
-                            ),
-                        )
-                    } else {
-                        let needed = &l * &base;
-                        let rel = (imp / &base).with_prec(6);
-                        (
-                            *imp >= needed,
-                            format!(
-                                "relative improvement {} vs required {}",
-                                show(&rel),
-                                show(&l)
-                            ),
-                        )
-                    }
-                }
-                _ => (
-                    *imp >= -l.clone(),
-                    if *imp >= BigDecimal::zero() {
-                        format!("no regression (improvement {})", show(imp))
-                    } else {
-                        format!("regression {} vs allowed {}", show(&-imp.clone()), show(&l))
-                    },
-                ),
-            };
+            let (ok, reason) = comparative_rule(name, rule.direction, limit, p, imp);
             push(name, limit, ok, reason);
         }
     }
     checks
+}
+
+/// A comparative rule (`min_absolute_change`, `min_relative_change`, `max_regression`) on the
+/// champion's value `p` and the improvement `imp`: whether it passes, and why.
+fn comparative_rule(
+    name: &str,
+    direction: Direction,
+    limit: f64,
+    p: f64,
+    imp: &BigDecimal,
+) -> (bool, String) {
+    let l = dec(limit);
+    match name {
+        "min_absolute_change" => (
+            *imp >= l,
+            format!(
+                "improvement {} vs required {} ({} is better)",
+                show(imp),
+                show(&l),
+                better(direction)
+            ),
+        ),
+        "min_relative_change" => {
+            let base = dec(p).abs();
+            if base.is_zero() {
+                let ok = *imp > BigDecimal::zero();
+                (
+                    ok,
+                    format!(
+                        "champion is 0: any strict improvement counts; improvement {}",
+                        show(imp)
+                    ),
+                )
+            } else {
+                let needed = &l * &base;
+                let rel = (imp / &base).with_prec(6);
+                (
+                    *imp >= needed,
+                    format!(
+                        "relative improvement {} vs required {}",
+                        show(&rel),
+                        show(&l)
+                    ),
+                )
+            }
+        }
+        _ => (
+            *imp >= -l.clone(),
+            if *imp >= BigDecimal::zero() {
+                format!("no regression (improvement {})", show(imp))
+            } else {
+                format!("regression {} vs allowed {}", show(&-imp.clone()), show(&l))
+            },
+        ),
+    }
 }
 
 #[cfg(test)]

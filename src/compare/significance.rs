@@ -9,7 +9,7 @@
 //! Rows are drawn with a small xoshiro256++ generator and Lemire's multiply-shift bound, and the
 //! resamples are split across threads: 10,000 resamples of 100,000 rows is 10⁹ draws.
 use anyhow::{bail, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use super::predictions::{read_predictions, Predictions};
 
@@ -24,7 +24,7 @@ pub const SUPPORTED: &[&str] = &[
     "mae",
 ];
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Interval {
     pub metric: String,
     /// challenger − champion on the full test set.
@@ -35,7 +35,7 @@ pub struct Interval {
     pub resamples: u32,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct McNemar {
     /// Rows only the challenger got right.
     pub challenger_only: u64,
@@ -315,6 +315,74 @@ impl Prepared {
     }
 }
 
+/// One resample: `n` draws with replacement from `rng`, tallied into what the metrics need —
+/// confusion cells in `tally`, error sums in `sums`, and per-row draw counts in `counts` (for
+/// roc_auc; empty when no metric needs them).
+#[inline]
+fn tally_draws(
+    prep: &Prepared,
+    rng: &mut Rng,
+    tally: &mut [f64; 8],
+    sums: &mut [f64; 4],
+    counts: &mut [u32],
+) {
+    let n = prep.n;
+    let need_counts = !counts.is_empty();
+    match (&prep.cells, &prep.errors, need_counts) {
+        (Some(cells), None, false) => {
+            // The common case (classification without roc_auc): integer tallies in
+            // four interleaved copies, so consecutive draws of the same cell do not
+            // wait on each other's store.
+            let mut t4 = [[0u32; 8]; 4];
+            let mut left = n;
+            while left >= 4 {
+                let (a, b) = rng.two_below(n as u32);
+                let (c, d) = rng.two_below(n as u32);
+                t4[0][cells[a] as usize] += 1;
+                t4[1][cells[b] as usize] += 1;
+                t4[2][cells[c] as usize] += 1;
+                t4[3][cells[d] as usize] += 1;
+                left -= 4;
+            }
+            while left > 0 {
+                let (a, b) = rng.two_below(n as u32);
+                t4[0][cells[a] as usize] += 1;
+                if left > 1 {
+                    t4[1][cells[b] as usize] += 1;
+                }
+                left = left.saturating_sub(2);
+            }
+            for (k, x) in tally.iter_mut().enumerate() {
+                *x = t4.iter().map(|t| t[k] as f64).sum();
+            }
+        }
+        _ => {
+            counts.iter_mut().for_each(|c| *c = 0);
+            let mut pair = (0, 0);
+            for k in 0..n {
+                // Draws come in pairs from one 64-bit output, as in the fast path.
+                if k % 2 == 0 {
+                    pair = rng.two_below(n as u32);
+                }
+                let i = if k % 2 == 0 { pair.0 } else { pair.1 };
+                if let Some(cells) = &prep.cells {
+                    tally[cells[i] as usize] += 1.0;
+                }
+                if let Some(errors) = &prep.errors {
+                    let e = &errors[i];
+                    sums[0] += e[0];
+                    sums[1] += e[1];
+                    sums[2] += e[2];
+                    sums[3] += e[3];
+                }
+                if need_counts {
+                    counts[i] += 1;
+                }
+            }
+        }
+    }
+}
+
 /// Paired bootstrap intervals of challenger − champion for each metric that predictions allow.
 pub fn bootstrap(
     challenger: &Predictions,
@@ -350,59 +418,7 @@ pub fn bootstrap(
             // One pass over the draws tallies everything the metrics need.
             let mut tally = [0.0f64; 8];
             let mut sums = [0.0f64; 4];
-            match (&prep.cells, &prep.errors, need_counts) {
-                (Some(cells), None, false) => {
-                    // The common case (classification without roc_auc): integer tallies in
-                    // four interleaved copies, so consecutive draws of the same cell do not
-                    // wait on each other's store.
-                    let mut t4 = [[0u32; 8]; 4];
-                    let mut left = n;
-                    while left >= 4 {
-                        let (a, b) = rng.two_below(n as u32);
-                        let (c, d) = rng.two_below(n as u32);
-                        t4[0][cells[a] as usize] += 1;
-                        t4[1][cells[b] as usize] += 1;
-                        t4[2][cells[c] as usize] += 1;
-                        t4[3][cells[d] as usize] += 1;
-                        left -= 4;
-                    }
-                    while left > 0 {
-                        let (a, b) = rng.two_below(n as u32);
-                        t4[0][cells[a] as usize] += 1;
-                        if left > 1 {
-                            t4[1][cells[b] as usize] += 1;
-                        }
-                        left = left.saturating_sub(2);
-                    }
-                    for (k, x) in tally.iter_mut().enumerate() {
-                        *x = t4.iter().map(|t| t[k] as f64).sum();
-                    }
-                }
-                _ => {
-                    counts.iter_mut().for_each(|c| *c = 0);
-                    let mut pair = (0, 0);
-                    for k in 0..n {
-                        // Draws come in pairs from one 64-bit output, as in the fast path.
-                        if k % 2 == 0 {
-                            pair = rng.two_below(n as u32);
-                        }
-                        let i = if k % 2 == 0 { pair.0 } else { pair.1 };
-                        if let Some(cells) = &prep.cells {
-                            tally[cells[i] as usize] += 1.0;
-                        }
-                        if let Some(errors) = &prep.errors {
-                            let e = &errors[i];
-                            sums[0] += e[0];
-                            sums[1] += e[1];
-                            sums[2] += e[2];
-                            sums[3] += e[3];
-                        }
-                        if need_counts {
-                            counts[i] += 1;
-                        }
-                    }
-                }
-            }
+            tally_draws(&prep, &mut rng, &mut tally, &mut sums, &mut counts);
             for (k, m) in wanted.iter().enumerate() {
                 let (a, b) = prep.values_from_tallies(m, &tally, &sums, n as f64, &counts);
                 local[k].push(a - b);

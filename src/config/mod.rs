@@ -36,6 +36,26 @@ pub enum ConfigError {
         file: String,
         diagnostics: Vec<Diagnostic>,
     },
+    #[error("no environment {name:?} in {} (environments: {}); add it under `environments:` first",
+        .file.display(), if .known.is_empty() { "none".to_string() } else { .known.join(", ") })]
+    UnknownEnvironment {
+        name: String,
+        file: PathBuf,
+        known: Vec<String>,
+    },
+}
+
+impl Config {
+    /// The environment `name`, or an error naming the ones mlops.yaml has.
+    pub fn environment(&self, name: &str) -> Result<&EnvironmentConfig, ConfigError> {
+        self.environments
+            .get(name)
+            .ok_or_else(|| ConfigError::UnknownEnvironment {
+                name: name.to_string(),
+                file: self.file.clone(),
+                known: self.environments.keys().cloned().collect(),
+            })
+    }
 }
 
 /// The result of checking a file: every diagnostic, and the config when there were no errors.

@@ -12,6 +12,7 @@ use super::raw::{
     RawConfig, SchemaCheck,
 };
 use super::units::{parse_duration, parse_size};
+use crate::oci::reference::{parse_image, ImageLocation};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
@@ -125,29 +126,7 @@ pub struct SignificanceConfig {
     pub seed: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub enum RepositoryTarget {
-    /// host[:port]/path in a registry.
-    Registry(String),
-    /// An OCI image layout on disk (absolute path).
-    Layout(PathBuf),
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub enum ServingBase {
-    Image(String),
-    Dockerfile(PathBuf),
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PackageConfig {
-    pub repository: RepositoryTarget,
-    pub base: ServingBase,
-    pub model_path: String,
-    pub command: Vec<String>,
-    pub port: Option<u16>,
-    pub compression: Compression,
-}
+pub use crate::oci::image::{PackageConfig, ServingBase};
 
 #[derive(Debug, Clone, Serialize)]
 pub enum KeySource {
@@ -196,6 +175,231 @@ pub struct ForgeConfig {
     pub reviewers: Vec<String>,
 }
 
+fn data(raw: &RawConfig, root: &Path) -> DataConfig {
+    let at = |p: &str| root.join(p);
+    let mut datasets = IndexMap::new();
+    for (name, ds) in [("train", &raw.data.train), ("test", &raw.data.test)] {
+        datasets.insert(
+            name.to_string(),
+            DatasetConfig {
+                path: ds.path.clone(),
+                abs_path: at(&ds.path),
+            },
+        );
+    }
+    let checks = raw.data.checks.as_ref();
+    let drift = checks.and_then(|c| c.drift.as_ref());
+    DataConfig {
+        datasets,
+        target: raw.data.target.clone(),
+        checks: ChecksConfig {
+            schema: checks.and_then(|c| c.schema).unwrap_or(SchemaCheck::Strict),
+            changed: checks
+                .and_then(|c| c.changed)
+                .unwrap_or(ChangedCheck::Required),
+            drift: DriftConfig {
+                test: drift.and_then(|d| d.test).unwrap_or(DriftTest::Auto),
+                p_value: drift.and_then(|d| d.p_value).unwrap_or(0.01),
+                threshold: drift.and_then(|d| d.threshold).unwrap_or(0.2),
+                max_drifted_share: drift.and_then(|d| d.max_drifted_share).unwrap_or(0.5),
+                exclude: drift.and_then(|d| d.exclude.clone()).unwrap_or_default(),
+            },
+        },
+    }
+}
+
+fn steps(raw: &RawConfig, root: &Path) -> Result<(StepConfig, EvaluateConfig), String> {
+    let at = |p: &str| root.join(p);
+    let t = &raw.train;
+    let res = t.resources.as_ref();
+    let resources = Resources {
+        cpus: res.and_then(|r| r.cpus),
+        memory_bytes: match res.and_then(|r| r.memory.as_deref()) {
+            Some(m) => Some(parse_size(m)?),
+            None => None,
+        },
+        gpus: res.and_then(|r| r.gpus).unwrap_or(0),
+        timeout: match res.and_then(|r| r.timeout.as_deref()) {
+            Some(d) => parse_duration(d)?,
+            None => DEFAULT_TIMEOUT,
+        },
+        pids: res.and_then(|r| r.pids).unwrap_or(DEFAULT_PIDS),
+    };
+    let train_image = match (&t.image, &t.build) {
+        (Some(image), None) => ImageSource::Image(image.clone()),
+        (None, Some(b)) => {
+            let context = at(b.context.as_deref().unwrap_or("."));
+            let dockerfile = context.join(b.dockerfile.as_deref().unwrap_or("Dockerfile"));
+            ImageSource::Build {
+                context,
+                dockerfile,
+            }
+        }
+        _ => return Err("train needs exactly one of image and build".into()),
+    };
+    let train = StepConfig {
+        image: train_image.clone(),
+        command: t.command.clone(),
+        params: t.params.clone().unwrap_or_default(),
+        env: t.env.clone().unwrap_or_default(),
+        resources,
+        network: t.network.unwrap_or(false),
+        mount_git: t.mount_git.unwrap_or(false),
+    };
+    let e = &raw.evaluate;
+    let evaluate = EvaluateConfig {
+        step: StepConfig {
+            image: e
+                .image
+                .clone()
+                .map(ImageSource::Image)
+                .unwrap_or(train_image),
+            command: e.command.clone(),
+            ..train.clone()
+        },
+        champion: e.champion.unwrap_or(ChampionMode::Reevaluate),
+    };
+    Ok((train, evaluate))
+}
+
+fn compare(raw: &RawConfig) -> CompareConfig {
+    match &raw.compare {
+        Some(c) => CompareConfig {
+            against: c.against.clone(),
+            metrics: c
+                .metrics
+                .iter()
+                .map(|(k, r)| {
+                    (
+                        k.clone(),
+                        MetricRule {
+                            direction: r.direction,
+                            threshold: r.threshold,
+                            min_absolute_change: r.min_absolute_change,
+                            min_relative_change: r.min_relative_change,
+                            max_regression: r.max_regression,
+                        },
+                    )
+                })
+                .collect(),
+            significance: c.significance.as_ref().map(|s| SignificanceConfig {
+                confidence: s.confidence.unwrap_or(0.95),
+                resamples: s.resamples.unwrap_or(2000),
+                require: s.require.unwrap_or(false),
+                seed: s.seed.unwrap_or(0),
+            }),
+        },
+        None => CompareConfig {
+            against: None,
+            metrics: IndexMap::new(),
+            significance: None,
+        },
+    }
+}
+
+fn package(raw: &RawConfig, root: &Path) -> Result<Option<PackageConfig>, String> {
+    let at = |p: &str| root.join(p);
+    Ok(match &raw.package {
+        None => None,
+        Some(p) => Some(PackageConfig {
+            repository: match ImageLocation::parse(&p.repository)? {
+                ImageLocation::Layout(path) => ImageLocation::Layout(root.join(path)),
+                registry => registry,
+            },
+            base: match (&p.base_image, &p.dockerfile) {
+                (Some(img), None) => ServingBase::Image(parse_image(img)?),
+                (None, Some(df)) => ServingBase::Dockerfile(at(df)),
+                _ => return Err("package needs exactly one of base_image and dockerfile".into()),
+            },
+            model_path: p.model_path.clone().unwrap_or_else(|| "/model".into()),
+            command: p.command.clone().unwrap_or_default(),
+            port: p.port,
+            compression: p.compression.unwrap_or(Compression::None),
+        }),
+    })
+}
+
+fn sign(raw: &RawConfig, root: &Path) -> SignConfig {
+    let at = |p: &str| root.join(p);
+    match &raw.sign {
+        None => SignConfig {
+            key: None,
+            public_key: None,
+            keyless: false,
+        },
+        Some(s) => {
+            let key = s.key.as_deref().map(|k| match k.strip_prefix("env:") {
+                Some(var) => KeySource::Env(var.to_string()),
+                None => KeySource::File(at(k)),
+            });
+            let public_key = s.public_key.as_deref().map(at).or_else(|| match &key {
+                Some(KeySource::File(p)) => Some(p.with_extension("pub")),
+                _ => None,
+            });
+            SignConfig {
+                key,
+                public_key,
+                keyless: s.keyless.unwrap_or(false),
+            }
+        }
+    }
+}
+
+fn environments(
+    raw: &RawConfig,
+    root: &Path,
+) -> Result<IndexMap<String, EnvironmentConfig>, String> {
+    let at = |p: &str| root.join(p);
+    let mut environments = IndexMap::new();
+    for (name, env) in raw.environments.iter().flatten() {
+        let d = &env.deploy;
+        let deploy = match d.target {
+            DeployTarget::Docker => DeployConfig::Docker {
+                host: d.host.clone().unwrap_or_else(|| "127.0.0.1".into()),
+                port: d
+                    .port
+                    .ok_or_else(|| format!("environments.{name}.deploy.port is required"))?,
+                health: d.health.clone().unwrap_or_else(|| "/health".into()),
+            },
+            DeployTarget::Kubernetes => DeployConfig::Kubernetes {
+                template: at(d.template.as_deref().unwrap_or_default()),
+                output: at(d.output.as_deref().unwrap_or_default()),
+                apply: d.apply.unwrap_or(false),
+            },
+            DeployTarget::Command => DeployConfig::Command {
+                command: d.command.clone().unwrap_or_default(),
+            },
+        };
+        environments.insert(
+            name.clone(),
+            EnvironmentConfig {
+                requires: env.requires.clone(),
+                deploy,
+            },
+        );
+    }
+    Ok(environments)
+}
+
+fn forge(raw: &RawConfig) -> ForgeConfig {
+    match &raw.forge {
+        Some(f) => ForgeConfig {
+            kind: f.kind,
+            repository: f.repository.clone(),
+            base: f.base.clone().unwrap_or_else(|| "main".into()),
+            labels: f.labels.clone().unwrap_or_default(),
+            reviewers: f.reviewers.clone().unwrap_or_default(),
+        },
+        None => ForgeConfig {
+            kind: ForgeKind::Local,
+            repository: None,
+            base: "main".into(),
+            labels: Vec::new(),
+            reviewers: Vec::new(),
+        },
+    }
+}
+
 mod duration_secs {
     use serde::Serializer;
     use std::time::Duration;
@@ -224,210 +428,13 @@ impl Config {
             .unwrap_or(Path::new("."))
             .to_path_buf();
         let root = std::fs::canonicalize(&root).unwrap_or(root);
-        let at = |p: &str| root.join(p);
-
-        let mut datasets = IndexMap::new();
-        for (name, ds) in [("train", &raw.data.train), ("test", &raw.data.test)] {
-            datasets.insert(
-                name.to_string(),
-                DatasetConfig {
-                    path: ds.path.clone(),
-                    abs_path: at(&ds.path),
-                },
-            );
-        }
-        let checks = raw.data.checks.as_ref();
-        let drift = checks.and_then(|c| c.drift.as_ref());
-        let data = DataConfig {
-            datasets,
-            target: raw.data.target.clone(),
-            checks: ChecksConfig {
-                schema: checks.and_then(|c| c.schema).unwrap_or(SchemaCheck::Strict),
-                changed: checks
-                    .and_then(|c| c.changed)
-                    .unwrap_or(ChangedCheck::Required),
-                drift: DriftConfig {
-                    test: drift.and_then(|d| d.test).unwrap_or(DriftTest::Auto),
-                    p_value: drift.and_then(|d| d.p_value).unwrap_or(0.01),
-                    threshold: drift.and_then(|d| d.threshold).unwrap_or(0.2),
-                    max_drifted_share: drift.and_then(|d| d.max_drifted_share).unwrap_or(0.5),
-                    exclude: drift.and_then(|d| d.exclude.clone()).unwrap_or_default(),
-                },
-            },
-        };
-
-        let t = &raw.train;
-        let res = t.resources.as_ref();
-        let resources = Resources {
-            cpus: res.and_then(|r| r.cpus),
-            memory_bytes: match res.and_then(|r| r.memory.as_deref()) {
-                Some(m) => Some(parse_size(m)?),
-                None => None,
-            },
-            gpus: res.and_then(|r| r.gpus).unwrap_or(0),
-            timeout: match res.and_then(|r| r.timeout.as_deref()) {
-                Some(d) => parse_duration(d)?,
-                None => DEFAULT_TIMEOUT,
-            },
-            pids: res.and_then(|r| r.pids).unwrap_or(DEFAULT_PIDS),
-        };
-        let train_image = match (&t.image, &t.build) {
-            (Some(image), None) => ImageSource::Image(image.clone()),
-            (None, Some(b)) => {
-                let context = at(b.context.as_deref().unwrap_or("."));
-                let dockerfile = context.join(b.dockerfile.as_deref().unwrap_or("Dockerfile"));
-                ImageSource::Build {
-                    context,
-                    dockerfile,
-                }
-            }
-            _ => return Err("train needs exactly one of image and build".into()),
-        };
-        let train = StepConfig {
-            image: train_image.clone(),
-            command: t.command.clone(),
-            params: t.params.clone().unwrap_or_default(),
-            env: t.env.clone().unwrap_or_default(),
-            resources,
-            network: t.network.unwrap_or(false),
-            mount_git: t.mount_git.unwrap_or(false),
-        };
-        let e = &raw.evaluate;
-        let evaluate = EvaluateConfig {
-            step: StepConfig {
-                image: e
-                    .image
-                    .clone()
-                    .map(ImageSource::Image)
-                    .unwrap_or(train_image),
-                command: e.command.clone(),
-                ..train.clone()
-            },
-            champion: e.champion.unwrap_or(ChampionMode::Reevaluate),
-        };
-
-        let compare = match &raw.compare {
-            Some(c) => CompareConfig {
-                against: c.against.clone(),
-                metrics: c
-                    .metrics
-                    .iter()
-                    .map(|(k, r)| {
-                        (
-                            k.clone(),
-                            MetricRule {
-                                direction: r.direction,
-                                threshold: r.threshold,
-                                min_absolute_change: r.min_absolute_change,
-                                min_relative_change: r.min_relative_change,
-                                max_regression: r.max_regression,
-                            },
-                        )
-                    })
-                    .collect(),
-                significance: c.significance.as_ref().map(|s| SignificanceConfig {
-                    confidence: s.confidence.unwrap_or(0.95),
-                    resamples: s.resamples.unwrap_or(2000),
-                    require: s.require.unwrap_or(false),
-                    seed: s.seed.unwrap_or(0),
-                }),
-            },
-            None => CompareConfig {
-                against: None,
-                metrics: IndexMap::new(),
-                significance: None,
-            },
-        };
-
-        let package = match &raw.package {
-            None => None,
-            Some(p) => Some(PackageConfig {
-                repository: match p.repository.strip_prefix("oci:") {
-                    Some(path) => RepositoryTarget::Layout(at(path)),
-                    None => RepositoryTarget::Registry(p.repository.clone()),
-                },
-                base: match (&p.base_image, &p.dockerfile) {
-                    (Some(img), None) => ServingBase::Image(img.clone()),
-                    (None, Some(df)) => ServingBase::Dockerfile(at(df)),
-                    _ => {
-                        return Err("package needs exactly one of base_image and dockerfile".into())
-                    }
-                },
-                model_path: p.model_path.clone().unwrap_or_else(|| "/model".into()),
-                command: p.command.clone().unwrap_or_default(),
-                port: p.port,
-                compression: p.compression.unwrap_or(Compression::None),
-            }),
-        };
-
-        let sign = match &raw.sign {
-            None => SignConfig {
-                key: None,
-                public_key: None,
-                keyless: false,
-            },
-            Some(s) => {
-                let key = s.key.as_deref().map(|k| match k.strip_prefix("env:") {
-                    Some(var) => KeySource::Env(var.to_string()),
-                    None => KeySource::File(at(k)),
-                });
-                let public_key = s.public_key.as_deref().map(at).or_else(|| match &key {
-                    Some(KeySource::File(p)) => Some(p.with_extension("pub")),
-                    _ => None,
-                });
-                SignConfig {
-                    key,
-                    public_key,
-                    keyless: s.keyless.unwrap_or(false),
-                }
-            }
-        };
-
-        let mut environments = IndexMap::new();
-        for (name, env) in raw.environments.iter().flatten() {
-            let d = &env.deploy;
-            let deploy = match d.target {
-                DeployTarget::Docker => DeployConfig::Docker {
-                    host: d.host.clone().unwrap_or_else(|| "127.0.0.1".into()),
-                    port: d
-                        .port
-                        .ok_or_else(|| format!("environments.{name}.deploy.port is required"))?,
-                    health: d.health.clone().unwrap_or_else(|| "/health".into()),
-                },
-                DeployTarget::Kubernetes => DeployConfig::Kubernetes {
-                    template: at(d.template.as_deref().unwrap_or_default()),
-                    output: at(d.output.as_deref().unwrap_or_default()),
-                    apply: d.apply.unwrap_or(false),
-                },
-                DeployTarget::Command => DeployConfig::Command {
-                    command: d.command.clone().unwrap_or_default(),
-                },
-            };
-            environments.insert(
-                name.clone(),
-                EnvironmentConfig {
-                    requires: env.requires.clone(),
-                    deploy,
-                },
-            );
-        }
-
-        let forge = match &raw.forge {
-            Some(f) => ForgeConfig {
-                kind: f.kind,
-                repository: f.repository.clone(),
-                base: f.base.clone().unwrap_or_else(|| "main".into()),
-                labels: f.labels.clone().unwrap_or_default(),
-                reviewers: f.reviewers.clone().unwrap_or_default(),
-            },
-            None => ForgeConfig {
-                kind: ForgeKind::Local,
-                repository: None,
-                base: "main".into(),
-                labels: Vec::new(),
-                reviewers: Vec::new(),
-            },
-        };
+        let data = data(&raw, &root);
+        let (train, evaluate) = steps(&raw, &root)?;
+        let compare = compare(&raw);
+        let package = package(&raw, &root)?;
+        let sign = sign(&raw, &root);
+        let environments = environments(&raw, &root)?;
+        let forge = forge(&raw);
 
         Ok(Config {
             file: file.to_path_buf(),

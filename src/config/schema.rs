@@ -201,6 +201,80 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 
 const GATE_HELP: &str = "the gate needs at least one rule, or every run would promote; for example compare: {metrics: {f1: {direction: maximize, threshold: 0.8}}}";
 
+/// `unknown key "x"` for each unexpected key, with a suggestion and the allowed keys.
+fn unknown_keys(
+    file: &str,
+    positions: &Positions,
+    pointer: &str,
+    unexpected: &[String],
+) -> Vec<Diagnostic> {
+    let key = dotted(pointer);
+    let allowed = allowed_keys(pointer);
+    let mut out = Vec::new();
+    for name in unexpected {
+        let child = format!("{pointer}/{}", pointer_token(name));
+        let mut message = format!("unknown key \"{name}\"");
+        if let Some(s) = suggest(name, allowed.iter().map(String::as_str)) {
+            message.push_str(&format!(" (did you mean \"{s}\"?)"));
+        }
+        let mut d = Diagnostic::error(file, positions.key(&child), &dotted(&child), message);
+        if !allowed.is_empty() {
+            d = d.with_help(format!(
+                "allowed keys{}: {}",
+                if key.is_empty() {
+                    String::new()
+                } else {
+                    format!(" in {key}")
+                },
+                allowed.join(", ")
+            ));
+        }
+        out.push(d);
+    }
+    out
+}
+
+/// `key: expected a number, found a string`.
+fn type_message(key: &str, kind: &TypeKind, found: &Value) -> String {
+    let expected = match kind {
+        TypeKind::Single(t) => expected_name(&t.to_string()).to_string(),
+        TypeKind::Multiple(ts) => ts
+            .iter()
+            .map(|t| expected_name(&t.to_string()).to_string())
+            .collect::<Vec<_>>()
+            .join(" or "),
+    };
+    if key.is_empty() {
+        format!(
+            "expected {expected} at the top level, found {}",
+            type_name(found)
+        )
+    } else {
+        format!("{key}: expected {expected}, found {}", type_name(found))
+    }
+}
+
+/// `key: invalid value "x" (did you mean "y"?)`, and the values allowed as help.
+fn enum_message(key: &str, options: &Value, found: &Value) -> (String, String) {
+    let opts: Vec<String> = options
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|o| o.to_string().trim_matches('"').to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let found = found
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| found.to_string());
+    let mut msg = format!("{key}: invalid value \"{found}\"");
+    if let Some(s) = suggest(&found, opts.iter().map(String::as_str)) {
+        msg.push_str(&format!(" (did you mean \"{s}\"?)"));
+    }
+    (msg, format!("expected one of: {}", opts.join(", ")))
+}
+
 /// Validates `instance` against the schema; every error becomes a diagnostic.
 pub fn validate(file: &str, instance: &Value, positions: &Positions) -> Vec<Diagnostic> {
     let validator = match validator() {
@@ -215,28 +289,7 @@ pub fn validate(file: &str, instance: &Value, positions: &Positions) -> Vec<Diag
         let instance_value = instance.pointer(&pointer).unwrap_or(&Value::Null);
         match error.kind() {
             ValidationErrorKind::AdditionalProperties { unexpected } => {
-                let allowed = allowed_keys(&pointer);
-                for name in unexpected {
-                    let child = format!("{pointer}/{}", pointer_token(name));
-                    let mut message = format!("unknown key \"{name}\"");
-                    if let Some(s) = suggest(name, allowed.iter().map(String::as_str)) {
-                        message.push_str(&format!(" (did you mean \"{s}\"?)"));
-                    }
-                    let mut d =
-                        Diagnostic::error(file, positions.key(&child), &dotted(&child), message);
-                    if !allowed.is_empty() {
-                        d = d.with_help(format!(
-                            "allowed keys{}: {}",
-                            if key.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" in {key}")
-                            },
-                            allowed.join(", ")
-                        ));
-                    }
-                    out.push(d);
-                }
+                out.extend(unknown_keys(file, positions, &pointer, unexpected));
             }
             ValidationErrorKind::Required { property } => {
                 let name = property.as_str().unwrap_or_default();
@@ -257,48 +310,12 @@ pub fn validate(file: &str, instance: &Value, positions: &Positions) -> Vec<Diag
                 out.push(d);
             }
             ValidationErrorKind::Type { kind } => {
-                let expected = match kind {
-                    TypeKind::Single(t) => expected_name(&t.to_string()).to_string(),
-                    TypeKind::Multiple(ts) => ts
-                        .iter()
-                        .map(|t| expected_name(&t.to_string()).to_string())
-                        .collect::<Vec<_>>()
-                        .join(" or "),
-                };
-                let msg = if key.is_empty() {
-                    format!(
-                        "expected {expected} at the top level, found {}",
-                        type_name(instance_value)
-                    )
-                } else {
-                    format!(
-                        "{key}: expected {expected}, found {}",
-                        type_name(instance_value)
-                    )
-                };
+                let msg = type_message(&key, kind, instance_value);
                 out.push(Diagnostic::error(file, at(&pointer), &key, msg));
             }
             ValidationErrorKind::Enum { options } => {
-                let opts: Vec<String> = options
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .map(|o| o.to_string().trim_matches('"').to_string())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let found = instance_value
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| instance_value.to_string());
-                let mut msg = format!("{key}: invalid value \"{found}\"");
-                if let Some(s) = suggest(&found, opts.iter().map(String::as_str)) {
-                    msg.push_str(&format!(" (did you mean \"{s}\"?)"));
-                }
-                out.push(
-                    Diagnostic::error(file, at(&pointer), &key, msg)
-                        .with_help(format!("expected one of: {}", opts.join(", "))),
-                );
+                let (msg, help) = enum_message(&key, options, instance_value);
+                out.push(Diagnostic::error(file, at(&pointer), &key, msg).with_help(help));
             }
             ValidationErrorKind::Minimum { limit } => out.push(Diagnostic::error(
                 file,

@@ -369,17 +369,18 @@ fn package(cx: &mut Ctx) {
         return;
     }
     if let Some(repo) = cx.str_at("/package/repository").map(str::to_string) {
-        if let Some(path) = repo.strip_prefix("oci:") {
-            if path.is_empty() {
-                cx.error(
-                    "/package/repository",
-                    "package.repository: oci: needs a directory path, such as oci:build/images"
-                        .into(),
-                );
+        use crate::oci::reference::{parse_repository, ImageLocation};
+        match ImageLocation::parse(&repo) {
+            Ok(ImageLocation::Layout(_)) => {}
+            Err(e) if ImageLocation::names_layout(&repo) => {
+                cx.error("/package/repository", format!("package.repository: {e}"));
             }
-        } else if let Err(e) = crate::oci::reference::parse_repository(&repo) {
-            cx.error("/package/repository", format!("package.repository: {e}"))
-                .help = Some("use host[:port]/path such as 127.0.0.1:5000/acme/churn, or oci:PATH for an image layout on disk".into());
+            _ => {
+                if let Err(e) = parse_repository(&repo) {
+                    cx.error("/package/repository", format!("package.repository: {e}"))
+                        .help = Some("use host[:port]/path such as 127.0.0.1:5000/acme/churn, or oci:PATH for an image layout on disk".into());
+                }
+            }
         }
     }
     let base = cx.doc.pointer("/package/base_image").is_some();

@@ -126,7 +126,7 @@ pub fn scan_dataset(path: &Path, sample_size: usize, seed: u64) -> Result<Scanne
     let scan = scan?;
     let (profile, sample) = profile::build(&scan, sample_size, seed);
     Ok(Scanned {
-        digest: digest?,
+        digest: digest?.to_string(),
         profile,
         sample,
     })
@@ -218,8 +218,19 @@ fn check_dataset(config: &Config, name: &str) -> Result<DatasetReport> {
         });
     }
 
-    // Drift, on the columns both sides have.
-    let drift_cfg = &checks.drift;
+    check_drift(config, &reference, &current, &mut report);
+    Ok(report)
+}
+
+/// Drift, on the columns both sides have (but the excluded ones and the label): each column's
+/// test, and a failed report when more than `max_drifted_share` of them drifted.
+fn check_drift(
+    config: &Config,
+    reference: &Reference,
+    current: &Scanned,
+    report: &mut DatasetReport,
+) {
+    let drift_cfg = &config.data.checks.drift;
     for (col, ref_sample) in &reference.sample.columns {
         if drift_cfg.exclude.iter().any(|e| e == col)
             || config.data.target.as_deref() == Some(col.as_str())
@@ -268,7 +279,6 @@ fn check_dataset(config: &Config, name: &str) -> Result<DatasetReport> {
             });
         }
     }
-    Ok(report)
 }
 
 fn schema_differences(
@@ -358,7 +368,7 @@ pub fn accept(config: &Config, only: Option<&str>) -> Result<Vec<(String, Refere
 /// Human-readable lines. Column names and paths come from the data and the config: each is
 /// shown on one line, control characters visible, and nothing can be a workflow command.
 pub fn human(report: &Report) -> String {
-    use crate::report::clean;
+    use crate::text::clean;
     use std::fmt::Write;
     let mut s = String::new();
     for d in &report.datasets {
@@ -427,13 +437,13 @@ pub fn human(report: &Report) -> String {
         "data check: {}",
         if report.passed { "passed" } else { "failed" }
     );
-    crate::gha::neutralise(&s)
+    crate::text::neutralise(&s)
 }
 
 /// A Markdown section for pull requests and job summaries; names from the data are escaped
 /// for Markdown (or a code span) like metric names in the comparison report.
 pub fn markdown(report: &Report) -> String {
-    use crate::report::{escape_code, escape_markdown};
+    use crate::text::{escape_code, escape_markdown};
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(
@@ -512,7 +522,7 @@ pub fn markdown(report: &Report) -> String {
             let _ = writeln!(s, "\n</details>");
         }
     }
-    crate::gha::neutralise(&s)
+    crate::text::neutralise(&s)
 }
 
 fn short(digest: &str) -> &str {

@@ -6,8 +6,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::oci::digest::{Digest, Hasher};
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
 
 /// The data files of a dataset: the file itself, or the .csv/.parquet files under a directory
 /// (recursively), sorted by relative path.
@@ -55,16 +55,16 @@ pub fn dataset_files(path: &Path) -> Result<Vec<(String, PathBuf)>> {
 }
 
 /// `sha256:<hex>` of a dataset (file or directory).
-pub fn digest_path(path: &Path) -> Result<String> {
-    let mut hasher = Sha256::new();
+pub fn digest_path(path: &Path) -> Result<Digest> {
+    let mut hasher = Hasher::sha256();
     let mut buf = vec![0u8; 1 << 20];
     for (rel, file) in dataset_files(path)? {
         let mut f = std::fs::File::open(&file)
             .with_context(|| format!("cannot open {}", file.display()))?;
         let len = f.metadata()?.len();
         hasher.update(rel.as_bytes());
-        hasher.update([0u8]);
-        hasher.update(len.to_le_bytes());
+        hasher.update(&[0u8]);
+        hasher.update(&len.to_le_bytes());
         loop {
             let n = f
                 .read(&mut buf)
@@ -75,7 +75,7 @@ pub fn digest_path(path: &Path) -> Result<String> {
             hasher.update(&buf[..n]);
         }
     }
-    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
+    Ok(hasher.finish())
 }
 
 #[cfg(test)]
@@ -89,7 +89,7 @@ mod tests {
         std::fs::write(&a, "x\n1\n").unwrap();
         let d1 = digest_path(&a).unwrap();
         assert_eq!(d1, digest_path(&a).unwrap());
-        assert!(d1.starts_with("sha256:") && d1.len() == 71);
+        assert!(d1.as_str().starts_with("sha256:") && d1.as_str().len() == 71);
         std::fs::write(&a, "x\n2\n").unwrap();
         assert_ne!(d1, digest_path(&a).unwrap());
         // A directory dataset covers its data files in order, ignoring other files.

@@ -22,7 +22,7 @@ pub fn dataset_digests(config: &Config) -> Result<IndexMap<String, DatasetDigest
             name.clone(),
             DatasetDigest {
                 path: ds.path.clone(),
-                digest: digest::digest_path(&ds.abs_path)?,
+                digest: digest::digest_path(&ds.abs_path)?.to_string(),
             },
         );
     }

@@ -11,14 +11,15 @@ use serde_json::{json, Value};
 
 use super::Deployed;
 use crate::environment::EnvironmentState;
+use crate::outcome::Outcome;
 
-/// Ok(Err(why)) when the command failed: the deployment said no.
+/// Refused when the command failed: the deployment said no.
 pub fn deploy(
     state: &EnvironmentState,
     command: &[String],
     root: &Path,
     record: &Path,
-) -> Result<std::result::Result<Deployed, String>> {
+) -> Result<Outcome<Deployed>> {
     let previous: Option<String> = std::fs::read(record)
         .ok()
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
@@ -33,7 +34,7 @@ pub fn deploy(
         replaced: Vec::new(),
     };
     if previous.as_deref() == Some(state.digest.as_str()) {
-        return Ok(Ok(done("unchanged")));
+        return Ok(Outcome::Done(done("unchanged")));
     }
     let (program, args) = command
         .split_first()
@@ -42,7 +43,7 @@ pub fn deploy(
         .args(args)
         .current_dir(root)
         .env("MLOPS_DEPLOY_IMAGE", &state.image)
-        .env("MLOPS_DEPLOY_DIGEST", &state.digest)
+        .env("MLOPS_DEPLOY_DIGEST", state.digest.as_str())
         .env("MLOPS_DEPLOY_ENVIRONMENT", &state.environment)
         .env("MLOPS_DEPLOY_MODEL", &state.model)
         .env("MLOPS_DEPLOY_RUN_ID", &state.run_id)
@@ -53,7 +54,7 @@ pub fn deploy(
         .status()
         .with_context(|| format!("cannot run deploy.command {program:?}"))?;
     if !status.success() {
-        return Ok(Err(format!(
+        return Ok(Outcome::refused(format!(
             "deploy.command `{}` exited with {}",
             command.join(" "),
             status
@@ -66,5 +67,5 @@ pub fn deploy(
         &json!({"digest": state.digest, "image": state.image, "run_id": state.run_id,
                 "deployed_at": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()}),
     )?;
-    Ok(Ok(done("deployed")))
+    Ok(Outcome::Done(done("deployed")))
 }

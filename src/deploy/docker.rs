@@ -24,6 +24,7 @@ use bollard::Docker;
 
 use super::Deployed;
 use crate::environment::EnvironmentState;
+use crate::outcome::Outcome;
 use crate::runner::docker::DockerRunner;
 use crate::runner::logs::LogSink;
 
@@ -39,13 +40,13 @@ pub struct Target<'a> {
     pub health_timeout: Duration,
 }
 
-/// Ok(Err(why)) when the new version failed its health check and the previous one kept (or
-/// went back to) serving: the deployment said no. Err for everything that stopped the tool.
+/// Refused when the new version failed its health check and the previous one kept (or went
+/// back to) serving: the deployment said no. Err for everything that stopped the tool.
 pub async fn deploy(
     state: &EnvironmentState,
     target: &Target<'_>,
     log_path: &std::path::Path,
-) -> Result<std::result::Result<Deployed, String>> {
+) -> Result<Outcome<Deployed>> {
     let runner = DockerRunner::connect().await?;
     let docker = runner.client();
     let deployment = format!("{}/{}", state.model, state.environment);
@@ -55,9 +56,9 @@ pub async fn deploy(
     let existing = containers(docker, &deployment).await?;
     if let Some(c) = existing
         .iter()
-        .find(|c| c.running && c.digest == state.digest && c.name == name)
+        .find(|c| c.running && state.digest == c.digest.as_str() && c.name == name)
     {
-        return Ok(Ok(Deployed {
+        return Ok(Outcome::Done(Deployed {
             environment: state.environment.clone(),
             image: state.image.clone(),
             digest: state.digest.clone(),
@@ -86,8 +87,8 @@ pub async fn deploy(
         undo: &undo,
     };
     let work = async {
-        if let Err(why) = job.probe().await? {
-            return Ok(Err(format!(
+        if let Outcome::Refused(why) = job.probe().await? {
+            return Ok(Outcome::refused(format!(
                 "the new version {} failed its health check ({why}); {}",
                 state.digest,
                 if existing.iter().any(|c| c.running) {
@@ -113,24 +114,24 @@ pub async fn deploy(
             let pending = undo.take();
             let done = pending.describe();
             pending.run(docker).await;
-            return Err(crate::interrupt::Interrupted(done).into());
+            return Err(crate::interrupt::Interrupted(format!("interrupted; {done}")).into());
         }
     };
     // The new version serves: removing the previous containers is no longer interruptible
     // (a second Ctrl-C still ends the process at once).
     match outcome {
-        Ok((deployed, retired)) => {
+        Outcome::Done((deployed, retired)) => {
             for id in &retired {
                 remove(docker, id).await;
             }
-            Ok(Ok(deployed))
+            Ok(Outcome::Done(deployed))
         }
-        Err(why) => Ok(Err(why)),
+        Outcome::Refused(why) => Ok(Outcome::Refused(why)),
     }
 }
 
-/// Ok(Err(why)) when the new version said no; Ok(Ok((deployed, previous container ids))).
-type Swapped = Result<std::result::Result<(Deployed, Vec<String>), String>>;
+/// Refused when the new version said no; else the deployment and the previous container ids.
+type Swapped = Result<Outcome<(Deployed, Vec<String>)>>;
 
 /// One deployment in progress: what it deploys, where, and what an interruption must undo.
 struct Job<'a> {
@@ -145,13 +146,8 @@ struct Job<'a> {
 
 impl Job<'_> {
     /// The new version must be healthy on an ephemeral port before it replaces anything.
-    async fn probe(&self) -> Result<std::result::Result<(), String>> {
-        let short = self
-            .state
-            .digest
-            .trim_start_matches("sha256:")
-            .get(..12)
-            .unwrap_or("");
+    async fn probe(&self) -> Result<Outcome<()>> {
+        let short = self.state.digest.hex().get(..12).unwrap_or("");
         let probe = format!("{}-probe-{short}", self.name);
         remove(self.docker, &probe).await;
         self.undo.with(|u| u.probe = Some(probe.clone()));
@@ -178,7 +174,10 @@ impl Job<'_> {
         .await;
         remove(self.docker, &probe).await;
         self.undo.with(|u| u.probe = None);
-        Ok(healthy)
+        Ok(match healthy {
+            Ok(()) => Outcome::Done(()),
+            Err(why) => Outcome::refused(why),
+        })
     }
 
     /// The old containers step aside (stopped, renamed, kept) and the new version takes the
@@ -225,7 +224,7 @@ impl Job<'_> {
         if let Err(e) = started {
             // Roll back: the previous version serves again.
             self.undo.take().run(docker).await;
-            return Ok(Err(format!(
+            return Ok(Outcome::refused(format!(
                 "the new version {} did not come up on {}:{} ({e:#}); the previous version was restarted",
                 state.digest, target.host, target.port
             )));
@@ -245,7 +244,7 @@ impl Job<'_> {
                 .map(|(id, name, _)| format!("{name} ({})", &id[..12.min(id.len())]))
                 .collect(),
         };
-        Ok(Ok((deployed, retired)))
+        Ok(Outcome::Done((deployed, retired)))
     }
 }
 
@@ -402,7 +401,7 @@ async fn create(
     };
     let labels = HashMap::from([
         (DEPLOYMENT_LABEL.to_string(), deployment.to_string()),
-        (DIGEST_LABEL.to_string(), state.digest.clone()),
+        (DIGEST_LABEL.to_string(), state.digest.to_string()),
         ("dev.mlops.run-id".to_string(), state.run_id.clone()),
     ]);
     let body = ContainerCreateBody {

@@ -48,7 +48,7 @@ pub fn deploy(
                     minijinja::ErrorKind::InvalidOperation,
                     format!(
                         "the value {:?} cannot be written into a YAML manifest as it is; write it with the yaml filter ({{{{ name|yaml }}}}) to get a quoted YAML string",
-                        crate::report::clean(s)
+                        crate::text::clean(s)
                     ),
                 ));
             }
@@ -80,7 +80,7 @@ pub fn deploy(
             env => &state.environment,
             environment => &state.environment,
             image => &state.image,
-            digest => &state.digest,
+            digest => state.digest.as_str(),
             run_id => &state.run_id,
             git_commit => &state.git_commit,
             port => port,
@@ -167,7 +167,7 @@ mod tests {
             environment: "production".into(),
             model: "churn".into(),
             image: format!("127.0.0.1:5000/acme/churn@{digest}"),
-            digest,
+            digest: crate::oci::digest::Digest::parse(&digest).unwrap(),
             signature: None,
             run_id: "20261125T000000Z-abcdef".into(),
             git_commit: "0123abc".into(),

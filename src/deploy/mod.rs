@@ -13,7 +13,7 @@ use serde::Serialize;
 pub struct Deployed {
     pub environment: String,
     pub image: String,
-    pub digest: String,
+    pub digest: crate::oci::digest::Digest,
     /// `deployed`, or `unchanged` when that digest was already running.
     pub action: &'static str,
     pub container: String,

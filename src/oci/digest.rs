@@ -1,6 +1,8 @@
 //! Content digests as the OCI image-spec writes them: `sha256:` + 64 or `sha512:` + 128
 //! lowercase hex digits. A digest read from a manifest, an index or a file is parsed here
-//! before it names a URL path or a file, so `sha256:../../x` never reaches either.
+//! before it names a URL path or a file, so `sha256:../../x` never reaches either. The one
+//! digest type of the toolkit: images, blobs, datasets, keys; read from JSON or YAML it is
+//! checked the same way.
 
 use std::fmt;
 
@@ -58,7 +60,7 @@ impl Digest {
     }
 
     /// The sha256 digest of `bytes`, the algorithm everything we write uses.
-    pub fn sha256_of(bytes: &[u8]) -> Digest {
+    pub fn of(bytes: &[u8]) -> Digest {
         Digest(format!("sha256:{}", hex::encode(Sha256::digest(bytes))))
     }
 
@@ -101,6 +103,45 @@ impl fmt::Display for Digest {
     }
 }
 
+impl std::str::FromStr for Digest {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Digest, String> {
+        Digest::parse(text)
+    }
+}
+
+impl AsRef<str> for Digest {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for Digest {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Digest {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Digest, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Digest::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Incremental hashing in the algorithm of the digest it was made for.
 pub enum Hasher {
     Sha256(Sha256),
@@ -108,6 +149,11 @@ pub enum Hasher {
 }
 
 impl Hasher {
+    /// A sha256 hasher, for content we digest ourselves.
+    pub fn sha256() -> Hasher {
+        Hasher::Sha256(Sha256::new())
+    }
+
     pub fn update(&mut self, bytes: &[u8]) {
         match self {
             Hasher::Sha256(h) => h.update(bytes),
@@ -169,7 +215,7 @@ mod tests {
     #[test]
     fn verifies_content_in_the_digests_algorithm() {
         let bytes = b"hello";
-        let sha256 = Digest::sha256_of(bytes);
+        let sha256 = Digest::of(bytes);
         assert!(sha256.matches(bytes));
         assert!(!sha256.matches(b"hellO"));
         let sha512 = Digest::parse(&format!(
@@ -183,5 +229,17 @@ mod tests {
         h.update(b"hel");
         h.update(b"lo");
         assert_eq!(h.finish(), sha512);
+        let mut h = Hasher::sha256();
+        h.update(bytes);
+        assert_eq!(h.finish(), sha256);
+    }
+
+    #[test]
+    fn serde_reads_only_well_formed_digests() {
+        let good = format!("\"sha256:{}\"", "b".repeat(64));
+        let d: Digest = serde_json::from_str(&good).unwrap();
+        assert_eq!(serde_json::to_string(&d).unwrap(), good);
+        let bad = serde_json::from_str::<Digest>("\"sha256:../../etc\"").unwrap_err();
+        assert!(bad.to_string().contains("is not a digest"), "{bad}");
     }
 }

@@ -13,25 +13,51 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::credentials::RegistrySettings;
-use super::digest::Digest;
-use super::layer;
-use super::reference::{parse_image, parse_repository, ImageRef};
+use super::digest::{Digest, Hasher};
+use super::layer::{self, Compression};
+use super::reference::{parse_pinned, ImageLocation, ImageRef};
 use super::registry::{self, Registry};
-use crate::config::{Config, PackageConfig, RepositoryTarget, ServingBase};
 use crate::runs::{RunDir, Side};
+
+/// `package:` of mlops.yaml, resolved.
+#[derive(Debug, Clone, Serialize)]
+pub struct PackageConfig {
+    /// Where images go: a registry repository (no tag, no digest), or a layout directory.
+    pub repository: ImageLocation,
+    pub base: ServingBase,
+    pub model_path: String,
+    pub command: Vec<String>,
+    pub port: Option<u16>,
+    pub compression: Compression,
+}
+
+/// The serving image the model layer goes on.
+#[derive(Debug, Clone, Serialize)]
+pub enum ServingBase {
+    Image(ImageRef),
+    /// Built through the engine first (an absolute Dockerfile path).
+    Dockerfile(PathBuf),
+}
+
+/// The project an image is packaged for: provenance comes from it.
+pub struct Project<'a> {
+    /// The repository root (mlops.yaml's directory).
+    pub root: &'a Path,
+    pub model: &'a str,
+}
 
 /// What `package.json` records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Packaged {
     /// `registry/repository@sha256:…`, or `oci:PATH@sha256:…` for a layout.
     pub reference: String,
-    pub digest: String,
+    pub digest: Digest,
     /// The run id, as a tag (registry) or ref name (layout).
     pub tag: String,
     /// Manifest + config + layers.
     pub size: u64,
     pub base_image: String,
-    pub base_digest: String,
+    pub base_digest: Digest,
     pub model_layer: LayerRecord,
     /// Bytes sent to the registry this time (0 when everything was already there).
     pub uploaded_bytes: u64,
@@ -43,19 +69,38 @@ pub struct Packaged {
     pub fingerprint: String,
 }
 
+impl Packaged {
+    /// Where the image is: a registry reference or an OCI layout.
+    pub fn location(&self) -> Result<ImageLocation> {
+        ImageLocation::parse(&self.reference)
+            .map_err(|e| anyhow::anyhow!("package.json names the image {e}"))
+    }
+
+    /// The image in its registry, by digest: what signing and promotion need. An image in an
+    /// OCI layout has no registry to carry signatures: `what` says who needed one.
+    pub fn pinned(&self, what: &str) -> Result<(ImageRef, Digest)> {
+        if let ImageLocation::Layout(_) = self.location()? {
+            bail!(
+                "{} is an OCI layout on disk; {what}: set package.repository to a registry",
+                self.reference
+            );
+        }
+        parse_pinned(&self.reference).map_err(anyhow::Error::msg)
+    }
+}
+
 /// The fingerprint of a packaging: see `Packaged::fingerprint`.
 fn fingerprint(
     model_dir: &Path,
     pkg: &PackageConfig,
-    base_digest: &str,
+    base_digest: &Digest,
     annotations: &IndexMap<String, String>,
 ) -> Result<String> {
-    use sha2::{Digest, Sha256};
     use std::os::unix::fs::MetadataExt;
-    let mut h = Sha256::new();
-    h.update(serde_json::to_vec(pkg)?);
-    h.update(base_digest.as_bytes());
-    h.update(serde_json::to_vec(annotations)?);
+    let mut h = Hasher::sha256();
+    h.update(&serde_json::to_vec(pkg)?);
+    h.update(base_digest.as_str().as_bytes());
+    h.update(&serde_json::to_vec(annotations)?);
     let mut stack = vec![model_dir.to_path_buf()];
     let mut entries = Vec::new();
     while let Some(d) = stack.pop() {
@@ -65,9 +110,10 @@ fn fingerprint(
             if m.is_dir() {
                 stack.push(e.path());
             }
+            let path = e.path();
             entries.push(format!(
                 "{}\0{}\0{}\0{}\0{:o}",
-                e.path().strip_prefix(model_dir).unwrap().display(),
+                path.strip_prefix(model_dir).unwrap_or(&path).display(),
                 m.len(),
                 m.mtime(),
                 m.mtime_nsec(),
@@ -78,9 +124,9 @@ fn fingerprint(
     entries.sort();
     for e in entries {
         h.update(e.as_bytes());
-        h.update([0u8]);
+        h.update(&[0u8]);
     }
-    Ok(format!("sha256:{}", hex::encode(h.finalize())))
+    Ok(h.finish().to_string())
 }
 
 /// The earlier packaging of this run, when nothing it derives from changed and the image is
@@ -96,26 +142,18 @@ async fn unchanged(
         return Ok(None);
     }
     let present = match &pkg.repository {
-        RepositoryTarget::Registry(repo_text) => {
-            let Ok(target) = parse_repository(repo_text) else {
-                return Ok(None);
-            };
-            if !prev
-                .reference
-                .starts_with(&format!("{}/{}@", target.registry, target.repository))
-            {
+        ImageLocation::Registry(target) => {
+            if !prev.reference.starts_with(&format!("{}@", target.name())) {
                 return Ok(None);
             }
             let reg = Registry::new(&target.registry, settings)?;
             reg.manifest_digest(&target.repository, &prev.tag)
                 .await?
-                .as_deref()
-                == Some(prev.digest.as_str())
+                .is_some_and(|d| prev.digest == d.as_str())
         }
-        RepositoryTarget::Layout(dir) => {
-            prev.reference
-                .starts_with(&format!("oci:{}@", dir.display()))
-                && super::layout::blob_path(dir, &prev.digest).is_ok_and(|p| p.exists())
+        ImageLocation::Layout(dir) => {
+            prev.location().ok() == Some(ImageLocation::Layout(dir.clone()))
+                && super::layout::blob_path(dir, prev.digest.as_str()).is_ok_and(|p| p.exists())
         }
     };
     Ok(present.then_some(Packaged {
@@ -126,8 +164,8 @@ async fn unchanged(
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LayerRecord {
-    pub digest: String,
-    pub diff_id: String,
+    pub digest: Digest,
+    pub diff_id: Digest,
     pub size: u64,
     pub media_type: String,
 }
@@ -174,7 +212,8 @@ fn host_arch() -> &'static str {
 async fn base_manifest(reg: &Registry, base: &ImageRef) -> Result<(registry::Fetched, Manifest)> {
     let reference = base
         .digest
-        .clone()
+        .as_ref()
+        .map(Digest::to_string)
         .or(base.tag.clone())
         .unwrap_or_else(|| "latest".into());
     let mut fetched = reg.manifest(&base.repository, &reference).await?;
@@ -229,7 +268,7 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
 }
 
 /// Annotations (and labels) describing where the image comes from.
-fn provenance(config: &Config, run: &RunDir) -> Result<IndexMap<String, String>> {
+fn provenance(project: &Project, run: &RunDir) -> Result<IndexMap<String, String>> {
     let record = run.read_record()?;
     let mut a = IndexMap::new();
     let created = record
@@ -244,28 +283,28 @@ fn provenance(config: &Config, run: &RunDir) -> Result<IndexMap<String, String>>
             record.git.commit.clone(),
         );
     }
-    if let Some(source) = source_url(&config.root) {
+    if let Some(source) = source_url(project.root) {
         a.insert("org.opencontainers.image.source".into(), source);
     }
     a.insert(
         "org.opencontainers.image.title".into(),
-        config.model.clone(),
+        project.model.to_string(),
     );
-    a.insert("dev.mlops.model".into(), config.model.clone());
+    a.insert("dev.mlops.model".into(), project.model.to_string());
     a.insert("dev.mlops.run-id".into(), run.id.clone());
     for (name, d) in &record.data {
         a.insert(format!("dev.mlops.data.{name}.digest"), d.digest.clone());
     }
     let metrics = run.metrics(Side::Challenger);
     // The evaluation step wrote it: read as a step output (no link followed, size-limited).
-    let limit = crate::runner::outputs::METRICS_LIMIT;
-    match crate::runner::outputs::read_limited(&metrics, limit, "metrics.json") {
+    let limit = crate::outputs::METRICS_LIMIT;
+    match crate::outputs::read_limited(&metrics, limit, "metrics.json") {
         Err(e) if e.is_not_found() => {}
         Err(e) => return Err(e.into()),
         Ok(bytes) => {
             a.insert(
                 "dev.mlops.metrics.digest".into(),
-                registry::sha256_digest(&bytes),
+                Digest::of(&bytes).to_string(),
             );
         }
     }
@@ -294,7 +333,7 @@ fn source_url(root: &Path) -> Option<String> {
 fn image_config(
     base: &[u8],
     pkg: &PackageConfig,
-    diff_id: &str,
+    diff_id: &Digest,
     annotations: &IndexMap<String, String>,
 ) -> Result<Vec<u8>> {
     let mut cfg: Value = serde_json::from_slice(base).context("unreadable base image config")?;
@@ -364,18 +403,8 @@ fn image_config(
     Ok(serde_json::to_vec(&cfg)?)
 }
 
-/// Packages the run's model: pushes to the registry, or writes the OCI layout.
-pub async fn package(
-    config: &Config,
-    run: &RunDir,
-    settings: &RegistrySettings,
-) -> Result<Packaged> {
-    let pkg = config.package.as_ref().with_context(|| {
-        format!(
-            "{} has no package: section (repository, base_image, model_path, command, port)",
-            config.file.display()
-        )
-    })?;
+/// The run's model directory, when training left something in it.
+pub fn model_dir(run: &RunDir) -> Result<PathBuf> {
     let model_dir = run.model_dir();
     if !model_dir.is_dir() || std::fs::read_dir(&model_dir)?.next().is_none() {
         bail!(
@@ -384,16 +413,39 @@ pub async fn package(
             model_dir.display()
         );
     }
-    let base_text = match &pkg.base {
-        ServingBase::Image(img) => img.clone(),
-        ServingBase::Dockerfile(df) => {
-            super::build::build_and_push_base(config, pkg, df, run).await?
-        }
-    };
-    let base = parse_image(&base_text)
-        .map_err(|e| anyhow::anyhow!("package.base_image {base_text:?}: {e}"))?;
+    Ok(model_dir)
+}
+
+/// The new image, assembled: its config and manifest, the base's layers and the model layer.
+struct Assembled {
+    layer: layer::Layer,
+    base_layers: Vec<Descriptor>,
+    config: Vec<u8>,
+    config_digest: Digest,
+    manifest: Vec<u8>,
+    digest: Digest,
+}
+
+impl Assembled {
+    fn size(&self) -> u64 {
+        self.manifest.len() as u64
+            + self.config.len() as u64
+            + self.base_layers.iter().map(|l| l.size).sum::<u64>()
+            + self.layer.size
+    }
+}
+
+/// Packages the run's model on `base`: pushes to the registry, or writes the OCI layout.
+pub async fn package(
+    pkg: &PackageConfig,
+    base: &ImageRef,
+    project: &Project<'_>,
+    run: &RunDir,
+    settings: &RegistrySettings,
+) -> Result<Packaged> {
+    let model_dir = model_dir(run)?;
     let base_reg = Registry::new(&base.registry, settings)?;
-    let (base_fetched, base_manifest) = base_manifest(&base_reg, &base).await?;
+    let (base_fetched, base_manifest) = base_manifest(&base_reg, base).await?;
     let base_config = base_reg
         .blob(
             &base.repository,
@@ -401,9 +453,11 @@ pub async fn package(
             base_manifest.config.size,
         )
         .await?;
+    let base_digest = Digest::parse(&base_fetched.digest)
+        .map_err(|e| anyhow::anyhow!("base image {base}: {e}"))?;
 
-    let annotations = provenance(config, run)?;
-    let print = fingerprint(&model_dir, pkg, &base_fetched.digest, &annotations)?;
+    let annotations = provenance(project, run)?;
+    let print = fingerprint(&model_dir, pkg, &base_digest, &annotations)?;
     if let Some(prev) = unchanged(run, &print, pkg, settings).await? {
         tracing::info!(
             "model, base and settings unchanged since the last packaging: {}",
@@ -416,9 +470,73 @@ pub async fn package(
         .prefix(".package-")
         .tempdir_in(&run.path)?;
     let layer = layer::build(&model_dir, &pkg.model_path, pkg.compression, work.path())?;
-    let config_bytes = image_config(&base_config, pkg, &layer.diff_id, &annotations)?;
-    let config_digest = registry::sha256_digest(&config_bytes);
+    let image = assemble(pkg, layer, base_manifest, &base_config, &annotations)?;
+    let (reference, uploaded) = match &pkg.repository {
+        ImageLocation::Registry(target) => {
+            let uploaded = push(
+                target,
+                base,
+                &base_reg,
+                &image,
+                &run.id,
+                work.path(),
+                settings,
+            )
+            .await?;
+            (format!("{}@{}", target.name(), image.digest), uploaded)
+        }
+        ImageLocation::Layout(dir) => {
+            let base_layers = image
+                .base_layers
+                .iter()
+                .map(|l| (l.digest.clone(), l.size))
+                .collect::<Vec<_>>();
+            let uploaded = super::layout::write(
+                dir,
+                &base_reg,
+                &base.repository,
+                &base_layers,
+                &image.layer,
+                &image.config,
+                &image.manifest,
+                &run.id,
+            )
+            .await?;
+            let at = ImageLocation::Layout(dir.clone());
+            (format!("{at}@{}", image.digest), uploaded)
+        }
+    };
+    let packaged = Packaged {
+        reference,
+        digest: image.digest.clone(),
+        tag: run.id.clone(),
+        size: image.size(),
+        base_image: base.to_string(),
+        base_digest,
+        model_layer: LayerRecord {
+            digest: image.layer.digest.clone(),
+            diff_id: image.layer.diff_id.clone(),
+            size: image.layer.size,
+            media_type: image.layer.media_type.to_string(),
+        },
+        uploaded_bytes: uploaded,
+        annotations,
+        fingerprint: print,
+    };
+    crate::fsutil::write_json_atomic(&run.package_json(), &packaged)?;
+    Ok(packaged)
+}
 
+/// The image config and manifest for the model layer on the base.
+fn assemble(
+    pkg: &PackageConfig,
+    layer: layer::Layer,
+    base_manifest: Manifest,
+    base_config: &[u8],
+    annotations: &IndexMap<String, String>,
+) -> Result<Assembled> {
+    let config = image_config(base_config, pkg, &layer.diff_id, annotations)?;
+    let config_digest = Digest::of(&config);
     let mut layers: Vec<Value> = base_manifest
         .layers
         .iter()
@@ -431,107 +549,87 @@ pub async fn package(
         })
         .collect();
     layers.push(json!({"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size}));
-    let manifest = json!({
+    let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": registry::OCI_MANIFEST,
         "config": {
             "mediaType": "application/vnd.oci.image.config.v1+json",
             "digest": config_digest,
-            "size": config_bytes.len(),
+            "size": config.len(),
         },
         "layers": layers,
         "annotations": annotations,
-    });
-    let manifest_bytes = serde_json::to_vec(&manifest)?;
-    let digest = registry::sha256_digest(&manifest_bytes);
-    let size = manifest_bytes.len() as u64
-        + config_bytes.len() as u64
-        + base_manifest.layers.iter().map(|l| l.size).sum::<u64>()
-        + layer.size;
-
-    let mut uploaded = 0u64;
-    let reference = match &pkg.repository {
-        RepositoryTarget::Registry(repo_text) => {
-            let target = parse_repository(repo_text)
-                .map_err(|e| anyhow::anyhow!("package.repository {repo_text:?}: {e}"))?;
-            let target_reg;
-            let reg = if target.registry == base.registry {
-                &base_reg
-            } else {
-                target_reg = Registry::new(&target.registry, settings)?;
-                &target_reg
-            };
-            let repo = &target.repository;
-            let same_registry = target.registry == base.registry;
-            for l in &base_manifest.layers {
-                if reg.blob_exists(repo, &l.digest).await? {
-                    continue;
-                }
-                if same_registry && reg.mount(repo, &l.digest, &base.repository).await? {
-                    continue;
-                }
-                // Another registry (or no mount): stream it through a temporary file.
-                let tmp = work.path().join("base-layer.blob");
-                base_reg
-                    .blob_to_file(&base.repository, &l.digest, l.size, &tmp)
-                    .await?;
-                if reg.push_file(repo, &l.digest, &tmp).await? {
-                    uploaded += l.size;
-                }
-                std::fs::remove_file(&tmp)?;
-            }
-            if reg.push_file(repo, &layer.digest, &layer.path).await? {
-                uploaded += layer.size;
-            }
-            if reg.push_bytes(repo, &config_digest, &config_bytes).await? {
-                uploaded += config_bytes.len() as u64;
-            }
-            if reg.manifest_digest(repo, &digest).await?.is_none() {
-                uploaded += manifest_bytes.len() as u64;
-            }
-            reg.put_manifest(repo, &run.id, &manifest_bytes, registry::OCI_MANIFEST)
-                .await?;
-            format!("{}/{}@{digest}", target.registry, repo)
-        }
-        RepositoryTarget::Layout(dir) => {
-            let base_layers = base_manifest
-                .layers
-                .iter()
-                .map(|l| (l.digest.clone(), l.size))
-                .collect::<Vec<_>>();
-            uploaded = super::layout::write(
-                dir,
-                &base_reg,
-                &base.repository,
-                &base_layers,
-                &layer,
-                &config_bytes,
-                &manifest_bytes,
-                &run.id,
-            )
-            .await?;
-            format!("oci:{}@{digest}", dir.display())
-        }
-    };
-    let packaged = Packaged {
-        reference,
+    }))?;
+    let digest = Digest::of(&manifest);
+    Ok(Assembled {
+        layer,
+        base_layers: base_manifest.layers,
+        config,
+        config_digest,
+        manifest,
         digest,
-        tag: run.id.clone(),
-        size,
-        base_image: base_text,
-        base_digest: base_fetched.digest,
-        model_layer: LayerRecord {
-            digest: layer.digest.clone(),
-            diff_id: layer.diff_id.clone(),
-            size: layer.size,
-            media_type: layer.media_type.to_string(),
-        },
-        uploaded_bytes: uploaded,
-        annotations,
-        fingerprint: print,
+    })
+}
+
+/// Pushes the image to `target` (tagged with the run id); returns the bytes sent. Base layers
+/// are mounted from the base's repository on the same registry, else copied through `work`.
+async fn push(
+    target: &ImageRef,
+    base: &ImageRef,
+    base_reg: &Registry,
+    image: &Assembled,
+    tag: &str,
+    work: &Path,
+    settings: &RegistrySettings,
+) -> Result<u64> {
+    let same_registry = target.registry == base.registry;
+    let target_reg;
+    let reg = if same_registry {
+        base_reg
+    } else {
+        target_reg = Registry::new(&target.registry, settings)?;
+        &target_reg
     };
-    crate::fsutil::write_json_atomic(&run.package_json(), &packaged)?;
-    Ok(packaged)
+    let repo = &target.repository;
+    let mut uploaded = 0u64;
+    for l in &image.base_layers {
+        if reg.blob_exists(repo, &l.digest).await? {
+            continue;
+        }
+        if same_registry && reg.mount(repo, &l.digest, &base.repository).await? {
+            continue;
+        }
+        // Another registry (or no mount): stream it through a temporary file.
+        let tmp = work.join("base-layer.blob");
+        base_reg
+            .blob_to_file(&base.repository, &l.digest, l.size, &tmp)
+            .await?;
+        if reg.push_file(repo, &l.digest, &tmp).await? {
+            uploaded += l.size;
+        }
+        std::fs::remove_file(&tmp)?;
+    }
+    let layer = &image.layer;
+    if reg
+        .push_file(repo, layer.digest.as_str(), &layer.path)
+        .await?
+    {
+        uploaded += layer.size;
+    }
+    let config_digest = image.config_digest.as_str();
+    if reg.push_bytes(repo, config_digest, &image.config).await? {
+        uploaded += image.config.len() as u64;
+    }
+    if reg
+        .manifest_digest(repo, image.digest.as_str())
+        .await?
+        .is_none()
+    {
+        uploaded += image.manifest.len() as u64;
+    }
+    reg.put_manifest(repo, tag, &image.manifest, registry::OCI_MANIFEST)
+        .await?;
+    Ok(uploaded)
 }
 
 /// Reads a run's package.json.

@@ -4,31 +4,42 @@
 //! time in the header) or zstd (level 3), single-threaded. Written once to a temporary file
 //! while both digests are computed, so memory stays flat however big the model is. The model
 //! directory is the training step's writing: it is read as a step output (see
-//! `runner::outputs`): regular files and directories only, no link followed.
+//! `outputs`): regular files and directories only, no link followed.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use super::digest::{Digest, Hasher};
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
 
-use crate::config::Compression;
-use crate::runner::outputs::StepDir;
+use crate::outputs::StepDir;
+
+// How the model layer is compressed (`package.compression`); no doc comment: it would become
+// a description in the committed schema.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
 
 pub struct Layer {
     /// The blob as stored (compressed or not).
     pub path: PathBuf,
-    pub digest: String,
+    pub digest: Digest,
     pub size: u64,
     /// sha256 of the uncompressed tar (the config's rootfs.diff_ids entry).
-    pub diff_id: String,
+    pub diff_id: Digest,
     pub media_type: &'static str,
 }
 
 /// Counts and hashes what passes through.
 struct Hashing<W: Write> {
     inner: W,
-    hasher: Sha256,
+    hasher: Hasher,
     count: u64,
 }
 
@@ -48,16 +59,12 @@ impl<W: Write> Hashing<W> {
     fn new(inner: W) -> Self {
         Hashing {
             inner,
-            hasher: Sha256::new(),
+            hasher: Hasher::sha256(),
             count: 0,
         }
     }
-    fn finish(self) -> (W, String, u64) {
-        (
-            self.inner,
-            format!("sha256:{}", hex::encode(self.hasher.finalize())),
-            self.count,
-        )
+    fn finish(self) -> (W, Digest, u64) {
+        (self.inner, self.hasher.finish(), self.count)
     }
 }
 
@@ -69,10 +76,10 @@ pub fn build(dir: &Path, at: &str, compression: Compression, work: &Path) -> Res
     // The uncompressed stream is hashed for diff_id at the top of the chain; the stored bytes
     // at the bottom, which reports its digest through a channel when the encoder above it
     // finishes and drops it.
-    let (tx, rx) = std::sync::mpsc::channel::<(String, u64)>();
+    let (tx, rx) = std::sync::mpsc::channel::<(Digest, u64)>();
     struct Report<W: Write> {
         inner: Option<Hashing<W>>,
-        tx: std::sync::mpsc::Sender<(String, u64)>,
+        tx: std::sync::mpsc::Sender<(Digest, u64)>,
     }
     impl<W: Write> Write for Report<W> {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {

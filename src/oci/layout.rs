@@ -57,14 +57,14 @@ pub async fn write(
         std::fs::rename(&tmp, &target)?;
         written += size;
     }
-    let target = blob_path(dir, &layer.digest)?;
+    let target = blob_path(dir, layer.digest.as_str())?;
     if !target.exists() {
         std::fs::copy(&layer.path, target.with_extension("partial"))?;
         std::fs::rename(target.with_extension("partial"), &target)?;
         written += layer.size;
     }
     for bytes in [config, manifest] {
-        let target = blob_path(dir, &super::registry::sha256_digest(bytes))?;
+        let target = blob_path(dir, Digest::of(bytes).as_str())?;
         if !target.exists() {
             crate::fsutil::write_atomic(&target, bytes)?;
             written += bytes.len() as u64;
@@ -88,7 +88,7 @@ pub async fn write(
         .collect();
     manifests.push(json!({
         "mediaType": OCI_MANIFEST,
-        "digest": super::registry::sha256_digest(manifest),
+        "digest": Digest::of(manifest),
         "size": manifest.len(),
         "annotations": {key: ref_name},
     }));

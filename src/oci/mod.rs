@@ -3,7 +3,6 @@
 
 pub(crate) mod auth;
 mod blob;
-pub mod build;
 pub mod credentials;
 pub mod digest;
 pub mod image;

@@ -1,7 +1,12 @@
 //! OCI image references as the distribution spec and Docker write them:
-//! `[host[:port]/]path[:tag][@algorithm:hex]`.
+//! `[host[:port]/]path[:tag][@algorithm:hex]`, and where an image is: a registry reference or
+//! an OCI image layout on disk (`oci:PATH`). Every image reference of the toolkit is parsed
+//! here, once, into these types.
 
 use std::fmt;
+use std::path::PathBuf;
+
+use super::digest::Digest;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageRef {
@@ -9,7 +14,61 @@ pub struct ImageRef {
     pub registry: String,
     pub repository: String,
     pub tag: Option<String>,
-    pub digest: Option<String>,
+    pub digest: Option<Digest>,
+}
+
+/// Where an image lives: in a registry, or in an OCI image layout on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageLocation {
+    Registry(ImageRef),
+    /// The layout's directory (`oci:PATH`; the digest, if one was written, is left out).
+    Layout(PathBuf),
+}
+
+/// The prefix that names an OCI image layout instead of a registry.
+pub const LAYOUT_PREFIX: &str = "oci:";
+
+impl ImageLocation {
+    /// `oci:PATH[@digest]` is a layout; anything else must be an image reference.
+    pub fn parse(text: &str) -> Result<ImageLocation, String> {
+        let Some(rest) = text.strip_prefix(LAYOUT_PREFIX) else {
+            return parse_image(text).map(ImageLocation::Registry);
+        };
+        let path = match rest.rsplit_once('@') {
+            Some((path, digest)) if valid_digest(digest) => path,
+            _ => rest,
+        };
+        if path.is_empty() {
+            return Err("oci: needs a directory path, such as oci:build/images".into());
+        }
+        Ok(ImageLocation::Layout(PathBuf::from(path)))
+    }
+
+    /// Whether `text` means a layout (`oci:…`), well-formed or not.
+    pub fn names_layout(text: &str) -> bool {
+        text.starts_with(LAYOUT_PREFIX)
+    }
+}
+
+impl fmt::Display for ImageLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImageLocation::Registry(r) => write!(f, "{r}"),
+            ImageLocation::Layout(p) => write!(f, "{LAYOUT_PREFIX}{}", p.display()),
+        }
+    }
+}
+
+impl serde::Serialize for ImageRef {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl serde::Serialize for ImageLocation {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 impl fmt::Display for ImageRef {
@@ -27,12 +86,17 @@ impl fmt::Display for ImageRef {
 
 impl ImageRef {
     /// `registry/repository@digest`, the only form deploys accept.
-    pub fn with_digest(&self, digest: &str) -> ImageRef {
+    pub fn with_digest(&self, digest: &Digest) -> ImageRef {
         ImageRef {
             tag: None,
-            digest: Some(digest.to_string()),
+            digest: Some(digest.clone()),
             ..self.clone()
         }
+    }
+
+    /// `registry/repository`: the name without tag or digest.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
     }
 }
 
@@ -143,21 +207,21 @@ pub(crate) fn valid_tag(t: &str) -> bool {
 }
 
 pub fn valid_digest(d: &str) -> bool {
-    super::digest::Digest::parse(d).is_ok()
+    Digest::parse(d).is_ok()
 }
 
 /// Parses an image reference; a tag and a digest are both optional.
 pub fn parse_image(text: &str) -> Result<ImageRef, String> {
     let bad = |why: &str| format!("\"{text}\" is not a valid image reference: {why}");
     let (rest, digest) = match text.split_once('@') {
-        Some((r, d)) => {
-            if !valid_digest(d) {
+        Some((r, d)) => match Digest::parse(d) {
+            Ok(d) => (r, Some(d)),
+            Err(_) => {
                 return Err(bad(
                     "the digest must be sha256: followed by 64 lowercase hex digits",
-                ));
+                ))
             }
-            (r, Some(d.to_string()))
-        }
+        },
         None => (text, None),
     };
     let (name, tag) = match rest.rfind(':') {
@@ -200,6 +264,18 @@ pub fn parse_image(text: &str) -> Result<ImageRef, String> {
     })
 }
 
+/// An image named by digest (`IMAGE@sha256:<hex>`): the only form signing, verification and
+/// deploys accept.
+pub fn parse_pinned(text: &str) -> Result<(ImageRef, Digest), String> {
+    let image = parse_image(text).map_err(|e| format!("{text:?}: {e}"))?;
+    match image.digest.clone() {
+        Some(digest) => Ok((image, digest)),
+        None => Err(format!(
+            "{text} names no digest: sign and verify need IMAGE@sha256:<hex>, never a tag"
+        )),
+    }
+}
+
 /// Parses a repository to push to: a registry host and a path, no tag and no digest.
 pub fn parse_repository(text: &str) -> Result<ImageRef, String> {
     let r = parse_image(text)?;
@@ -221,9 +297,9 @@ mod tests {
         assert_eq!(r.registry, "127.0.0.1:5000");
         assert_eq!(r.repository, "acme/serve-sklearn");
         assert_eq!(r.tag.as_deref(), Some("1"));
-        let d = format!("sha256:{}", "a".repeat(64));
+        let d = Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
         let r = parse_image(&format!("localhost/x@{d}")).unwrap();
-        assert_eq!(r.digest.as_deref(), Some(d.as_str()));
+        assert_eq!(r.digest.as_ref(), Some(&d));
         assert_eq!(
             parse_image("mlops-test/python-sklearn").unwrap().registry,
             "docker.io"
@@ -312,5 +388,37 @@ mod tests {
         }
         assert!(parse_repository("127.0.0.1:5000/acme/churn:1").is_err());
         assert!(parse_repository("127.0.0.1:5000/acme/churn").is_ok());
+    }
+
+    #[test]
+    fn pinned_references_need_a_digest() {
+        let d = format!("sha256:{}", "c".repeat(64));
+        let (image, digest) = parse_pinned(&format!("127.0.0.1:5000/acme/churn@{d}")).unwrap();
+        assert_eq!(image.name(), "127.0.0.1:5000/acme/churn");
+        assert_eq!(digest, d.as_str());
+        let e = parse_pinned("127.0.0.1:5000/acme/churn:1").unwrap_err();
+        assert!(e.contains("names no digest"), "{e}");
+    }
+
+    #[test]
+    fn locations_are_a_registry_or_a_layout() {
+        let d = format!("sha256:{}", "c".repeat(64));
+        assert_eq!(
+            ImageLocation::parse(&format!("oci:/tmp/images@{d}")).unwrap(),
+            ImageLocation::Layout(PathBuf::from("/tmp/images"))
+        );
+        assert_eq!(
+            ImageLocation::parse("oci:build/a@b").unwrap(),
+            ImageLocation::Layout(PathBuf::from("build/a@b"))
+        );
+        assert!(ImageLocation::parse("oci:").is_err());
+        let at = ImageLocation::parse("127.0.0.1:5000/acme/churn").unwrap();
+        assert!(matches!(&at, ImageLocation::Registry(r) if r.repository == "acme/churn"));
+        assert_eq!(at.to_string(), "127.0.0.1:5000/acme/churn");
+        assert_eq!(
+            ImageLocation::Layout(PathBuf::from("x")).to_string(),
+            "oci:x"
+        );
+        assert!(ImageLocation::parse("UPPER/case").is_err());
     }
 }

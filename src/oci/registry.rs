@@ -74,7 +74,7 @@ pub struct Fetched {
 }
 
 pub fn sha256_digest(bytes: &[u8]) -> String {
-    Digest::sha256_of(bytes).to_string()
+    Digest::of(bytes).to_string()
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {

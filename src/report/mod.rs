@@ -1,83 +1,23 @@
 //! Reports over a comparison: markdown (PR body, sticky comment, step summary) rendered from
 //! templates embedded in the binary, human text, and GitHub annotations. Everything taken from
 //! files (metric names, column names, reasons) is escaped for its destination and can never
-//! become a workflow command (see `crate::gha::neutralise`).
+//! become a workflow command (see `crate::text`).
 
 use anyhow::{Context, Result};
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
 use crate::compare::{Comparison, Verdict};
-use crate::gha;
 use crate::runs::RunDir;
+/// Also the GitHub forge's path to [`crate::text::clean`], until it names that one.
+pub(crate) use crate::text::clean;
+use crate::text::{
+    escape_code, escape_data, escape_label, escape_markdown, escape_property, neutralise,
+};
+
+pub mod human;
 
 const COMPARISON_MD: &str = include_str!("../../templates/report/comparison.md.j2");
-
-/// Escapes text for a markdown table cell or paragraph: no markup, no HTML, one line.
-pub fn escape_markdown(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' | '!' => {
-                out.push('\\');
-                out.push(ch);
-            }
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '\n' | '\r' => out.push(' '),
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Text inside a code span: backticks cannot close it, newlines cannot break it.
-pub(crate) fn escape_code(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c == '`' {
-                '\''
-            } else if c.is_control() {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect()
-}
-
-/// A quoted Mermaid label.
-fn escape_label(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c == '"' {
-                '\''
-            } else if c.is_control() {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect()
-}
-
-/// Untrusted text shown on a terminal or a CI log, on one line: control characters made
-/// visible (`\n`, `\r`, `\u{1b}`), and nothing the runner could read as a command.
-pub fn clean(s: &str) -> String {
-    let visible: String = s
-        .chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect();
-    gha::neutralise_line(&visible)
-}
 
 fn fmt_num(v: &Value) -> String {
     if v.is_none() || v.is_undefined() {
@@ -165,68 +105,12 @@ pub fn markdown(c: &Comparison, run: Option<&RunDir>) -> Result<String> {
             data_check => Value::from(minijinja::value::Serde(&data_check)),
         })
         .context("rendering the comparison report")?;
-    Ok(defuse(&text))
+    Ok(neutralise(&text))
 }
 
-/// Final guard for anything printed: no line, split where the runner splits, may hold a
-/// workflow command.
-pub fn defuse(text: &str) -> String {
-    gha::neutralise(text)
-}
-
+/// The human text of a comparison (see [`human::comparison`]).
 pub fn human(c: &Comparison) -> String {
-    let mut out = String::new();
-    let verdict = match c.verdict {
-        Verdict::Promote => "PROMOTE",
-        Verdict::Reject => "REJECT",
-    };
-    out.push_str(&format!("{}: {verdict}", clean(&c.model)));
-    if let Some(id) = &c.run_id {
-        out.push_str(&format!(" (run {id})"));
-    }
-    out.push('\n');
-    if c.first_run {
-        out.push_str("first run: no champion, only thresholds apply\n");
-    } else if let Some(env) = &c.against {
-        out.push_str(&format!("against the champion of {env}\n"));
-    }
-    for k in &c.checks {
-        let num = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_else(|| "-".into());
-        out.push_str(&format!(
-            "  {} {:<20} {:<20} champion {:<12} challenger {:<12} {}\n",
-            if k.passed { "ok  " } else { "FAIL" },
-            clean(&k.metric),
-            format!("{} {}", k.rule, k.limit),
-            num(k.champion),
-            num(k.challenger),
-            clean(&k.reason)
-        ));
-    }
-    if let Some(s) = &c.significance {
-        if let Some(why) = &s.skipped {
-            out.push_str(&format!("  significance: not computed ({why})\n"));
-        }
-        for i in &s.intervals {
-            out.push_str(&format!(
-                "  significance {}: Δ {:.6} [{:.6}, {:.6}] at {}%\n",
-                clean(&i.metric),
-                i.observed,
-                i.low,
-                i.high,
-                i.confidence * 100.0
-            ));
-        }
-        if let Some(m) = &s.mcnemar {
-            out.push_str(&format!(
-                "  McNemar: challenger-only {} champion-only {} p={:.6}\n",
-                m.challenger_only, m.champion_only, m.p_value
-            ));
-        }
-    }
-    for r in &c.reasons {
-        out.push_str(&format!("  reason: {}\n", clean(r)));
-    }
-    defuse(&out)
+    human::comparison(c)
 }
 
 /// GitHub annotations: a notice for promote, an error per failed check.
@@ -235,15 +119,15 @@ pub fn github(c: &Comparison) -> String {
     match c.verdict {
         Verdict::Promote => out.push_str(&format!(
             "::notice title={}::{}\n",
-            gha::escape_property("mlops compare"),
-            gha::escape_data(&format!("{}: promote", c.model))
+            escape_property("mlops compare"),
+            escape_data(&format!("{}: promote", c.model))
         )),
         Verdict::Reject => {
             for r in &c.reasons {
                 out.push_str(&format!(
                     "::error title={}::{}\n",
-                    gha::escape_property("mlops compare: reject"),
-                    gha::escape_data(r)
+                    escape_property("mlops compare: reject"),
+                    escape_data(r)
                 ));
             }
         }

@@ -100,23 +100,24 @@ impl DockerRunner {
         &self,
         context: &std::path::Path,
         dockerfile: &std::path::Path,
-        target: &str,
+        target: &crate::oci::reference::ImageRef,
         log: &mut LogSink,
     ) -> Result<(), RunnerError> {
         use bollard::query_parameters::PushImageOptionsBuilder;
-        self.build(context, dockerfile, target, log).await?;
-        let (repo, tag) = split_tag(target);
-        log.note(&format!("pushing {target}"));
+        let text = target.to_string();
+        self.build(context, dockerfile, &text, log).await?;
+        log.note(&format!("pushing {text}"));
+        let tag = target.tag.as_deref().unwrap_or("latest");
         let options = PushImageOptionsBuilder::default().tag(tag).build();
-        let mut stream = self.docker.push_image(repo, Some(options), None);
+        let mut stream = self.docker.push_image(&target.name(), Some(options), None);
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| RunnerError::ImageUnavailable {
-                image: target.into(),
+                image: text.clone(),
                 reason: format!("push failed: {e}"),
             })?;
             if let Some(err) = info.error_detail.and_then(|e| e.message) {
                 return Err(RunnerError::ImageUnavailable {
-                    image: target.into(),
+                    image: text,
                     reason: format!("push failed: {err}"),
                 });
             }
@@ -248,16 +249,6 @@ impl DockerRunner {
         if let Err(e) = self.docker.remove_container(id, Some(options)).await {
             tracing::warn!("could not remove container {id}: {e}");
         }
-    }
-}
-
-fn split_tag(reference: &str) -> (&str, &str) {
-    if reference.contains('@') {
-        return (reference, "");
-    }
-    match reference.rfind(':') {
-        Some(i) if !reference[i..].contains('/') => (&reference[..i], &reference[i + 1..]),
-        _ => (reference, "latest"),
     }
 }
 
@@ -510,18 +501,5 @@ mod tests {
         let (mut binds, mut tmpfs) = (Vec::new(), HashMap::new());
         hide_secrets(empty.path(), &mut binds, &mut tmpfs);
         assert!(binds.is_empty() && tmpfs.is_empty());
-    }
-
-    #[test]
-    fn tags_split() {
-        assert_eq!(split_tag("a/b"), ("a/b", "latest"));
-        assert_eq!(
-            split_tag("127.0.0.1:5000/a/b:1"),
-            ("127.0.0.1:5000/a/b", "1")
-        );
-        assert_eq!(
-            split_tag("127.0.0.1:5000/a/b"),
-            ("127.0.0.1:5000/a/b", "latest")
-        );
     }
 }

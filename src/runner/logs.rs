@@ -2,7 +2,7 @@
 //! and the last lines kept for error messages.
 //!
 //! The output is split where GitHub's runner splits it (`\n`, `\r\n` and a lone `\r`), and every
-//! line goes through [`gha::neutralise_line`]. Under GitHub Actions the stream is also grouped and
+//! line goes through [`crate::text::neutralise_line`]. Under GitHub Actions the stream is also grouped and
 //! wrapped in `::stop-commands::<token>` … `::<token>::`, so the runner reads no command at all
 //! from it, whatever the step prints.
 
@@ -85,7 +85,7 @@ impl LogSink {
         let text = String::from_utf8_lossy(line).into_owned();
         eprintln!(
             "{}",
-            gha::neutralise_line(&format!("{}{text}", self.prefix))
+            crate::text::neutralise_line(&format!("{}{text}", self.prefix))
         );
         if self.tail.len() == TAIL_LINES {
             self.tail.pop_front();

@@ -4,9 +4,7 @@
 mod context;
 pub mod docker;
 pub mod logs;
-pub mod outputs;
 pub mod process;
-pub mod steps;
 mod supervise;
 
 use std::path::{Path, PathBuf};
@@ -64,7 +62,7 @@ pub struct StepSpec {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Outcome {
+pub enum StepOutcome {
     Ok,
     Failed,
     Timeout,
@@ -72,27 +70,54 @@ pub enum Outcome {
     Interrupted,
 }
 
-impl Outcome {
+impl StepOutcome {
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Ok => "ok",
-            Outcome::Failed => "failed",
-            Outcome::Timeout => "timeout",
-            Outcome::Oom => "oom",
-            Outcome::Interrupted => "interrupted",
+            StepOutcome::Ok => "ok",
+            StepOutcome::Failed => "failed",
+            StepOutcome::Timeout => "timeout",
+            StepOutcome::Oom => "oom",
+            StepOutcome::Interrupted => "interrupted",
         }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct StepResult {
-    pub outcome: Outcome,
+    pub outcome: StepOutcome,
     pub exit_code: Option<i64>,
     pub image: Option<ImageInfo>,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub finished_at: chrono::DateTime<chrono::Utc>,
     /// The last lines of output, for error messages.
     pub tail: Vec<String>,
+}
+
+impl StepResult {
+    /// Why the step (`what`, as a sentence's subject) did not succeed; None when it did. An
+    /// interrupted step is the error [`crate::interrupt::Interrupted`]: its container is gone.
+    pub fn failure(
+        &self,
+        what: &str,
+        run_id: &str,
+    ) -> Result<Option<String>, crate::interrupt::Interrupted> {
+        Ok(Some(match self.outcome {
+            StepOutcome::Ok => return Ok(None),
+            StepOutcome::Interrupted => {
+                return Err(crate::interrupt::Interrupted(format!(
+                    "{what} interrupted; its container was removed (run {run_id})"
+                )))
+            }
+            StepOutcome::Failed => format!(
+                "{what} failed with exit code {}",
+                self.exit_code.unwrap_or(-1)
+            ),
+            StepOutcome::Timeout => format!("{what} timed out"),
+            StepOutcome::Oom => {
+                format!("{what} was killed: out of memory (raise train.resources.memory)")
+            }
+        }))
+    }
 }
 
 /// Failures of the runner itself (not of the user's command): exit code 2.
@@ -174,10 +199,19 @@ pub fn dataset_file_name(path: &Path) -> String {
         .unwrap_or_else(|| "data".into())
 }
 
-/// Picks the runner named on the command line.
-pub async fn select(name: &str) -> Result<Box<dyn Runner>, RunnerError> {
-    match name {
-        "process" => Ok(Box::new(process::ProcessRunner)),
-        _ => Ok(Box::new(docker::DockerRunner::connect().await?)),
+/// Where a step runs (`--runner`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunnerKind {
+    /// In a container on the Docker engine (the default).
+    Docker,
+    /// A process on this machine, to debug a step.
+    Process,
+}
+
+/// The runner of that kind (docker connects to the engine).
+pub async fn select(kind: RunnerKind) -> Result<Box<dyn Runner>, RunnerError> {
+    match kind {
+        RunnerKind::Process => Ok(Box::new(process::ProcessRunner)),
+        RunnerKind::Docker => Ok(Box::new(docker::DockerRunner::connect().await?)),
     }
 }

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use tokio::io::AsyncReadExt;
 
 use super::{
-    dataset_file_name, protocol_env, LogSink, Outcome, ProtocolPaths, Runner, RunnerError,
+    dataset_file_name, protocol_env, LogSink, ProtocolPaths, Runner, RunnerError, StepOutcome,
     StepResult, StepSpec,
 };
 
@@ -91,7 +91,7 @@ impl Runner for ProcessRunner {
         let deadline = tokio::time::sleep(spec.resources.timeout);
         tokio::pin!(deadline);
         let (mut out_buf, mut err_buf) = (vec![0u8; 8192], vec![0u8; 8192]);
-        let mut stop: Option<Outcome> = None;
+        let mut stop: Option<StepOutcome> = None;
         let status = loop {
             tokio::select! {
                 n = read_some(&mut stdout, &mut out_buf) => match n {
@@ -103,8 +103,8 @@ impl Runner for ProcessRunner {
                     None => stderr = None,
                 },
                 status = child.wait(), if stdout.is_none() && stderr.is_none() => break Some(status?),
-                _ = &mut deadline => { stop = Some(Outcome::Timeout); break None; }
-                _ = crate::interrupt::interrupted() => { stop = Some(Outcome::Interrupted); break None; }
+                _ = &mut deadline => { stop = Some(StepOutcome::Timeout); break None; }
+                _ = crate::interrupt::interrupted() => { stop = Some(StepOutcome::Interrupted); break None; }
             }
         };
         if let Some(outcome) = stop {
@@ -113,7 +113,7 @@ impl Runner for ProcessRunner {
             }
             let _ = child.wait().await;
             log.note(match outcome {
-                Outcome::Timeout => "timed out; process group killed",
+                StepOutcome::Timeout => "timed out; process group killed",
                 _ => "interrupted; process group killed",
             });
             return Ok(StepResult {
@@ -128,9 +128,9 @@ impl Runner for ProcessRunner {
         let code = status.and_then(|s| s.code()).map(i64::from);
         Ok(StepResult {
             outcome: if code == Some(0) {
-                Outcome::Ok
+                StepOutcome::Ok
             } else {
-                Outcome::Failed
+                StepOutcome::Failed
             },
             exit_code: code.or(Some(-1)),
             image: None,

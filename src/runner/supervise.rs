@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use std::time::Duration;
 
 use super::docker::{humanize, DockerRunner};
-use super::{LogSink, Outcome, RunnerError, StepSpec};
+use super::{LogSink, RunnerError, StepOutcome, StepSpec};
 
 /// How long output may trail the exit status.
 const LOG_GRACE: Duration = Duration::from_secs(2);
@@ -28,7 +28,7 @@ impl DockerRunner {
         id: &str,
         spec: &StepSpec,
         log: &mut LogSink,
-    ) -> Result<(Outcome, Option<i64>), RunnerError> {
+    ) -> Result<(StepOutcome, Option<i64>), RunnerError> {
         // Attach before starting so that no early output is lost.
         let logs_options = LogsOptionsBuilder::default()
             .follow(true)
@@ -98,10 +98,10 @@ impl DockerRunner {
                         "timed out after {}; container killed",
                         humanize(spec.resources.timeout)
                     ));
-                    return Ok((Outcome::Timeout, None));
+                    return Ok((StepOutcome::Timeout, None));
                 }
                 log.note("interrupted; container removed");
-                return Ok((Outcome::Interrupted, None));
+                return Ok((StepOutcome::Interrupted, None));
             }
         };
         let inspect = tokio::time::timeout(ENGINE_GRACE, self.docker.inspect_container(id, None))
@@ -125,11 +125,11 @@ impl DockerRunner {
                 .map(|b| format!(" (limit {} MiB)", b >> 20))
                 .unwrap_or_default();
             log.note(&format!("killed: out of memory{limit}"));
-            Outcome::Oom
+            StepOutcome::Oom
         } else if code == 0 {
-            Outcome::Ok
+            StepOutcome::Ok
         } else {
-            Outcome::Failed
+            StepOutcome::Failed
         };
         Ok((outcome, Some(code)))
     }
@@ -244,7 +244,10 @@ mod tests {
         )
         .await
         .expect("the step outlived its 2 s timeout by 18 s after its log stream failed");
-        assert!(matches!(result, Ok((Outcome::Timeout, None))), "{result:?}");
+        assert!(
+            matches!(result, Ok((StepOutcome::Timeout, None))),
+            "{result:?}"
+        );
         assert!(started.elapsed() < Duration::from_secs(10));
         let seen = seen.lock().unwrap().clone();
         assert!(

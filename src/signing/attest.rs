@@ -5,6 +5,8 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
+use crate::compare::Comparison;
+use crate::oci::digest::Digest;
 use crate::oci::image::Packaged;
 use crate::runs::{RunDir, Side};
 
@@ -12,8 +14,13 @@ pub const STATEMENT: &str = "https://in-toto.io/Statement/v1";
 pub const SLSA_PROVENANCE: &str = "https://slsa.dev/provenance/v1";
 pub const EVALUATION: &str = "https://mlops.dev/evaluation/v1";
 
-fn subject(name: &str, digest: &str) -> Value {
-    json!([{"name": name, "digest": {"sha256": digest.trim_start_matches("sha256:")}}])
+fn subject(name: &str, digest: &Digest) -> Value {
+    json!([{"name": name, "digest": digest_set(digest)}])
+}
+
+/// An in-toto digest set: `{"sha256": "<hex>"}`.
+fn digest_set(digest: &Digest) -> Value {
+    json!({ digest.algorithm().name(): digest.hex() })
 }
 
 /// Both statements for a run's packaged image named `name` (`registry/repository`).
@@ -26,7 +33,7 @@ pub fn statements(run: &RunDir, packaged: &Packaged, name: &str) -> Result<Vec<V
     };
     // metrics.json is the evaluation step's writing: read as a step output (no link followed).
     let read_metrics = |side: Side| -> Result<Option<Value>> {
-        use crate::runner::outputs;
+        use crate::outputs;
         match outputs::read_limited(&run.metrics(side), outputs::METRICS_LIMIT, "metrics.json") {
             Ok(b) => Ok(serde_json::from_slice(&b).ok()),
             Err(e) if e.is_not_found() => Ok(None),
@@ -42,9 +49,13 @@ pub fn statements(run: &RunDir, packaged: &Packaged, name: &str) -> Result<Vec<V
             .unwrap_or_default();
         deps.push(json!({"uri": format!("git+{source}@{}", record.git.commit), "digest": {"gitCommit": record.git.commit}}));
     }
-    deps.push(json!({"uri": packaged.base_image, "digest": {"sha256": packaged.base_digest.trim_start_matches("sha256:")}}));
+    deps.push(json!({"uri": packaged.base_image, "digest": digest_set(&packaged.base_digest)}));
     for (ds, d) in &record.data {
-        deps.push(json!({"uri": format!("dataset:{ds}/{}", d.path), "digest": {"sha256": d.digest.trim_start_matches("sha256:")}}));
+        let digest = Digest::parse(&d.digest)
+            .map_err(|e| anyhow::anyhow!("run {}, dataset {ds}: {e}", record.run_id))?;
+        deps.push(
+            json!({"uri": format!("dataset:{ds}/{}", d.path), "digest": digest_set(&digest)}),
+        );
     }
     let train = record.steps.get("train");
     let provenance = json!({
@@ -68,7 +79,7 @@ pub fn statements(run: &RunDir, packaged: &Packaged, name: &str) -> Result<Vec<V
             },
         },
     });
-    let compare = read(run.compare_json());
+    let compare: Option<Comparison> = crate::fsutil::read_json(&run.compare_json()).ok();
     let evaluation = json!({
         "_type": STATEMENT,
         "subject": subject(name, &packaged.digest),
@@ -82,9 +93,9 @@ pub fn statements(run: &RunDir, packaged: &Packaged, name: &str) -> Result<Vec<V
                 "challenger": read_metrics(Side::Challenger)?,
                 "champion": read_metrics(Side::Champion)?,
             },
-            "verdict": compare.as_ref().map(|c| c["verdict"].clone()),
-            "against": compare.as_ref().map(|c| c["against"].clone()),
-            "reasons": compare.as_ref().map(|c| c["reasons"].clone()),
+            "verdict": compare.as_ref().map(|c| c.verdict),
+            "against": compare.as_ref().map(|c| c.against.clone()),
+            "reasons": compare.as_ref().map(|c| c.reasons.clone()),
             "data_check": read(run.data_check_json()).map(|d| d["passed"].clone()),
         },
     });

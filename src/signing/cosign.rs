@@ -10,8 +10,9 @@ use sigstore::crypto::{CosignVerificationKey, Signature};
 use super::Signer;
 use crate::oci::credentials::RegistrySettings;
 use crate::oci::digest::Digest;
-use crate::oci::reference::{parse_image, ImageRef};
-use crate::oci::registry::{sha256_digest, Registry, MAX_BLOB_IN_MEMORY, OCI_MANIFEST};
+use crate::oci::reference::ImageRef;
+use crate::oci::registry::{Registry, MAX_BLOB_IN_MEMORY, OCI_MANIFEST};
+use crate::outcome::Outcome;
 
 pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 pub const DSSE: &str = "application/vnd.dsse.envelope.v1+json";
@@ -21,30 +22,27 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 pub const MAX_ARTIFACT_LAYERS: usize = 1000;
 
 /// An image named by digest (the only form signing and verification accept).
-pub fn parse_pinned(text: &str) -> Result<(ImageRef, String)> {
-    let image = parse_image(text).map_err(|e| anyhow::anyhow!("{text:?}: {e}"))?;
-    let digest = image.digest.clone().with_context(|| {
-        format!("{text} names no digest: sign and verify need IMAGE@sha256:<hex>, never a tag")
-    })?;
-    Ok((image, digest))
+pub fn parse_pinned(text: &str) -> Result<(ImageRef, Digest)> {
+    crate::oci::reference::parse_pinned(text).map_err(anyhow::Error::msg)
 }
 
 /// `sha256-<hex>.<suffix>`: cosign's tag for an artifact about `digest`.
-pub fn artifact_tag(digest: &str, suffix: &str) -> String {
-    format!("{}.{suffix}", digest.replace(':', "-"))
+pub fn artifact_tag(digest: &Digest, suffix: &str) -> String {
+    format!("{}-{}.{suffix}", digest.algorithm().name(), digest.hex())
 }
 
 /// The simple-signing payload cosign signs: the repository and the exact manifest digest.
-pub fn payload(image: &ImageRef, digest: &str) -> Vec<u8> {
+pub fn payload(image: &ImageRef, digest: &Digest) -> Vec<u8> {
     let v = json!({
         "critical": {
-            "identity": {"docker-reference": format!("{}/{}", image.registry, image.repository)},
+            "identity": {"docker-reference": image.name()},
             "image": {"docker-manifest-digest": digest},
             "type": "cosign container image signature"
         },
         "optional": null
     });
-    serde_json::to_vec(&v).unwrap()
+    // A JSON value of strings and a null always serialises.
+    serde_json::to_vec(&v).unwrap_or_default()
 }
 
 /// The layers of an artifact manifest (empty when there is none yet), each checked: at most
@@ -97,8 +95,9 @@ async fn put_artifact(reg: &Registry, repo: &str, tag: &str, layers: Vec<Value>)
         "os": "",
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     }))?;
-    let config_digest = sha256_digest(&config);
-    reg.push_bytes(repo, &config_digest, &config).await?;
+    let config_digest = Digest::of(&config);
+    reg.push_bytes(repo, config_digest.as_str(), &config)
+        .await?;
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
@@ -125,20 +124,20 @@ pub struct SignOutcome {
 pub async fn sign(
     signer: &Signer,
     image: &ImageRef,
-    digest: &str,
+    digest: &Digest,
     settings: &RegistrySettings,
 ) -> Result<SignOutcome> {
     let reg = Registry::new(&image.registry, settings)?;
     let repo = &image.repository;
     // The image must exist: never sign a digest the registry does not hold.
-    if reg.manifest_digest(repo, digest).await?.is_none() {
+    if reg.manifest_digest(repo, digest.as_str()).await?.is_none() {
         bail!(
             "{}/{repo}@{digest} is not in the registry: push it (mlops package) before signing",
             image.registry
         );
     }
     let body = payload(image, digest);
-    let payload_digest = sha256_digest(&body);
+    let payload_digest = Digest::of(&body);
     let tag = artifact_tag(digest, "sig");
     let mut layers = existing_layers(&reg, repo, &tag).await?;
     let own_key = CosignVerificationKey::from_pem(
@@ -165,7 +164,7 @@ pub async fn sign(
         });
     }
     let sig = signer.sign(&body)?;
-    reg.push_bytes(repo, &payload_digest, &body).await?;
+    reg.push_bytes(repo, payload_digest.as_str(), &body).await?;
     layers.push(json!({
         "mediaType": SIMPLE_SIGNING,
         "size": body.len(),
@@ -200,7 +199,7 @@ pub const IN_TOTO: &str = "application/vnd.in-toto+json";
 pub async fn attest(
     signer: &Signer,
     image: &ImageRef,
-    digest: &str,
+    digest: &Digest,
     statements: &[Value],
     settings: &RegistrySettings,
 ) -> Result<usize> {
@@ -225,7 +224,7 @@ pub async fn attest(
             "payload": B64.encode(&body),
             "signatures": [{"keyid": "", "sig": B64.encode(&sig)}],
         }))?;
-        let envelope_digest = sha256_digest(&envelope);
+        let envelope_digest = Digest::of(&envelope);
         // Drop what this key attested before for the same predicate type.
         let mut kept = Vec::new();
         for l in layers {
@@ -241,7 +240,8 @@ pub async fn attest(
             }
         }
         layers = kept;
-        reg.push_bytes(repo, &envelope_digest, &envelope).await?;
+        reg.push_bytes(repo, envelope_digest.as_str(), &envelope)
+            .await?;
         layers.push(json!({
             "mediaType": DSSE,
             "size": envelope.len(),
@@ -281,7 +281,7 @@ pub fn open_envelope(bytes: &[u8], key: &CosignVerificationKey) -> Result<Value>
 #[derive(Debug, serde::Serialize)]
 pub struct Verified {
     pub image: String,
-    pub digest: String,
+    pub digest: Digest,
     pub signatures: usize,
     pub identity: String,
     pub attestations: Vec<Value>,
@@ -292,17 +292,17 @@ pub struct Verified {
 pub async fn verify(
     key: &CosignVerificationKey,
     image: &ImageRef,
-    digest: &str,
+    digest: &Digest,
     require_attestation: bool,
     settings: &RegistrySettings,
-) -> Result<std::result::Result<Verified, String>> {
+) -> Result<Outcome<Verified>> {
     let reg = Registry::new(&image.registry, settings)?;
     let repo = &image.repository;
     let name = format!("{}/{repo}@{digest}", image.registry);
     let tag = artifact_tag(digest, "sig");
     let layers = existing_layers(&reg, repo, &tag).await?;
     if layers.is_empty() {
-        return Ok(Err(format!(
+        return Ok(Outcome::refused(format!(
             "{name} has no signature ({tag} is missing): sign it with `mlops sign {name}`"
         )));
     }
@@ -344,7 +344,7 @@ pub async fn verify(
         let signed_digest = v["critical"]["image"]["docker-manifest-digest"]
             .as_str()
             .unwrap_or("");
-        if signed_digest != digest {
+        if *digest != signed_digest {
             reasons.push(format!(
                 "payload {layer_digest}: a valid signature, but over {signed_digest}, not {digest} (a signature copied from another image)"
             ));
@@ -356,7 +356,7 @@ pub async fn verify(
             .map(str::to_string);
     }
     if good == 0 {
-        return Ok(Err(format!(
+        return Ok(Outcome::refused(format!(
             "{name}: no valid signature by this key:\n  - {}",
             reasons.join("\n  - ")
         )));
@@ -376,7 +376,7 @@ pub async fn verify(
                 continue;
             }
         };
-        let (algorithm, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
+        let (algorithm, hex) = (digest.algorithm().name(), digest.hex());
         let about_us = statement["subject"]
             .as_array()
             .into_iter()
@@ -397,13 +397,13 @@ pub async fn verify(
         } else {
             att_reasons.join("; ")
         };
-        return Ok(Err(format!(
+        return Ok(Outcome::refused(format!(
             "{name}: signed, but no verified attestation ({why}); attest it with `mlops sign --attest`"
         )));
     }
-    Ok(Ok(Verified {
+    Ok(Outcome::Done(Verified {
         image: name,
-        digest: digest.to_string(),
+        digest: digest.clone(),
         signatures: good,
         identity: identity.unwrap_or_default(),
         attestations,

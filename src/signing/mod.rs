@@ -29,6 +29,31 @@ use crate::config::{Config, KeySource};
 
 pub const PASSWORD_VAR: &str = "MLOPS_SIGNING_PASSWORD";
 
+/// Why there is no key to sign with. Callers branch on the kind: `mlops run` skips signing
+/// when the key's variable is unset, where `mlops sign` fails.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    #[error("no signing key: pass --key FILE (or env:VAR)")]
+    NoKeyGiven,
+    #[error("no signing key: set sign.key in {} or pass --key", .config.display())]
+    NoKeyConfigured { config: PathBuf },
+    #[error("sign.keyless is set, but keyless signing needs Fulcio and Rekor (the public Sigstore services), which this build does not reach; use a key (`mlops sign --generate-key`) or sign with `cosign sign` in the workflow")]
+    KeylessUnavailable,
+    #[error("the signing key variable {var} is not set (sign.key: env:{var}); in GitHub Actions pass it from a secret")]
+    KeyVariableUnset { var: String },
+    #[error("cannot read the signing key {}", .path.display())]
+    KeyUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot decrypt the signing key from {origin}: {reason} (is {PASSWORD_VAR} the key's password? is it cosign's ENCRYPTED SIGSTORE PRIVATE KEY format?)")]
+    Undecryptable { origin: String, reason: String },
+    #[error("the key from {origin} is not an ECDSA P-256 key: {reason}")]
+    NotP256 { origin: String, reason: String },
+    #[error("signing failed: {0}")]
+    Sign(String),
+}
+
 /// A private key ready to sign, and its public half.
 pub struct Signer {
     signer: SigStoreSigner,
@@ -36,31 +61,34 @@ pub struct Signer {
 }
 
 impl Signer {
-    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SigningError> {
         self.signer
             .sign(message)
-            .map_err(|e| anyhow::anyhow!("signing failed: {e}"))
+            .map_err(|e| SigningError::Sign(e.to_string()))
     }
 
     /// From cosign's encrypted PEM text.
-    pub fn from_encrypted_pem(pem: &[u8], origin: &str) -> Result<Signer> {
+    pub fn from_encrypted_pem(pem: &[u8], origin: &str) -> Result<Signer, SigningError> {
         let password = std::env::var(PASSWORD_VAR).unwrap_or_default();
         let pair = SigStoreKeyPair::from_encrypted_pem(pem, password.as_bytes()).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot decrypt the signing key from {origin}: {e} (is {PASSWORD_VAR} the key's password? is it cosign's ENCRYPTED SIGSTORE PRIVATE KEY format?)"
-            )
+            SigningError::Undecryptable {
+                origin: origin.to_string(),
+                reason: e.to_string(),
+            }
         })?;
+        let not_p256 = |e: sigstore::errors::SigstoreError| SigningError::NotP256 {
+            origin: origin.to_string(),
+            reason: e.to_string(),
+        };
         let signer = pair
             .to_sigstore_signer(&SigningScheme::ECDSA_P256_SHA256_ASN1)
-            .map_err(|e| anyhow::anyhow!("the key from {origin} is not an ECDSA P-256 key: {e}"))?;
-        let public_pem = pair
-            .public_key_to_pem()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(not_p256)?;
+        let public_pem = pair.public_key_to_pem().map_err(not_p256)?;
         Ok(Signer { signer, public_pem })
     }
 
     /// The key `--key` names (a file, or env:VAR), else `sign.key` from mlops.yaml.
-    pub fn resolve(config: Option<&Config>, key: Option<&str>) -> Result<Signer> {
+    pub fn resolve(config: Option<&Config>, key: Option<&str>) -> Result<Signer, SigningError> {
         let source = match key {
             Some(k) => match k.strip_prefix("env:") {
                 Some(var) => KeySource::Env(var.to_string()),
@@ -68,33 +96,32 @@ impl Signer {
             },
             None => {
                 let Some(config) = config else {
-                    bail!("no signing key: pass --key FILE (or env:VAR)");
+                    return Err(SigningError::NoKeyGiven);
                 };
                 if config.sign.keyless {
-                    bail!(
-                        "sign.keyless is set, but keyless signing needs Fulcio and Rekor (the public Sigstore services), which this build does not reach; use a key (`mlops sign --generate-key`) or sign with `cosign sign` in the workflow"
-                    );
+                    return Err(SigningError::KeylessUnavailable);
                 }
-                config.sign.key.clone().with_context(|| {
-                    format!(
-                        "no signing key: set sign.key in {} or pass --key",
-                        config.file.display()
-                    )
-                })?
+                config
+                    .sign
+                    .key
+                    .clone()
+                    .ok_or_else(|| SigningError::NoKeyConfigured {
+                        config: config.file.clone(),
+                    })?
             }
         };
         match source {
             KeySource::File(path) => {
-                let pem = std::fs::read(&path)
-                    .with_context(|| format!("cannot read the signing key {}", path.display()))?;
+                let pem = std::fs::read(&path).map_err(|source| SigningError::KeyUnreadable {
+                    path: path.clone(),
+                    source,
+                })?;
                 Signer::from_encrypted_pem(&pem, &path.display().to_string())
             }
             KeySource::Env(var) => {
-                let pem = std::env::var(&var).map_err(|_| {
-                    anyhow::anyhow!(
-                        "the signing key variable {var} is not set (sign.key: env:{var}); in GitHub Actions pass it from a secret"
-                    )
-                })?;
+                let Ok(pem) = std::env::var(&var) else {
+                    return Err(SigningError::KeyVariableUnset { var });
+                };
                 Signer::from_encrypted_pem(pem.as_bytes(), &format!("${var}"))
             }
         }

@@ -640,3 +640,48 @@ fn signs_attests_and_verifies_failing_closed() {
     let wrong = openssl("other.pub");
     assert!(!wrong.status.success(), "{}", stdout(&wrong));
 }
+
+/// `package.dockerfile`: the serving image is built through the engine, pushed as
+/// `<repository>:serve-<run id>`, and the model layer goes on it like on any base image.
+#[test]
+fn a_dockerfile_base_is_built_pushed_next_to_the_model_and_packaged_on() {
+    let repository = format!("{}/acme/{}", registry(), unique("dockerfile-base"));
+    let dir = trained_project(&repository, &registry());
+    let yaml = std::fs::read_to_string(dir.path().join("mlops.yaml"))
+        .unwrap()
+        .replace(
+            &format!("base_image: {}/acme/serve-sklearn:1", registry()),
+            "dockerfile: serve.Dockerfile",
+        );
+    std::fs::write(dir.path().join("mlops.yaml"), yaml).unwrap();
+    std::fs::write(
+        dir.path().join("serve.Dockerfile"),
+        format!(
+            "FROM {}/acme/serve-sklearn:1\nLABEL dev.mlops.test=dockerfile-base\n",
+            registry()
+        ),
+    )
+    .unwrap();
+    let run_id = std::fs::read_to_string(dir.path().join(".mlops/runs/latest"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let packaged = package(dir.path());
+    let base = format!("{repository}:serve-{run_id}");
+    assert_eq!(packaged["base_image"], base.as_str(), "{packaged}");
+    let digest = packaged["digest"].as_str().unwrap();
+    assert_eq!(packaged["reference"], format!("{repository}@{digest}"));
+    // The built base is in the registry under its tag, and the image is its layers plus ours.
+    let base_manifest = get_manifest(&repository, &format!("serve-{run_id}"));
+    let image = get_manifest(&repository, digest);
+    let base_layers = base_manifest["layers"].as_array().unwrap();
+    let layers = image["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), base_layers.len() + 1);
+    for (ours, theirs) in layers.iter().zip(base_layers) {
+        assert_eq!(ours["digest"], theirs["digest"]);
+    }
+    assert_eq!(
+        layers.last().unwrap()["digest"],
+        packaged["model_layer"]["digest"]
+    );
+}

@@ -1,13 +1,16 @@
-//! The train and evaluate steps: build the step from the config and the run, run it, record it
-//! in run.json.
+//! The steps of a run, above the runner: train and evaluate (the step built from the config and
+//! the run, run, recorded in run.json) and compare (the verdict, compare.json and report.md).
+//! They tie the runner to the data, the environments and the gate, so they live here and not
+//! in `runner`.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use indexmap::IndexMap;
 
-use super::{DatasetMount, Outcome, Runner, StepResult, StepSpec};
+use crate::compare::{self, metrics, Comparison, Inputs};
 use crate::config::{ChampionMode, Config, StepConfig};
+use crate::runner::{DatasetMount, Runner, StepOutcome, StepResult, StepSpec};
 use crate::runs::{self, RunDir, RunRecord, Side, StepRecord};
 
 fn datasets(config: &Config) -> Vec<DatasetMount> {
@@ -200,13 +203,13 @@ pub async fn evaluate(config: &Config, runner: &dyn Runner, run: &RunDir) -> Res
         record(&challenger, runner, &challenger_spec),
     );
     run.write_record(&rec)?;
-    if challenger.outcome != Outcome::Ok {
+    if challenger.outcome != StepOutcome::Ok {
         return Ok(Evaluation {
             challenger,
             champion: None,
         });
     }
-    crate::compare::metrics::load_metrics(&run.metrics(Side::Challenger))?;
+    metrics::load_metrics(&run.metrics(Side::Challenger))?;
 
     let Some(env) = config.compare.against.clone() else {
         return Ok(Evaluation {
@@ -253,8 +256,8 @@ pub async fn evaluate(config: &Config, runner: &dyn Runner, run: &RunDir) -> Res
             rec.steps
                 .insert("evaluate-champion".into(), record(&result, runner, &s));
             run.write_record(&rec)?;
-            if result.outcome == Outcome::Ok {
-                crate::compare::metrics::load_metrics(&run.metrics(Side::Champion))?;
+            if result.outcome == StepOutcome::Ok {
+                metrics::load_metrics(&run.metrics(Side::Champion))?;
             }
             Ok(Evaluation {
                 challenger,
@@ -298,4 +301,96 @@ fn champion_params(
         .join(&state.run_id)
         .join("params.json");
     crate::fsutil::read_json(&path).unwrap_or_else(|_| config.train.params.clone())
+}
+
+/// Compares a run's challenger with its champion and writes compare.json and report.md.
+pub fn compare(config: &Config, run: &RunDir) -> Result<Comparison> {
+    let chal_metrics = run.metrics(Side::Challenger);
+    if !crate::outputs::present(&chal_metrics) {
+        anyhow::bail!(
+            "run {} has no {}: run `mlops evaluate` first",
+            run.id,
+            chal_metrics.display()
+        );
+    }
+    let challenger = metrics::load_metrics(&chal_metrics)?;
+    let champ_metrics = run.metrics(Side::Champion);
+    let champion = if crate::outputs::present(&champ_metrics) {
+        Some(metrics::load_metrics(&champ_metrics)?)
+    } else {
+        None
+    };
+    let chal_pred = run.predictions(Side::Challenger);
+    let champ_pred = run.predictions(Side::Champion);
+    let comparison = compare::compare(
+        config,
+        Inputs {
+            challenger,
+            champion,
+            predictions: Some((&chal_pred, &champ_pred)),
+            run_id: Some(run.id.clone()),
+        },
+    )?;
+    crate::fsutil::write_json_atomic(&run.compare_json(), &comparison)?;
+    let report = crate::report::markdown(&comparison, Some(run))?;
+    crate::fsutil::write_atomic(&run.report_md(), report.as_bytes())?;
+    Ok(comparison)
+}
+
+/// Packages the run's model on the serving base (built through the engine first when
+/// `package.dockerfile` is set) and pushes it, or writes the OCI layout.
+pub async fn package(
+    config: &Config,
+    run: &RunDir,
+    settings: &crate::oci::credentials::RegistrySettings,
+) -> Result<crate::oci::image::Packaged> {
+    use crate::oci::image::{self, Project, ServingBase};
+    let pkg = config.package.as_ref().with_context(|| {
+        format!(
+            "{} has no package: section (repository, base_image, model_path, command, port)",
+            config.file.display()
+        )
+    })?;
+    image::model_dir(run)?;
+    let base = match &pkg.base {
+        ServingBase::Image(img) => img.clone(),
+        ServingBase::Dockerfile(df) => serving_base(config, pkg, df, run).await?,
+    };
+    let project = Project {
+        root: &config.root,
+        model: &config.model,
+    };
+    image::package(pkg, &base, &project, run, settings).await
+}
+
+/// `package.dockerfile`: the serving image built through the Docker engine (for teams that
+/// need system packages in it), pushed next to the model images as
+/// `<repository>:serve-<run id>`; the model layer is then appended to it like to any base.
+async fn serving_base(
+    config: &Config,
+    pkg: &crate::oci::image::PackageConfig,
+    dockerfile: &std::path::Path,
+    run: &RunDir,
+) -> Result<crate::oci::reference::ImageRef> {
+    use crate::oci::reference::ImageLocation;
+    let ImageLocation::Registry(repository) = &pkg.repository else {
+        bail!(
+            "package.dockerfile needs package.repository to be a registry: the engine pushes the serving image there before the model layer is added"
+        );
+    };
+    let target = crate::oci::reference::ImageRef {
+        tag: Some(format!("serve-{}", run.id)),
+        ..repository.clone()
+    };
+    let engine = crate::runner::docker::DockerRunner::connect()
+        .await
+        .context("package.dockerfile builds through the Docker engine")?;
+    std::fs::create_dir_all(run.logs_dir())?;
+    let log_file = run.logs_dir().join("package-build.log");
+    let mut log = crate::runner::LogSink::open("package", &log_file)?;
+    engine
+        .build_and_push(&config.root, dockerfile, &target, &mut log)
+        .await?;
+    log.finish();
+    Ok(target)
 }
