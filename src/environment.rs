@@ -17,8 +17,10 @@ pub const ENVIRONMENTS_DIR: &str = ".mlops/environments";
 #[schemars(title = "mlops environment file (.mlops/environments/<env>.yaml)")]
 pub struct EnvironmentState {
     /// The environment's name in mlops.yaml; must match the file name.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]*$"))]
     pub environment: String,
     /// The model (mlops.yaml `model`).
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]*$"))]
     pub model: String,
     /// `registry/repository@sha256:...` — always by digest.
     #[schemars(regex(pattern = r"^[^@\s]+@sha256:[0-9a-f]{64}$"))]
@@ -381,5 +383,29 @@ mod schema_tests {
         let text = "environment: staging\nmodel: churn\nimage: 127.0.0.1:5000/acme/churn:latest\ndigest: sha256:abc\nrun_id: r1\ngit_commit: 0123\npromoted_at: 2026-11-25T00:00:00Z\n";
         let err = super::parse(text).unwrap_err().to_string();
         assert!(err.contains("image:") && err.contains("digest:"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    const REST: &str = "image: 127.0.0.1:5000/acme/churn@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\ndigest: sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\nrun_id: r1\ngit_commit: '0123'\npromoted_at: 2026-11-25T00:00:00Z\n";
+
+    /// Found by `cargo fuzz run environment`: a name with a newline went into the file's
+    /// leading comment, so the rendered file no longer parsed back to the same state.
+    #[test]
+    fn names_are_what_mlops_yaml_allows_so_they_render_safely() {
+        for (env, model) in [
+            ("\"a\\nmodel: evil\"", "churn"),
+            ("Staging", "churn"),
+            ("../x", "churn"),
+            ("staging", "\"churn\\r\\n::stop-commands::x\""),
+        ] {
+            let text = format!("environment: {env}\nmodel: {model}\n{REST}");
+            let err = format!("{:#}", super::parse(&text).expect_err(&text));
+            assert!(err.contains("does not match"), "{err}");
+        }
+        let state = super::parse(&format!("environment: staging-2\nmodel: churn\n{REST}")).unwrap();
+        let rendered = super::render(&state).unwrap();
+        assert_eq!(super::parse(&rendered).unwrap(), state);
     }
 }
