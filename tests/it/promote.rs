@@ -13,17 +13,13 @@ use crate::common::{copy_dir, git, mlops, signed_churn_project, signed_run, stde
 
 const PASSWORD: &str = "promote-test-password";
 
-/// Removes the deployed containers however the test ends.
-struct Deployment;
+/// Removes the containers of one deployment (`<model>/<env>`) however the test ends.
+struct Deployment(&'static str);
 impl Drop for Deployment {
     fn drop(&mut self) {
         let ids = Command::new("/usr/bin/docker")
-            .args([
-                "ps",
-                "-aq",
-                "--filter",
-                "label=dev.mlops.deployment=churn/staging",
-            ])
+            .args(["ps", "-aq", "--filter"])
+            .arg(format!("label=dev.mlops.deployment={}", self.0))
             .output()
             .map(|o| stdout(&o))
             .unwrap_or_default();
@@ -33,6 +29,25 @@ impl Drop for Deployment {
                 .output();
         }
     }
+}
+
+/// Polls `ready` every 100 ms for up to `secs` seconds; false when it never became true.
+fn eventually(secs: u64, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if ready() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Merges `branch` with a merge commit, as a reviewer merging the pull request would.
+fn merge(dir: &Path, message: &str, branch: &str) {
+    git(dir, &["merge", "-q", "--no-ff", "-m", message, branch]);
 }
 
 fn health(port: u16) -> Option<String> {
@@ -166,16 +181,10 @@ impl Scenario {
     fn merge_staging(&self) {
         let out = self.promote("staging");
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        git(
+        merge(
             &self.dir,
-            &[
-                "merge",
-                "-q",
-                "--no-ff",
-                "-m",
-                "Merge pull request #7 from acme/mlops/promote/churn/staging",
-                "mlops/promote/churn/staging",
-            ],
+            "Merge pull request #7 from acme/mlops/promote/churn/staging",
+            "mlops/promote/churn/staging",
         );
     }
 
@@ -270,9 +279,9 @@ fn staging_container() -> StagingContainer {
     static TURN: Mutex<()> = Mutex::new(());
     let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     // Whatever an interrupted earlier test left behind.
-    drop(Deployment);
+    drop(Deployment("churn/staging"));
     StagingContainer {
-        _cleanup: Deployment,
+        _cleanup: Deployment("churn/staging"),
         _turn: turn,
     }
 }
@@ -367,16 +376,10 @@ fn staging_gets_one_branch_that_a_reviewers_commit_is_never_overwritten_on() {
     );
 
     // The reviewer merges: staging has it.
-    git(
+    merge(
         dir,
-        &[
-            "merge",
-            "-q",
-            "--no-ff",
-            "-m",
-            &format!("Merge pull request #7 from acme/{fresh}"),
-            &fresh,
-        ],
+        &format!("Merge pull request #7 from acme/{fresh}"),
+        &fresh,
     );
     let status: Value = serde_json::from_slice(
         &mlops(dir)
@@ -503,10 +506,7 @@ fn rollback_proposes_an_earlier_digest_found_by_its_prefix() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("never pinned"), "{}", stderr(&out));
     // Merged, history calls it a rollback.
-    git(
-        dir,
-        &["merge", "-q", "--no-ff", "-m", "merge rollback", &rb_branch],
-    );
+    merge(dir, "merge rollback", &rb_branch);
     let out = mlops(dir)
         .args(["history", "staging", "--format", "json"])
         .output()
@@ -565,14 +565,7 @@ fn an_unhealthy_or_interrupted_deploy_leaves_the_running_version_serving() {
             .unwrap();
         !stdout(&o).trim().is_empty()
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !probing(true) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the probe never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    assert!(eventually(30, || probing(true)), "the probe never started");
     std::thread::sleep(std::time::Duration::from_millis(500));
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -602,17 +595,7 @@ fn production_takes_what_staging_had_as_kubernetes_manifests() {
         result["proposal"]["branch"],
         "mlops/promote/churn/production"
     );
-    git(
-        dir,
-        &[
-            "merge",
-            "-q",
-            "--no-ff",
-            "-m",
-            "merge production",
-            "mlops/promote/churn/production",
-        ],
-    );
+    merge(dir, "merge production", "mlops/promote/churn/production");
     let out = s.deploy("production");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let rendered = dir.join("deploy/production/deployment.yaml");
@@ -794,26 +777,6 @@ fn an_unknown_environment_exits_2_naming_the_known_ones() {
 /// container is gone, exit 130.
 #[test]
 fn deploy_interrupted_after_the_swap_restores_the_previous_version() {
-    struct Undeploy;
-    impl Drop for Undeploy {
-        fn drop(&mut self) {
-            let ids = Command::new("/usr/bin/docker")
-                .args([
-                    "ps",
-                    "-aq",
-                    "--filter",
-                    "label=dev.mlops.deployment=churn/undo",
-                ])
-                .output()
-                .map(|o| stdout(&o))
-                .unwrap_or_default();
-            for id in ids.split_whitespace() {
-                let _ = Command::new("/usr/bin/docker")
-                    .args(["rm", "-f", id])
-                    .output();
-            }
-        }
-    }
     let inspect = |format: &str| -> String {
         let out = Command::new("/usr/bin/docker")
             .args(["inspect", "-f", format, "mlops-churn-undo"])
@@ -822,16 +785,9 @@ fn deploy_interrupted_after_the_swap_restores_the_previous_version() {
         stdout(&out).trim().to_string()
     };
     let serving = |port: u16| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            if health(port).is_some_and(|a| a.starts_with("HTTP/1.0 200")) {
-                return true;
-            }
-            if std::time::Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(250));
-        }
+        eventually(30, || {
+            health(port).is_some_and(|a| a.starts_with("HTTP/1.0 200"))
+        })
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -840,7 +796,7 @@ fn deploy_interrupted_after_the_swap_restores_the_previous_version() {
         .local_addr()
         .unwrap()
         .port();
-    let _cleanup = Undeploy;
+    let _cleanup = Deployment("churn/undo");
     signed_churn_project(
         dir,
         "undo-test",
@@ -860,17 +816,7 @@ fn deploy_interrupted_after_the_swap_restores_the_previous_version() {
         .to_string();
     let out = promote(dir, "undo", &run_id);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    git(
-        dir,
-        &[
-            "merge",
-            "-q",
-            "--no-ff",
-            "-m",
-            "merge undo",
-            "mlops/promote/churn/undo",
-        ],
-    );
+    merge(dir, "merge undo", "mlops/promote/churn/undo");
     let out = mlops(dir).args(["deploy", "undo"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let first_id = inspect("{{.Id}}");
@@ -920,14 +866,12 @@ fn deploy_interrupted_after_the_swap_restores_the_previous_version() {
         .spawn()
         .unwrap();
     // The swap happened once the environment's name holds the second version.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while inspect("{{index .Config.Labels \"dev.mlops.digest\"}}") != second {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the second version never took the name mlops-churn-undo"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    assert!(
+        eventually(60, || inspect(
+            "{{index .Config.Labels \"dev.mlops.digest\"}}"
+        ) == second),
+        "the second version never took the name mlops-churn-undo"
+    );
     std::thread::sleep(std::time::Duration::from_millis(500));
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
