@@ -155,72 +155,67 @@ fn a_broken_environment_file_names_the_commit() {
     .unwrap();
     git(dir, &["add", "-A"]);
     git(dir, &["commit", "-qm", "hand-edited"]);
-    let out = mlops(dir).args(["history", "staging"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
-    let err = stderr(&out);
-    assert!(
-        err.contains(".mlops/environments/staging.yaml as of commit"),
-        "{err}"
+    refused(
+        dir,
+        &["history", "staging"],
+        ".mlops/environments/staging.yaml as of commit",
     );
-    let out = mlops(dir).args(["status"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    refused(
+        dir,
+        &["status"],
+        "staging.yaml is not a valid environment file",
+    );
+}
+
+/// The churn fixture in a temporary directory with `.mlops/environments/` made, and a valid
+/// staging file text (not yet written) naming `run_id`.
+fn env_project(run_id: &str) -> (tempfile::TempDir, std::path::PathBuf, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&fixture("churn"), tmp.path());
+    let envs = tmp.path().join(".mlops/environments");
+    std::fs::create_dir_all(&envs).unwrap();
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let good = format!(
+        "environment: staging\nmodel: churn\nimage: 127.0.0.1:5000/acme/churn@{digest}\ndigest: {digest}\nrun_id: {run_id}\ngit_commit: abc\npromoted_at: '2026-11-25T00:00:00Z'\n"
+    );
+    (tmp, envs, good)
+}
+
+/// `mlops <args>` in `dir` exits 2 with `expected` in its stderr.
+fn refused(dir: &Path, args: &[&str], expected: &str) {
+    let out = mlops(dir).args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
     assert!(
-        stderr(&out).contains("staging.yaml is not a valid environment file"),
-        "{}",
+        stderr(&out).contains(expected),
+        "{args:?}: {}",
         stderr(&out)
     );
 }
 
 #[test]
 fn anchors_and_oversized_environment_files_are_refused() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, envs, good) = env_project("r1");
     let dir = tmp.path();
-    copy_dir(&fixture("churn"), dir);
-    let envs = dir.join(".mlops/environments");
-    std::fs::create_dir_all(&envs).unwrap();
-    let digest = format!("sha256:{}", "a".repeat(64));
-    let good = format!(
-        "environment: staging\nmodel: churn\nimage: 127.0.0.1:5000/acme/churn@{digest}\ndigest: {digest}\nrun_id: r1\ngit_commit: abc\npromoted_at: '2026-11-25T00:00:00Z'\n"
-    );
     std::fs::write(envs.join("staging.yaml"), &good).unwrap();
     let out = mlops(dir).args(["status"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
     let anchored = good.replace("git_commit: abc\n", "git_commit: &c abc\nchange: *c\n");
     std::fs::write(envs.join("staging.yaml"), &anchored).unwrap();
-    let out = mlops(dir).args(["status"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("staging.yaml:6:13: a YAML anchor (&name)"),
-        "{}",
-        stderr(&out)
-    );
+    refused(dir, &["status"], "staging.yaml:6:13: a YAML anchor (&name)");
 
     let mut big = good.clone();
     while big.len() <= 64 << 10 {
         big.push_str("# padding padding padding padding padding padding padding padding\n");
     }
     std::fs::write(envs.join("staging.yaml"), &big).unwrap();
-    let out = mlops(dir).args(["status"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("staging.yaml is larger than 64 KiB"),
-        "{}",
-        stderr(&out)
-    );
+    refused(dir, &["status"], "staging.yaml is larger than 64 KiB");
 }
 
 #[test]
 fn an_environment_file_of_another_model_or_with_a_path_for_a_run_id_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, envs, good) = env_project("20261125T000000Z-abcdef");
     let dir = tmp.path();
-    copy_dir(&fixture("churn"), dir);
-    let envs = dir.join(".mlops/environments");
-    std::fs::create_dir_all(&envs).unwrap();
-    let digest = format!("sha256:{}", "a".repeat(64));
-    let good = format!(
-        "environment: staging\nmodel: churn\nimage: 127.0.0.1:5000/acme/churn@{digest}\ndigest: {digest}\nrun_id: 20261125T000000Z-abcdef\ngit_commit: abc\npromoted_at: '2026-11-25T00:00:00Z'\n"
-    );
     for (from, to, expected) in [
         ("model: churn", "model: fraud", "model \"fraud\""),
         (
@@ -256,14 +251,8 @@ fn an_environment_file_of_another_model_or_with_a_path_for_a_run_id_is_refused()
     ] {
         std::fs::write(envs.join("staging.yaml"), good.replace(from, to)).unwrap();
         for args in [&["status"][..], &["deploy", "staging"][..]] {
-            let out = mlops(dir).args(args).output().unwrap();
-            assert_eq!(out.status.code(), Some(2), "{to}: {}", stderr(&out));
-            assert!(
-                stderr(&out).contains("staging.yaml is not a valid environment file")
-                    && stderr(&out).contains(expected),
-                "{to}: {}",
-                stderr(&out)
-            );
+            refused(dir, args, "staging.yaml is not a valid environment file");
+            refused(dir, args, expected);
         }
     }
     std::fs::write(envs.join("staging.yaml"), &good).unwrap();
