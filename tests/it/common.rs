@@ -124,6 +124,24 @@ pub fn redact_commits(settings: &mut insta::Settings) {
 }
 
 /// The registry the tests push to (`scripts/services` starts it).
+/// A project in a temporary directory: `data/train.csv` and `data/test.csv` with the given
+/// contents, and an mlops.yaml that starts `version: 1`, `model: <model>`, the two datasets,
+/// and goes on with `rest`.
+pub fn csv_project(model: &str, train_csv: &str, test_csv: &str, rest: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/train.csv"), train_csv).unwrap();
+    std::fs::write(dir.path().join("data/test.csv"), test_csv).unwrap();
+    std::fs::write(
+        dir.path().join("mlops.yaml"),
+        format!(
+            "version: 1\nmodel: {model}\ndata:\n  train: {{path: data/train.csv}}\n  test: {{path: data/test.csv}}\n{rest}"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
 pub fn registry() -> String {
     std::env::var("MLOPS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
 }

@@ -7,20 +7,15 @@ use crate::common::{
 };
 
 fn project(rules: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    std::fs::write(dir.path().join("data/train.csv"), "x\n1\n").unwrap();
-    std::fs::write(dir.path().join("data/test.csv"), "x\n1\n").unwrap();
-    std::fs::write(
-        dir.path().join("mlops.yaml"),
-        format!(
-            "version: 1\nmodel: m\ndata:\n  train: {{path: data/train.csv}}\n  test: {{path: data/test.csv}}\n\
-             train: {{image: mlops-test/busybox, command: ['true']}}\nevaluate: {{command: ['true']}}\n\
+    crate::common::csv_project(
+        "m",
+        "x\n1\n",
+        "x\n1\n",
+        &format!(
+            "train: {{image: mlops-test/busybox, command: ['true']}}\nevaluate: {{command: ['true']}}\n\
              compare:\n  metrics:\n{rules}"
         ),
     )
-    .unwrap();
-    dir
 }
 
 fn write(dir: &std::path::Path, name: &str, text: &str) -> String {

@@ -39,21 +39,16 @@ fn latest_run(dir: &Path) -> String {
 
 /// A project whose steps run shell commands in mlops-test/busybox.
 fn busybox_project(train_command: &str, resources: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    std::fs::write(dir.path().join("data/train.csv"), "x,label\n1,0\n2,1\n").unwrap();
-    std::fs::write(dir.path().join("data/test.csv"), "x,label\n3,1\n").unwrap();
-    std::fs::write(
-        dir.path().join("mlops.yaml"),
-        format!(
-            "version: 1\nmodel: toy\ndata:\n  train: {{path: data/train.csv}}\n  test: {{path: data/test.csv}}\n\
-             train:\n  image: mlops-test/busybox\n  command: [sh, -c, {train_command:?}]\n  params: {{alpha: 0.5, name: toy}}\n{resources}\
+    crate::common::csv_project(
+        "toy",
+        "x,label\n1,0\n2,1\n",
+        "x,label\n3,1\n",
+        &format!(
+            "train:\n  image: mlops-test/busybox\n  command: [sh, -c, {train_command:?}]\n  params: {{alpha: 0.5, name: toy}}\n{resources}\
              evaluate:\n  command: [sh, -c, 'echo {{\"f1\": 0.9}} > $MLOPS_OUTPUT_DIR/metrics.json']\n\
              compare:\n  metrics:\n    f1: {{direction: maximize, threshold: 0.5}}\n"
         ),
     )
-    .unwrap();
-    dir
 }
 
 #[test]

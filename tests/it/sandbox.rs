@@ -15,23 +15,18 @@ const BOUND: Duration = Duration::from_secs(60);
 
 /// A project whose steps are shell commands (busybox in a container, sh on the host).
 fn project(train: &str, evaluate: &str, train_extra: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    std::fs::write(dir.path().join("data/train.csv"), "x,label\n1,0\n2,1\n").unwrap();
-    std::fs::write(dir.path().join("data/test.csv"), "x,label\n3,1\n").unwrap();
-    std::fs::write(
-        dir.path().join("mlops.yaml"),
-        format!(
-            "version: 1\nmodel: toy\ndata:\n  train: {{path: data/train.csv}}\n  test: {{path: data/test.csv}}\n\
-             train:\n  image: mlops-test/busybox\n  command: [sh, -c, {train:?}]\n{train_extra}\
+    crate::common::csv_project(
+        "toy",
+        "x,label\n1,0\n2,1\n",
+        "x,label\n3,1\n",
+        &format!(
+            "train:\n  image: mlops-test/busybox\n  command: [sh, -c, {train:?}]\n{train_extra}\
              evaluate:\n  command: [sh, -c, {evaluate:?}]\n\
              compare:\n  metrics:\n    f1: {{direction: maximize, threshold: 0.5}}\n\
              package:\n  repository: oci:layout\n  base_image: {}/acme/serve-sklearn:1\n  model_path: /model\n  command: [python3, /app/serve.py]\n  port: 8080\n",
             registry()
         ),
     )
-    .unwrap();
-    dir
 }
 
 /// Runs `cmd` to its end, or fails the test once `limit` has passed (killing it).

@@ -216,20 +216,15 @@ fn column_names_from_a_csv_header_cannot_issue_commands() {
 }
 
 fn metric_project(rule: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    std::fs::write(dir.path().join("data/train.csv"), "x\n1\n").unwrap();
-    std::fs::write(dir.path().join("data/test.csv"), "x\n1\n").unwrap();
-    std::fs::write(
-        dir.path().join("mlops.yaml"),
-        format!(
-            "version: 1\nmodel: m\ndata:\n  train: {{path: data/train.csv}}\n  test: {{path: data/test.csv}}\n\
-             train: {{image: mlops-test/busybox, command: ['true']}}\nevaluate: {{command: ['true']}}\n\
+    crate::common::csv_project(
+        "m",
+        "x\n1\n",
+        "x\n1\n",
+        &format!(
+            "train: {{image: mlops-test/busybox, command: ['true']}}\nevaluate: {{command: ['true']}}\n\
              compare:\n  metrics:\n    \"f1\\r::error::INJECTED-metric ##[error]x\": {rule}\n"
         ),
     )
-    .unwrap();
-    dir
 }
 
 #[test]
