@@ -6,7 +6,8 @@ use crate::common::{
     copy_dir, fixture, git, mlops, redact_commits, redact_digests, snapshots, stderr, stdout,
 };
 
-fn project(rules: &str) -> tempfile::TempDir {
+/// A project with trivial steps whose gate is `compare.metrics` = `rules` (indented lines).
+pub(crate) fn project(rules: &str) -> tempfile::TempDir {
     crate::common::csv_project(
         "m",
         "x\n1\n",

@@ -216,15 +216,9 @@ fn column_names_from_a_csv_header_cannot_issue_commands() {
 }
 
 fn metric_project(rule: &str) -> tempfile::TempDir {
-    crate::common::csv_project(
-        "m",
-        "x\n1\n",
-        "x\n1\n",
-        &format!(
-            "train: {{image: mlops-test/busybox, command: ['true']}}\nevaluate: {{command: ['true']}}\n\
-             compare:\n  metrics:\n    \"f1\\r::error::INJECTED-metric ##[error]x\": {rule}\n"
-        ),
-    )
+    crate::compare::project(&format!(
+        "    \"f1\\r::error::INJECTED-metric ##[error]x\": {rule}\n"
+    ))
 }
 
 #[test]
