@@ -153,9 +153,15 @@ fn init_writes_pinned_least_privilege_workflows_and_check_reports_drift() {
     let dir = tmp.path();
     let out = init(dir, &["--example"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    // The example validates as written.
+    // The example validates as written, once its key pair exists (`sign.public_key`).
+    let keys = mlops(dir)
+        .args(["sign", "--generate-key", "cosign"])
+        .env("MLOPS_SIGNING_PASSWORD", "pw")
+        .output()
+        .unwrap();
+    assert!(keys.status.success(), "{}", stderr(&keys));
     let v = mlops(dir).arg("validate").output().unwrap();
-    assert_eq!(v.status.code(), Some(0), "{}", stderr(&v));
+    assert_eq!(v.status.code(), Some(0), "{}{}", stdout(&v), stderr(&v));
 
     let names = ["mlops-ci.yml", "mlops-promote.yml", "mlops-deploy.yml"];
     for name in names {

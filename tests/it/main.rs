@@ -12,6 +12,7 @@ mod fake_github;
 mod flags;
 mod github;
 mod init;
+mod init_project;
 mod keys;
 mod limits;
 mod openapi;
