@@ -125,6 +125,7 @@ fn every_action_input_reaches_the_tool_through_a_variable_it_reads() {
             "compare",
             "data-check",
             "deploy",
+            "doctor",
             "evaluate",
             "package",
             "promote",

@@ -7,6 +7,7 @@ mod actions;
 mod common;
 mod compare;
 mod data;
+mod doctor;
 mod environments;
 mod fake_github;
 mod flags;
