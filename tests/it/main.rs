@@ -24,3 +24,4 @@ mod runner;
 mod sandbox;
 mod text;
 mod validate;
+mod workflows;
