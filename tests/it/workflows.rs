@@ -57,17 +57,51 @@ fn pull_request_run(dir: &Path, fake: &Fake, number: u64) -> Harness {
             "base": {"ref": "main", "repo": {"full_name": "acme/churn"}},
         },
     });
-    let events = dir.parent().unwrap().join("event.json");
+    run_for(
+        dir,
+        fake,
+        "pull_request",
+        event,
+        &format!("refs/pull/{number}/merge"),
+    )
+}
+
+/// A harness for a push to main, from `before` to the checkout's HEAD.
+fn push_run(dir: &Path, fake: &Fake, before: &str) -> Harness {
+    let sha = git(dir, &["rev-parse", "HEAD"]);
+    let event = json!({"before": before, "after": sha, "ref": "refs/heads/main"});
+    let mut h = run_for(dir, fake, "push", event, "refs/heads/main");
+    h.secrets.insert(
+        "MLOPS_SIGNING_KEY".into(),
+        json!(std::fs::read_to_string(dir.join("cosign.key")).unwrap()),
+    );
+    h.secrets
+        .insert("MLOPS_SIGNING_PASSWORD".into(), json!("pw"));
+    h
+}
+
+fn run_for(
+    dir: &Path,
+    fake: &Fake,
+    event_name: &str,
+    event: serde_json::Value,
+    git_ref: &str,
+) -> Harness {
+    let sha = git(dir, &["rev-parse", "HEAD"]);
+    let events = dir
+        .parent()
+        .unwrap()
+        .join(format!("event-{event_name}.json"));
     std::fs::write(&events, event.to_string()).unwrap();
     let github = json!({
-        "event_name": "pull_request",
+        "event_name": event_name,
         "event": event,
         "repository": "acme/churn",
         "repository_owner": "acme",
         "actor": "octocat",
         "token": TOKEN,
         "sha": sha,
-        "ref": format!("refs/pull/{number}/merge"),
+        "ref": git_ref,
         "action_repository": "mlops-dev/mlops",
         "api_url": fake.url,
     });
@@ -82,7 +116,7 @@ fn pull_request_run(dir: &Path, fake: &Fake, number: u64) -> Harness {
         ("GITHUB_ACTIONS", "true".into()),
         ("GITHUB_API_URL", fake.url.clone()),
         ("GITHUB_REPOSITORY", "acme/churn".into()),
-        ("GITHUB_EVENT_NAME", "pull_request".into()),
+        ("GITHUB_EVENT_NAME", event_name.into()),
         ("GITHUB_EVENT_PATH", events.display().to_string()),
         ("GITHUB_WORKSPACE", dir.display().to_string()),
         ("GITHUB_SHA", sha),
@@ -161,4 +195,73 @@ fn a_misspelt_output_name_in_a_workflow_fails_the_run_naming_it() {
         "{:#?}",
         h.ran
     );
+}
+
+/// Push to main: mlops-promote.yml trains, gates, packages, signs and opens the promotion pull
+/// request on the fake; its environment file merged, mlops-deploy.yml finds the changed
+/// environment and deploys exactly the pinned digest.
+#[test]
+fn the_promote_then_deploy_workflows_run_on_push_and_deploy_the_pinned_digest() {
+    let _staging = crate::promote::staging_container();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("churn");
+    project(&dir);
+    let fake = Fake::start(TOKEN);
+    let first = git(&dir, &["rev-parse", "HEAD"]);
+    let mut h = push_run(&dir, &fake, "0000000000000000000000000000000000000000");
+    let promote = dir.join(".github/workflows/mlops-promote.yml");
+    let jobs = h
+        .run_workflow(&promote)
+        .unwrap_or_else(|e| panic!("{e}\nran: {:#?}", h.ran));
+    assert_eq!(jobs["train"]["result"], "success", "{jobs:#?}");
+    assert_eq!(jobs["pin"]["result"], "skipped", "{jobs:#?}");
+    for action in ["doctor", "package", "sign", "promote"] {
+        assert!(
+            h.ran
+                .iter()
+                .any(|s| s.contains(&format!("/actions/{action}@"))),
+            "{action} did not run: {:#?}",
+            h.ran
+        );
+    }
+    let pulls = fake.pulls();
+    assert_eq!(pulls.len(), 1, "{pulls:#?}");
+    assert_eq!(pulls[0].head, "mlops/promote/churn/staging");
+    assert_eq!(pulls[0].base, "main");
+    let pinned = fake
+        .file(
+            "mlops/promote/churn/staging",
+            ".mlops/environments/staging.yaml",
+        )
+        .expect("the promotion pins staging");
+    let state = mlops::yamlio::from_yaml(&pinned).unwrap();
+    let digest = state["digest"].as_str().unwrap().to_string();
+
+    // The reviewer merges: the environment file lands on main.
+    std::fs::create_dir_all(dir.join(".mlops/environments")).unwrap();
+    std::fs::write(dir.join(".mlops/environments/staging.yaml"), &pinned).unwrap();
+    git(&dir, &["add", ".mlops/environments/staging.yaml"]);
+    git(
+        &dir,
+        &["commit", "-qm", "Merge the promotion of churn to staging"],
+    );
+    let mut h = push_run(&dir, &fake, &first);
+    let deploy = dir.join(".github/workflows/mlops-deploy.yml");
+    let jobs = h
+        .run_workflow(&deploy)
+        .unwrap_or_else(|e| panic!("{e}\nran: {:#?}", h.ran));
+    assert_eq!(
+        jobs["changes"]["outputs"]["environments"], "[\"staging\"]",
+        "{jobs:#?}"
+    );
+    let running = std::process::Command::new("/usr/bin/docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"dev.mlops.digest\"}}",
+            "mlops-churn-staging",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(crate::common::stdout(&running).trim(), digest);
 }

@@ -116,6 +116,9 @@ fn lex(text: &str) -> Result<Vec<Tok>, String> {
 struct Parser<'a> {
     toks: Vec<Tok>,
     at: usize,
+    /// Inside the side of `&&`/`||` that short-circuits: parsed, not evaluated (its misses are
+    /// no error, as on GitHub).
+    quiet: u32,
     cx: &'a Contexts,
     text: &'a str,
 }
@@ -177,8 +180,12 @@ impl Parser<'_> {
     fn or(&mut self) -> Result<Value, String> {
         let mut left = self.and()?;
         while self.eat("||") {
-            let right = self.and()?;
-            if !truthy(&left) {
+            let skip = truthy(&left);
+            self.quiet += u32::from(skip);
+            let right = self.and();
+            self.quiet -= u32::from(skip);
+            let right = right?;
+            if !skip {
                 left = right;
             }
         }
@@ -187,8 +194,12 @@ impl Parser<'_> {
     fn and(&mut self) -> Result<Value, String> {
         let mut left = self.eq()?;
         while self.eat("&&") {
-            let right = self.eq()?;
-            if truthy(&left) {
+            let skip = !truthy(&left);
+            self.quiet += u32::from(skip);
+            let right = self.eq();
+            self.quiet -= u32::from(skip);
+            let right = right?;
+            if !skip {
                 left = right;
             }
         }
@@ -252,7 +263,10 @@ impl Parser<'_> {
                 "null" => Ok(Value::Null),
                 _ => {
                     let path: Vec<String> = id.split('.').map(str::to_string).collect();
-                    self.cx.lookup(&path)
+                    match self.cx.lookup(&path) {
+                        Err(_) if self.quiet > 0 => Ok(Value::Null),
+                        other => other,
+                    }
                 }
             },
             Tok::Op(op) => Err(format!("unexpected {op} in {:?}", self.text)),
@@ -297,6 +311,7 @@ pub fn eval(text: &str, cx: &Contexts) -> Result<Value, String> {
     let mut p = Parser {
         toks: lex(text)?,
         at: 0,
+        quiet: 0,
         cx,
         text,
     };
@@ -383,6 +398,10 @@ fn expressions_evaluate_as_github_does_and_misses_are_errors() {
     assert!(ev("steps.tran.outputs.run-id").is_err());
     assert!(ev("hashFiles('x')").unwrap_err().contains("hashFiles"));
     assert!(ev("a < b").is_err());
+    // The side that short-circuits is not evaluated.
+    assert_eq!(ev("false && steps.nope.outputs.x").unwrap(), json!(false));
+    assert_eq!(ev("'a' || steps.nope.outputs.x").unwrap(), json!("a"));
+    assert!(ev("true && steps.nope.outputs.x").is_err());
     assert_eq!(
         interpolate("mlops-${{ inputs.run-id }}-x", &cx).unwrap(),
         json!("mlops-r1-x")

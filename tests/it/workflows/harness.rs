@@ -25,6 +25,9 @@ pub struct Harness {
     pub vars: Map<String, Value>,
     /// Variables every step's process gets (PATH, DOCKER_HOST, GITHUB_API_URL, …).
     pub base_env: BTreeMap<String, String>,
+    /// A workflow's `inputs`: its workflow_dispatch inputs, '' unless given here.
+    pub dispatch_inputs: Map<String, Value>,
+    workflow_inputs: Value,
     /// What each step wrote to $GITHUB_STEP_SUMMARY, in order.
     pub summaries: Vec<String>,
     /// (job, step) of every step that ran, in order.
@@ -83,6 +86,8 @@ impl Harness {
             secrets: Map::new(),
             vars: Map::new(),
             base_env: BTreeMap::new(),
+            dispatch_inputs: Map::new(),
+            workflow_inputs: json!({}),
             summaries: Vec::new(),
             ran: Vec::new(),
             temp: tempfile::tempdir().unwrap(),
@@ -105,9 +110,12 @@ impl Harness {
             "runner".into(),
             json!({"temp": self.temp.path(), "os": "Linux"}),
         );
-        if let Some(i) = inputs {
-            cx.roots.insert("inputs".into(), i.clone());
-        }
+        cx.roots.insert(
+            "inputs".into(),
+            inputs
+                .cloned()
+                .unwrap_or_else(|| self.workflow_inputs.clone()),
+        );
         cx
     }
 
@@ -116,6 +124,12 @@ impl Harness {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let wf = mlops::yamlio::from_yaml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         let jobs = obj(&wf["jobs"]);
+        let mut declared = Map::new();
+        for name in obj(&wf["on"]["workflow_dispatch"]["inputs"]).keys() {
+            let given = self.dispatch_inputs.get(name).cloned();
+            declared.insert(name.clone(), given.unwrap_or(json!("")));
+        }
+        self.workflow_inputs = Value::Object(declared);
         let mut done: Map<String, Value> = Map::new();
         while done.len() < jobs.len() {
             let ready = jobs.iter().find(|(name, spec)| {
@@ -322,12 +336,15 @@ impl Harness {
         job.path = inner.path;
         let cx = self.contexts(&inner_view(&inner.steps), &job.env, Some(&inputs));
         let mut outputs = Map::new();
+        // Every declared output exists for the caller (a misspelt name there is an error);
+        // one the tool did not write this time is '', as on GitHub.
         for (k, v) in obj(&spec["outputs"]) {
-            outputs.insert(
-                k.clone(),
-                interpolate_all(&v["value"], &cx)
-                    .map_err(|e| format!("{uses}: outputs.{k}: {e}"))?,
-            );
+            let value = match interpolate_all(&v["value"], &cx) {
+                Ok(v) => v,
+                Err(e) if e.contains(" is not set ") => json!(""),
+                Err(e) => return Err(format!("{uses}: outputs.{k}: {e}")),
+            };
+            outputs.insert(k.clone(), value);
         }
         Ok(Value::Object(outputs))
     }
