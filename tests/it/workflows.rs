@@ -195,6 +195,21 @@ fn a_misspelt_output_name_in_a_workflow_fails_the_run_naming_it() {
         "{:#?}",
         h.ran
     );
+
+    // An input name the action does not declare fails the same way.
+    let wrong_input = tmp.path().join("mlops-ci-wrong-input.yml");
+    std::fs::write(
+        &wrong_input,
+        text.replacen(
+            "          run-id: ${{ steps.train.outputs.run-id }}",
+            "          run_id: ${{ steps.train.outputs.run-id }}",
+            1,
+        ),
+    )
+    .unwrap();
+    let mut h = pull_request_run(&dir, &fake, number);
+    let err = h.run_workflow(&wrong_input).unwrap_err();
+    assert!(err.contains("has no input \"run_id\""), "{err}");
 }
 
 /// Push to main: mlops-promote.yml trains, gates, packages, signs and opens the promotion pull
