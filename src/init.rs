@@ -23,6 +23,13 @@ const SKELETON: &str = include_str!("../templates/init/mlops.yaml");
 const K8S: &str = include_str!("../fixtures/churn/templates/k8s/deployment.yaml.j2");
 const GITIGNORE: &str = include_str!("../templates/init/gitignore");
 const DOCKERIGNORE: &str = include_str!("../templates/init/dockerignore");
+const TRAIN_DOCKERFILE: &str = include_str!("../templates/init/train.Dockerfile");
+const SERVE_DOCKERFILE: &str = include_str!("../templates/init/serve.Dockerfile");
+const REQUIREMENTS: &str = include_str!("../templates/init/requirements.txt");
+/// The serving runtime: the same file the test images are built with (one source of truth).
+const SERVE_PY: &str = include_str!("../fixtures/serve/serve.py");
+/// The registry the generated project pushes to unless `--registry` says otherwise.
+pub const DEFAULT_REGISTRY: &str = "ghcr.io";
 /// What the example adds to the .gitignore.
 const EXAMPLE_GITIGNORE: &str = include_str!("../fixtures/churn/.gitignore");
 
@@ -58,9 +65,89 @@ pub struct Options {
     pub example: bool,
     pub runs_on: String,
     pub deploy_runs_on: String,
-    /// The owner the skeleton's registry names (`ghcr.io/<owner>/…`): GitHub Actions'
-    /// `GITHUB_REPOSITORY` owner when the caller has one.
-    pub owner: Option<String>,
+    /// `package.repository`: `<registry>/<owner>/<repo>`, see [`package_repository`].
+    pub package_repository: String,
+}
+
+/// `OWNER/REPO` of a GitHub remote URL (`https://github.com/o/r(.git)`, `git@github.com:o/r`,
+/// `ssh://git@github.com/o/r`); None for anything else.
+pub fn github_repository_from_remote(url: &str) -> Option<String> {
+    let url = url.trim();
+    let rest = [
+        "https://github.com/",
+        "http://github.com/",
+        "ssh://git@github.com/",
+        "git@github.com:",
+    ]
+    .iter()
+    .find_map(|p| url.strip_prefix(p))?;
+    let rest = rest.trim_end_matches('/');
+    let rest = rest.strip_suffix(".git").unwrap_or(rest);
+    let (owner, name) = rest.split_once('/')?;
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    };
+    (ok(owner) && ok(name)).then(|| format!("{owner}/{name}"))
+}
+
+/// `package.repository` for a project: `<registry>/<owner>/<repo>` lowercased (OCI names are
+/// lowercase; GitHub names are not), or `<registry>/your-org/<model>` without a repository.
+pub fn package_repository(registry: &str, github: Option<&str>, model: &str) -> String {
+    let registry = registry.trim().trim_end_matches('/');
+    let path = match github.filter(|r| r.contains('/')) {
+        Some(r) => r.to_ascii_lowercase(),
+        None => format!("your-org/{model}"),
+    };
+    format!("{registry}/{path}")
+}
+
+/// The model name of a project directory (mlops.yaml's `model:` rule: a lowercase letter
+/// first, so `.tmpXYZ` gives `tmpxyz`).
+pub fn model_name(root: &Path) -> String {
+    root.file_name()
+        .and_then(|n| n.to_str())
+        .map(sanitize)
+        .map(|m| {
+            m.trim_start_matches(|c: char| !c.is_ascii_lowercase())
+                .trim_end_matches(['-', '_'])
+                .to_string()
+        })
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "model".into())
+}
+
+/// The example's mlops.yaml made to run anywhere: the fixture names the test machine's local
+/// images and registry; the example builds its images from the Dockerfiles init writes.
+fn example_config(fixture: &str, repository: &str, forge: &str) -> Result<String> {
+    let swaps = [
+        (
+            "  image: mlops-test/python-sklearn\n",
+            "  build: {context: ., dockerfile: train.Dockerfile}\n".to_string(),
+        ),
+        (
+            "  repository: 127.0.0.1:5000/acme/churn\n",
+            format!("  repository: {repository}\n"),
+        ),
+        (
+            "  base_image: 127.0.0.1:5000/acme/serve-sklearn:1\n",
+            "  dockerfile: serve.Dockerfile\n".to_string(),
+        ),
+        (
+            "  key: env:MLOPS_SIGNING_KEY\n",
+            "  key: env:MLOPS_SIGNING_KEY\n  public_key: cosign.pub\n".to_string(),
+        ),
+        ("forge:\n  type: local", format!("forge:\n  type: {forge}")),
+    ];
+    let mut text = fixture.to_string();
+    for (from, to) in swaps {
+        if !text.contains(from) {
+            bail!("the example's mlops.yaml no longer has {from:?}: update init::example_config");
+        }
+        text = text.replacen(from, &to, 1);
+    }
+    Ok(text)
 }
 
 /// One file `init` would write.
@@ -121,24 +208,17 @@ pub fn pinned_in(root: &Path) -> Option<String> {
 pub fn plan(root: &Path, opts: &Options) -> Result<Vec<Planned>> {
     let (repo, sha) = parse_actions_ref(&opts.actions_ref)?;
     let mut files = Vec::new();
-    let model = root
-        .file_name()
-        .and_then(|n| n.to_str())
-        .map(sanitize)
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| "model".into());
-    let owner = opts
-        .owner
-        .clone()
-        .filter(|o| !o.is_empty())
-        .unwrap_or_else(|| "your-org".into());
+    let model = model_name(root);
     let forge = if opts.github { "github" } else { "local" };
     let config_text = if opts.example {
         for (path, bytes) in EXAMPLE {
             let content = if *path == "mlops.yaml" {
-                String::from_utf8_lossy(bytes)
-                    .replace("forge:\n  type: local", &format!("forge:\n  type: {forge}"))
-                    .into_bytes()
+                example_config(
+                    &String::from_utf8_lossy(bytes),
+                    &opts.package_repository,
+                    forge,
+                )?
+                .into_bytes()
             } else {
                 bytes.to_vec()
             };
@@ -153,7 +233,7 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Vec<Planned>> {
     } else {
         let text = SKELETON
             .replace("__MODEL__", &model)
-            .replace("__OWNER__", &owner)
+            .replace("__REPOSITORY__", &opts.package_repository)
             .replace("__FORGE__", forge)
             .replace("__BASE__", "main")
             .replace("__FIRST_ENV__", "staging");
@@ -165,12 +245,20 @@ pub fn plan(root: &Path, opts: &Options) -> Result<Vec<Planned>> {
         });
         text
     };
-    files.push(Planned {
-        path: "templates/k8s/deployment.yaml.j2".into(),
-        content: K8S.as_bytes().to_vec(),
-        managed: false,
-        merge: false,
-    });
+    for (path, content) in [
+        ("templates/k8s/deployment.yaml.j2", K8S),
+        ("train.Dockerfile", TRAIN_DOCKERFILE),
+        ("serve.Dockerfile", SERVE_DOCKERFILE),
+        ("requirements.txt", REQUIREMENTS),
+        ("serve.py", SERVE_PY),
+    ] {
+        files.push(Planned {
+            path: path.into(),
+            content: content.as_bytes().to_vec(),
+            managed: false,
+            merge: false,
+        });
+    }
     let mut gitignore = GITIGNORE.to_string();
     if opts.example {
         gitignore.push_str(&missing_lines(GITIGNORE, EXAMPLE_GITIGNORE).join(""));
@@ -230,6 +318,17 @@ fn workflows(
         .map(|p| format!("      - {}", crate::yamlio::quoted(p)))
         .collect();
     let pin = format!("mlops {}", env!("CARGO_PKG_VERSION"));
+    let registry = registry_of(&config);
+    // ghcr.io takes the job's own token (packages: write where it pushes); any other registry
+    // a user and a password the repository stores.
+    let (user, password) = if registry == DEFAULT_REGISTRY {
+        ("${{ github.actor }}", "${{ secrets.GITHUB_TOKEN }}")
+    } else {
+        (
+            "${{ vars.MLOPS_REGISTRY_USER }}",
+            "${{ secrets.MLOPS_REGISTRY_PASSWORD }}",
+        )
+    };
     let render = |t: &str| {
         t.replace("__CHECKOUT__", CHECKOUT)
             .replace("__MLOPS__", repo)
@@ -240,6 +339,9 @@ fn workflows(
             .replace("__PATHS__", &path_lines.join("\n"))
             .replace("__DEPLOY_RUNS_ON__", &opts.deploy_runs_on)
             .replace("__RUNS_ON__", &opts.runs_on)
+            .replace("__REGISTRY_USER__", user)
+            .replace("__REGISTRY_PASSWORD__", password)
+            .replace("__REGISTRY__", &registry)
     };
     for (path, t) in WORKFLOWS.iter().zip([CI, PROMOTE, DEPLOY]) {
         let text = render(t);
@@ -261,6 +363,20 @@ fn workflows(
         });
     }
     Ok(files)
+}
+
+/// The registry host of `package.repository` (ghcr.io when it names none, or is a layout).
+fn registry_of(config: &serde_json::Value) -> String {
+    let repository = config["package"]["repository"].as_str().unwrap_or("");
+    if repository.starts_with("oci:") {
+        return DEFAULT_REGISTRY.into();
+    }
+    match repository.split_once('/') {
+        Some((host, _)) if host.contains('.') || host.contains(':') || host == "localhost" => {
+            host.to_string()
+        }
+        _ => DEFAULT_REGISTRY.into(),
+    }
 }
 
 /// What the CI workflow runs on: mlops.yaml, the data (a file, or its top directory), code.
@@ -400,7 +516,7 @@ mod tests {
             example,
             runs_on: "ubuntu-latest".into(),
             deploy_runs_on: "ubuntu-latest".into(),
-            owner: None,
+            package_repository: "ghcr.io/acme/churn".into(),
         }
     }
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod data;
 pub mod deploy;
 pub mod diagnostic;
+pub mod doctor;
 pub mod environment;
 pub mod forge;
 pub mod fsutil;

@@ -354,7 +354,7 @@ pub async fn package(
     image::model_dir(run)?;
     let base = match &pkg.base {
         ServingBase::Image(img) => img.clone(),
-        ServingBase::Dockerfile(df) => serving_base(config, pkg, df, run).await?,
+        ServingBase::Dockerfile(df) => serving_base(config, pkg, df, run, settings).await?,
     };
     let project = Project {
         root: &config.root,
@@ -365,12 +365,15 @@ pub async fn package(
 
 /// `package.dockerfile`: the serving image built through the Docker engine (for teams that
 /// need system packages in it), pushed next to the model images as
-/// `<repository>:serve-<run id>`; the model layer is then appended to it like to any base.
+/// `<repository>:serve-<content hash>` (the hash of the build context, Dockerfile and build
+/// arguments); when that tag is already in the registry the build is skipped and the pushed
+/// base reused. The model layer is then appended to it like to any base.
 async fn serving_base(
     config: &Config,
     pkg: &crate::oci::image::PackageConfig,
     dockerfile: &std::path::Path,
     run: &RunDir,
+    settings: &crate::oci::credentials::RegistrySettings,
 ) -> Result<crate::oci::reference::ImageRef> {
     use crate::oci::reference::ImageLocation;
     let ImageLocation::Registry(repository) = &pkg.repository else {
@@ -378,16 +381,42 @@ async fn serving_base(
             "package.dockerfile needs package.repository to be a registry: the engine pushes the serving image there before the model layer is added"
         );
     };
+    let rel = dockerfile
+        .strip_prefix(&config.root)
+        .map(|p| p.to_string_lossy().into_owned())
+        .with_context(|| {
+            format!(
+                "package.dockerfile {} must be inside the project {}",
+                dockerfile.display(),
+                config.root.display()
+            )
+        })?;
+    let args = crate::runner::docker::build_args();
+    let hash = crate::runner::context::context_digest(&config.root, &rel, &args)?;
+    let tag = format!("serve-{}", &hash[..16]);
     let target = crate::oci::reference::ImageRef {
-        tag: Some(format!("serve-{}", run.id)),
+        tag: Some(tag.clone()),
+        digest: None,
         ..repository.clone()
     };
-    let engine = crate::runner::docker::DockerRunner::connect()
-        .await
-        .context("package.dockerfile builds through the Docker engine")?;
     std::fs::create_dir_all(run.logs_dir())?;
     let log_file = run.logs_dir().join("package-build.log");
     let mut log = crate::runner::LogSink::open("package", &log_file)?;
+    let registry = crate::oci::registry::Registry::new(&repository.registry, settings)?;
+    if registry
+        .manifest_digest(&repository.repository, &tag)
+        .await?
+        .is_some()
+    {
+        log.note(&format!(
+            "reusing {target}: the serving base of this build context is already pushed"
+        ));
+        log.finish();
+        return Ok(target);
+    }
+    let engine = crate::runner::docker::DockerRunner::connect()
+        .await
+        .context("package.dockerfile builds through the Docker engine")?;
     engine
         .build_and_push(&config.root, dockerfile, &target, &mut log)
         .await?;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The setup action's installer. Reads only environment variables:
-#   MLOPS_VERSION            release to install (x.y.z); empty: build from source
+#   MLOPS_VERSION            release to install (x.y.z); empty, or a version without a release
+#                            asset: build from source
 #   MLOPS_ACTION_REPOSITORY  owner/name hosting the releases (the action's repository)
 #   MLOPS_DOWNLOAD_TOKEN     token for the download (optional)
 #   GITHUB_SERVER_URL, GITHUB_ACTION_PATH, RUNNER_TEMP, GITHUB_PATH, GITHUB_OUTPUT (set by Actions)
@@ -34,7 +35,17 @@ if [ -n "$version" ]; then
   if [ -n "${MLOPS_DOWNLOAD_TOKEN:-}" ]; then
     auth=(--header "Authorization: Bearer ${MLOPS_DOWNLOAD_TOKEN}")
   fi
-  curl --fail --silent --show-error --location --retry 3 "${auth[@]}" -o "$work/$asset" "$base/$asset"
+  # A version without a release asset (404) is built from source instead; any other failure stops.
+  status=$(curl --silent --show-error --location --retry 3 "${auth[@]}" -o "$work/$asset" -w '%{http_code}' "$base/$asset" || true)
+  if [ "$status" = 404 ]; then
+    echo "::warning title=mlops setup::no release asset $asset for v${version}: building the action's source instead"
+    version=""
+  elif [ "$status" != 200 ]; then
+    echo "::error title=mlops setup::downloading $asset answered HTTP $status" >&2
+    exit 2
+  fi
+fi
+if [ -n "$version" ]; then
   curl --fail --silent --show-error --location --retry 3 "${auth[@]}" -o "$work/$asset.sha256" "$base/$asset.sha256"
   expected=$(cut -d' ' -f1 < "$work/$asset.sha256")
   actual=$(sha256sum "$work/$asset" | cut -d' ' -f1)

@@ -38,6 +38,22 @@ pub struct Args {
     /// Runner label for deploy jobs (a docker target deploys on that machine).
     #[arg(long, default_value = "ubuntu-latest", value_name = "LABEL")]
     pub deploy_runs_on: String,
+    /// The registry package.repository is in: REGISTRY/<owner>/<repo>, the repository from
+    /// GITHUB_REPOSITORY or the `origin` remote.
+    #[arg(long, default_value = init::DEFAULT_REGISTRY, value_name = "HOST[:PORT]")]
+    pub registry: String,
+}
+
+/// `OWNER/REPO` of the project: GITHUB_REPOSITORY under Actions, else the `origin` remote.
+fn github_repository(root: &std::path::Path) -> Option<String> {
+    if let Some(r) = std::env::var("GITHUB_REPOSITORY")
+        .ok()
+        .filter(|r| r.split('/').count() == 2)
+    {
+        return Some(r);
+    }
+    let url = crate::git::run(root, &["remote", "get-url", "origin"]).ok()?;
+    init::github_repository_from_remote(&url)
 }
 
 pub fn run(cli: &Cli, args: &Args) -> super::Exit {
@@ -60,15 +76,24 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
             }
         }
     };
+    if args.registry.contains('/') || args.registry.trim().is_empty() {
+        anyhow::bail!(
+            "--registry {:?}: give the registry host[:port] only (e.g. ghcr.io); the repository path comes from GITHUB_REPOSITORY or the origin remote",
+            args.registry
+        );
+    }
+    let github = github_repository(&root);
     let opts = Options {
         actions_ref,
         github: args.forge == ForgeArg::Github,
         example: args.example,
         runs_on: args.runs_on.clone(),
         deploy_runs_on: args.deploy_runs_on.clone(),
-        owner: std::env::var("GITHUB_REPOSITORY")
-            .ok()
-            .and_then(|r| r.split('/').next().map(str::to_string)),
+        package_repository: init::package_repository(
+            &args.registry,
+            github.as_deref(),
+            &init::model_name(&root),
+        ),
     };
     let files = init::plan(&root, &opts)?;
     if args.check {
@@ -105,6 +130,36 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     if kept > 0 {
         eprintln!("mlops init: {kept} existing file(s) left as they were");
     }
-    eprintln!("mlops init: next, `mlops validate`, then `mlops sign --generate-key cosign` and store cosign.key and its password as the secrets MLOPS_SIGNING_KEY and MLOPS_SIGNING_PASSWORD");
+    next_steps(&opts, github.is_some(), &args.registry);
     Ok(Status::Done)
+}
+
+/// The closing message: what to run and which secrets to set, by their exact names.
+fn next_steps(opts: &Options, has_repository: bool, registry: &str) {
+    eprintln!(
+        "mlops init: package.repository is {}",
+        opts.package_repository
+    );
+    if !has_repository {
+        eprintln!("  (no GITHUB_REPOSITORY and no github.com origin remote: edit package.repository's owner)");
+    }
+    eprintln!("next:");
+    eprintln!("  1. MLOPS_SIGNING_PASSWORD=<a password> mlops sign --generate-key cosign   (cosign.key stays out of git; commit cosign.pub)");
+    eprintln!("  2. mlops validate");
+    if opts.github {
+        eprintln!(
+            "  3. set these repository secrets (Settings > Secrets and variables > Actions):"
+        );
+        eprintln!("       MLOPS_SIGNING_KEY       the contents of cosign.key   (gh secret set MLOPS_SIGNING_KEY < cosign.key)");
+        eprintln!("       MLOPS_SIGNING_PASSWORD  its password                  (gh secret set MLOPS_SIGNING_PASSWORD)");
+        if registry == init::DEFAULT_REGISTRY {
+            eprintln!("     ghcr.io needs no secret: the workflows log in with GITHUB_TOKEN as github.actor");
+        } else {
+            eprintln!("       MLOPS_REGISTRY_PASSWORD the password or token for {registry}");
+            eprintln!("     and the repository variable MLOPS_REGISTRY_USER (its user name)");
+        }
+        eprintln!("  4. git add -A && git commit && git push   (cosign.key is git-ignored; `mlops doctor` checks the setup)");
+    } else {
+        eprintln!("  3. MLOPS_SIGNING_KEY=\"$(cat cosign.key)\" mlops doctor, then mlops run");
+    }
 }

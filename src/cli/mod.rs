@@ -5,6 +5,7 @@
 mod compare;
 mod data;
 mod deploy;
+mod doctor;
 mod evaluate;
 mod forge;
 mod history;
@@ -94,6 +95,9 @@ pub enum Command {
     History(history::Args),
     /// Scaffold mlops.yaml and the GitHub workflows (CI, promote, deploy); --check reports drift.
     Init(init::Args),
+    /// Check this machine or CI job is ready: config, engine, registry push, signing key,
+    /// forge token; exit 1 with a fix per failing check.
+    Doctor(doctor::Args),
 }
 
 /// The formats of the commands that render all four: compare, data check, status, history.
@@ -178,6 +182,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Status(args) => status::run(&cli, args),
         Command::History(args) => history::run(&cli, args),
         Command::Init(args) => init::run(&cli, args),
+        Command::Doctor(args) => doctor::run(&cli, args),
     };
     match result {
         Ok(Status::Done) => ExitCode::SUCCESS,

@@ -19,7 +19,10 @@ pub(super) const HELP: &str = "\
                                that may serve its tokens
   MLOPS_REGISTRY_TIMEOUT_SECS  how long a registry may send nothing (default 300)
   DOCKER_CONFIG                where config.json is (default ~/.docker): each auths entry goes to
-                               the host:port of its key only";
+                               the host:port of its key only
+  MLOPS_BUILD_ARGS             NAME=value pairs (whitespace-separated) passed as build arguments
+                               to train.build and package.dockerfile builds, e.g.
+                               PYTHON_IMAGE=python:3.12-slim";
 
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -84,6 +87,11 @@ pub(super) fn settings(config: Option<&Config>) -> Result<RegistrySettings> {
         (None, None) => {}
     }
     credentials::set_for_engine(&settings);
+    if let Some(text) = var("MLOPS_BUILD_ARGS") {
+        let args = crate::runner::docker::parse_build_args(&text)
+            .map_err(|e| anyhow::anyhow!("MLOPS_BUILD_ARGS: {e}"))?;
+        crate::runner::docker::set_build_args(args);
+    }
     Ok(settings)
 }
 

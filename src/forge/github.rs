@@ -7,6 +7,8 @@
 //! already exists (422) is adopted; other open mlops PRs for the same model and environment are
 //! closed as superseded; a POST that got no answer is followed by a re-read, never a blind retry.
 
+#[path = "github/access.rs"]
+pub mod access;
 #[path = "github/api.rs"]
 pub mod api;
 #[path = "github/error.rs"]

@@ -525,6 +525,47 @@ impl Registry {
         }
     }
 
+    /// Whether these credentials may push to `repo`: starts a blob upload session (what a
+    /// push does first), then cancels it with a DELETE; nothing is written. `mlops doctor`.
+    pub async fn probe_push(&self, repo: &str) -> Result<()> {
+        let start = self.url(repo, "blobs/uploads/");
+        let what = "start a blob upload (push check)";
+        let resp = self.send(what, repo, false, &|c| c.post(&start)).await?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(self.fail(what, repo, resp).await);
+        }
+        let location = resp
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .with_context(|| {
+                format!("registry {}: upload session without a Location", self.host)
+            })?;
+        let url = self
+            .base
+            .join(&location)
+            .with_context(|| format!("registry {}: bad upload location {location:?}", self.host))?;
+        if !same_origin(&url, &self.base) {
+            // Another host (a storage redirect): the session expires on its own.
+            return Ok(());
+        }
+        let cancel = "cancel the blob upload (push check)";
+        match self
+            .send(cancel, repo, true, &|c| {
+                c.request(Method::DELETE, url.clone())
+            })
+            .await
+        {
+            Ok(r) if !r.status().is_success() && r.status() != StatusCode::NOT_FOUND => {
+                tracing::debug!("registry {}: {cancel} answered {}", self.host, r.status());
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!("registry {}: {cancel}: {e:#}", self.host),
+        }
+        Ok(())
+    }
+
     /// Cross-repository mount; false when the registry wants an upload instead.
     pub async fn mount(&self, repo: &str, digest: &str, from: &str) -> Result<bool> {
         let digest = self.parse_digest(repo, digest)?;

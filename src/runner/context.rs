@@ -290,9 +290,86 @@ pub(crate) fn context_tar(context: &Path, dockerfile: &str) -> Result<Vec<u8>> {
     Ok(builder.into_inner()?)
 }
 
+/// The sha256 (hex) of what a build of `dockerfile` in `context` depends on: each path sent,
+/// its kind, executable bit and content, and the build arguments; not times or owners, so a
+/// fresh checkout of the same tree gives the same hash. `package.dockerfile` tags its built
+/// base with it and builds only when that tag is not in the registry yet.
+pub(crate) fn context_digest(
+    context: &Path,
+    dockerfile: &str,
+    args: &[(String, String)],
+) -> Result<String> {
+    use sha2::{Digest as _, Sha256};
+    use std::io::Read as _;
+    let tar = context_tar(context, dockerfile)?;
+    let mut hash = Sha256::new();
+    hash.update(format!("dockerfile {dockerfile}\n"));
+    let mut sorted = args.to_vec();
+    sorted.sort();
+    for (name, value) in &sorted {
+        hash.update(format!("arg {} {name}={value}\n", name.len()));
+    }
+    let mut archive = tar::Archive::new(tar.as_slice());
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.to_string_lossy().into_owned();
+        let header = entry.header();
+        let kind = header.entry_type().as_byte();
+        let exec = header.mode().unwrap_or(0) & 0o111 != 0;
+        let link = header
+            .link_name()?
+            .map(|l| l.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut content = Vec::new();
+        entry.read_to_end(&mut content)?;
+        hash.update(format!(
+            "entry {} {path} {kind} {exec} {} {link}\n{}\n",
+            path.len(),
+            link.len(),
+            content.len()
+        ));
+        hash.update(&content);
+    }
+    Ok(hex::encode(hash.finalize()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_context_digest_follows_content_and_args_not_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("serve.Dockerfile"), "FROM x\n").unwrap();
+        std::fs::write(root.join("serve.py"), "print(1)\n").unwrap();
+        let args = vec![("PYTHON_IMAGE".to_string(), "a".to_string())];
+        let first = context_digest(root, "serve.Dockerfile", &args).unwrap();
+        // Rewritten with the same bytes (a new mtime): the same digest.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        std::fs::write(root.join("serve.py"), "print(1)\n").unwrap();
+        assert_eq!(
+            context_digest(root, "serve.Dockerfile", &args).unwrap(),
+            first
+        );
+        let other_arg = vec![("PYTHON_IMAGE".to_string(), "b".to_string())];
+        assert_ne!(
+            context_digest(root, "serve.Dockerfile", &other_arg).unwrap(),
+            first
+        );
+        std::fs::write(root.join("serve.py"), "print(2)\n").unwrap();
+        assert_ne!(
+            context_digest(root, "serve.Dockerfile", &args).unwrap(),
+            first
+        );
+        // What the ignore rules leave out does not count.
+        std::fs::write(root.join("serve.py"), "print(1)\n").unwrap();
+        std::fs::write(root.join("cosign.key"), "secret").unwrap();
+        assert_eq!(
+            context_digest(root, "serve.Dockerfile", &args).unwrap(),
+            first
+        );
+    }
 
     fn rules(text: &str) -> Ignore {
         Ignore::parse(text, ".dockerignore").unwrap()

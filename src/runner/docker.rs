@@ -32,6 +32,42 @@ pub struct DockerRunner {
     pub(super) docker: Docker,
 }
 
+/// `--build-arg`s for every image this process builds (`train.build`, `package.dockerfile`):
+/// set once by the command from `MLOPS_BUILD_ARGS`, so a CI job (or a test) can point the
+/// Dockerfiles' `ARG`s at other base images without editing them.
+static BUILD_ARGS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+pub fn set_build_args(args: Vec<(String, String)>) {
+    *BUILD_ARGS.lock().unwrap_or_else(|e| e.into_inner()) = args;
+}
+
+pub fn build_args() -> Vec<(String, String)> {
+    BUILD_ARGS.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// `NAME=value` pairs separated by whitespace or newlines (`MLOPS_BUILD_ARGS`).
+pub fn parse_build_args(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for item in text.split_whitespace() {
+        let Some((name, value)) = item.split_once('=') else {
+            return Err(format!("{item:?} is not NAME=value"));
+        };
+        let valid = name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid {
+            return Err(format!(
+                "{name:?} is not a build argument name (letters, digits, _)"
+            ));
+        }
+        out.retain(|(n, _)| n != name);
+        out.push((name.to_string(), value.to_string()));
+    }
+    Ok(out)
+}
+
 fn endpoint() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
 }
@@ -220,8 +256,10 @@ impl DockerRunner {
         let tar = super::context::context_tar(context, &rel)
             .map_err(|e| build_err(format!("cannot read the build context: {e:#}")))?;
         log.note(&format!("building {tag} from {}", dockerfile.display()));
+        let args: HashMap<String, String> = build_args().into_iter().collect();
         let options = BuildImageOptionsBuilder::default()
             .dockerfile(&rel)
+            .buildargs(&args)
             .t(tag)
             .rm(true)
             .forcerm(true)
@@ -482,6 +520,19 @@ pub fn humanize(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn build_args_are_name_value_pairs_and_the_last_one_wins() {
+        let args = parse_build_args("A=1\n B_2=x=y  A=3").unwrap();
+        assert_eq!(
+            args,
+            [("B_2".into(), "x=y".into()), ("A".into(), "3".into())]
+        );
+        assert!(parse_build_args("novalue")
+            .unwrap_err()
+            .contains("NAME=value"));
+        assert!(parse_build_args("1A=x").is_err());
+        assert!(parse_build_args("").unwrap().is_empty());
+    }
 
     #[test]
     fn secrets_are_hidden_where_they_really_are() {

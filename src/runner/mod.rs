@@ -1,7 +1,7 @@
 //! Running a step (train, evaluate) under the step protocol: the same paths and variables in a
 //! container (`docker`, the default) and on the host (`process`, for debugging).
 
-mod context;
+pub(crate) mod context;
 pub mod docker;
 pub mod logs;
 pub mod process;

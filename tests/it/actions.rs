@@ -125,6 +125,7 @@ fn every_action_input_reaches_the_tool_through_a_variable_it_reads() {
             "compare",
             "data-check",
             "deploy",
+            "doctor",
             "evaluate",
             "package",
             "promote",
@@ -153,9 +154,15 @@ fn init_writes_pinned_least_privilege_workflows_and_check_reports_drift() {
     let dir = tmp.path();
     let out = init(dir, &["--example"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    // The example validates as written.
+    // The example validates as written, once its key pair exists (`sign.public_key`).
+    let keys = mlops(dir)
+        .args(["sign", "--generate-key", "cosign"])
+        .env("MLOPS_SIGNING_PASSWORD", "pw")
+        .output()
+        .unwrap();
+    assert!(keys.status.success(), "{}", stderr(&keys));
     let v = mlops(dir).arg("validate").output().unwrap();
-    assert_eq!(v.status.code(), Some(0), "{}", stderr(&v));
+    assert_eq!(v.status.code(), Some(0), "{}{}", stdout(&v), stderr(&v));
 
     let names = ["mlops-ci.yml", "mlops-promote.yml", "mlops-deploy.yml"];
     for name in names {
@@ -324,11 +331,16 @@ fn setup_installs_a_release_only_when_its_sha256_matches() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let install = |version: &str| {
+    // `path`: the PATH the script sees (None: this process's).
+    let install_on = |version: &str, path: Option<&str>| {
         let runner = tempfile::tempdir().unwrap();
         let path_file = runner.path().join("path");
         // The runner's own variables of the machine running the tests never reach the script.
-        let out = clean_command(repo_root().join("actions/setup/install.sh"))
+        let mut cmd = clean_command(repo_root().join("actions/setup/install.sh"));
+        if let Some(p) = path {
+            cmd.env("PATH", p);
+        }
+        let out = cmd
             .env("MLOPS_VERSION", version)
             .env("MLOPS_ACTION_REPOSITORY", "acme/mlops")
             .env("MLOPS_DOWNLOAD_TOKEN", "")
@@ -341,6 +353,7 @@ fn setup_installs_a_release_only_when_its_sha256_matches() {
         let path = std::fs::read_to_string(&path_file).unwrap_or_default();
         (out, path, runner)
     };
+    let install = |version: &str| install_on(version, None);
     let (out, path, _runner) = install("v0.1.0");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let bin = Path::new(path.trim()).join("mlops");
@@ -361,6 +374,18 @@ fn setup_installs_a_release_only_when_its_sha256_matches() {
         stderr(&out)
     );
     assert!(path.is_empty());
+    // A version with no release asset (404) falls back to building the source: here, on a
+    // PATH without cargo, that is the error it ends with.
+    let (out, path, _runner) = install_on("0.2.0", Some("/usr/bin:/bin"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("no release asset mlops-0.2.0-x86_64-unknown-linux-gnu.tar.gz")
+            && stderr(&out).contains("building from source needs cargo"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(path.is_empty());
     // A version that is not a version never reaches a URL or a shell.
     let (out, _, _runner) = install("1.0; touch /tmp/pwned");
     assert_eq!(out.status.code(), Some(2));
@@ -369,4 +394,45 @@ fn setup_installs_a_release_only_when_its_sha256_matches() {
         "{}",
         stderr(&out)
     );
+}
+
+/// This repository's release workflow publishes what the setup action downloads: the archive
+/// name install.sh builds, its `.sha256`, on a `v*` tag, with actions pinned by SHA and no
+/// permission beyond `contents: write` in the one job that publishes.
+#[test]
+fn the_release_workflow_publishes_the_assets_setup_downloads() {
+    let release = yaml(&repo_root().join(".github/workflows/release.yml"));
+    assert_eq!(release["on"]["push"]["tags"], serde_json::json!(["v*"]));
+    assert_eq!(release["permissions"], serde_json::json!({}));
+    let install = std::fs::read_to_string(repo_root().join("actions/setup/install.sh")).unwrap();
+    assert!(install.contains(r#"asset="mlops-${version}-${target}.tar.gz""#));
+    assert!(install.contains(r#""$base/$asset.sha256""#));
+    let mut scripts = String::new();
+    for (job, spec) in release["jobs"].as_object().unwrap() {
+        assert_eq!(
+            spec["permissions"],
+            serde_json::json!({"contents": "write"}),
+            "{job}"
+        );
+        for step in spec["steps"].as_array().unwrap() {
+            if let Some(uses) = step["uses"].as_str() {
+                let pin = uses.split_once('@').unwrap().1;
+                assert!(
+                    pin.len() == 40 && pin.bytes().all(|b| b.is_ascii_hexdigit()),
+                    "{uses}"
+                );
+            }
+            let run = step["run"].as_str().unwrap_or_default();
+            assert!(!run.contains("${{"), "{job}: expression in run:");
+            scripts.push_str(run);
+        }
+    }
+    for piece in [
+        r#"target=x86_64-unknown-linux-gnu"#,
+        r#"name="mlops-${version}-${target}""#,
+        r#"sha256sum "$name.tar.gz" > "$name.tar.gz.sha256""#,
+        r#""$ASSET" "$ASSET.sha256""#,
+    ] {
+        assert!(scripts.contains(piece), "release.yml lacks {piece}");
+    }
 }

@@ -8,6 +8,8 @@
 //! that hides an open PR once.
 #![allow(dead_code)]
 
+#[path = "fake_github/permissions.rs"]
+mod permissions;
 #[path = "fake_github/shapes.rs"]
 mod shapes;
 
@@ -148,6 +150,11 @@ pub struct State {
     pub violations: Vec<String>,
     /// Changes every JSON object of the next answers (a test of the validation itself).
     pub tamper: Option<fn(&mut Value)>,
+    /// The token's permissions (GitHub's names: contents, pull_requests, issues → read or
+    /// write); None grants everything. See `permissions`.
+    pub permissions: Option<BTreeMap<String, String>>,
+    /// A classic token's scopes, sent as `x-oauth-scopes` on every answer.
+    pub oauth_scopes: Option<String>,
     gathered: usize,
     counter: u64,
 }
@@ -445,10 +452,23 @@ impl Server {
         let (status, extra, mut answer) = match fault.and_then(|f| rate_limited(f, &method)) {
             Some(limited) => limited,
             None => {
-                let (st, ans) = self.handle(&req);
-                (st, vec![], ans)
+                let refused = {
+                    let s = self.state.lock().unwrap();
+                    let authorised = req.headers.get("authorization").map(String::as_str)
+                        == Some(&format!("Bearer {}", s.token));
+                    authorised.then(|| permissions::refusal(&s, &req)).flatten()
+                };
+                match refused {
+                    Some(r) => r,
+                    None => {
+                        let (st, ans) = self.handle(&req);
+                        (st, vec![], ans)
+                    }
+                }
             }
         };
+        let mut extra = extra;
+        extra.extend(permissions::scope_headers(&self.state.lock().unwrap()));
         if let Some(tamper) = self.state.lock().unwrap().tamper {
             tamper_all(&mut answer, tamper);
         }
@@ -580,6 +600,10 @@ impl Server {
         let method = req.method.as_str();
         if let (["installation"], "GET") = (rest, method) {
             return (200, shapes::installation(api, &s.app_slug));
+        }
+        if let ([], "GET") = (rest, method) {
+            let push = permissions::granted(&s.permissions, "contents", "write");
+            return (200, shapes::full_repository(api, push));
         }
         self.git_route(&mut s, method, rest, &q, body)
             .or_else(|| self.pulls_route(&mut s, method, rest, &q, body))

@@ -642,7 +642,8 @@ fn signs_attests_and_verifies_failing_closed() {
 }
 
 /// `package.dockerfile`: the serving image is built through the engine, pushed as
-/// `<repository>:serve-<run id>`, and the model layer goes on it like on any base image.
+/// `<repository>:serve-<content hash>`, and the model layer goes on it like on any base image;
+/// packaging again with the same build context reuses that base instead of building it.
 #[test]
 fn a_dockerfile_base_is_built_pushed_next_to_the_model_and_packaged_on() {
     let repository = format!("{}/acme/{}", registry(), unique("dockerfile-base"));
@@ -667,12 +668,29 @@ fn a_dockerfile_base_is_built_pushed_next_to_the_model_and_packaged_on() {
         .trim()
         .to_string();
     let packaged = package(dir.path());
-    let base = format!("{repository}:serve-{run_id}");
-    assert_eq!(packaged["base_image"], base.as_str(), "{packaged}");
+    let base = packaged["base_image"].as_str().unwrap().to_string();
+    let tag = base
+        .strip_prefix(&format!("{repository}:serve-"))
+        .unwrap_or_else(|| panic!("{packaged}"))
+        .to_string();
+    assert!(
+        tag.len() == 16 && tag.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{base}"
+    );
+    let build_log = dir
+        .path()
+        .join(format!(".mlops/runs/{run_id}/logs/package-build.log"));
+    assert!(
+        std::fs::read_to_string(&build_log)
+            .unwrap()
+            .contains("building"),
+        "{}",
+        build_log.display()
+    );
     let digest = packaged["digest"].as_str().unwrap();
     assert_eq!(packaged["reference"], format!("{repository}@{digest}"));
     // The built base is in the registry under its tag, and the image is its layers plus ours.
-    let base_manifest = get_manifest(&repository, &format!("serve-{run_id}"));
+    let base_manifest = get_manifest(&repository, &format!("serve-{tag}"));
     let image = get_manifest(&repository, digest);
     let base_layers = base_manifest["layers"].as_array().unwrap();
     let layers = image["layers"].as_array().unwrap();
@@ -684,4 +702,23 @@ fn a_dockerfile_base_is_built_pushed_next_to_the_model_and_packaged_on() {
         layers.last().unwrap()["digest"],
         packaged["model_layer"]["digest"]
     );
+    // Same context, Dockerfile and build arguments: the pushed base is reused, not rebuilt.
+    let again = package(dir.path());
+    assert_eq!(again["base_image"], base.as_str(), "{again}");
+    let log = std::fs::read_to_string(&build_log).unwrap();
+    assert!(
+        log.contains("reusing") && !log.contains("building"),
+        "{log}"
+    );
+    // A changed Dockerfile is a new base.
+    std::fs::write(
+        dir.path().join("serve.Dockerfile"),
+        format!(
+            "FROM {}/acme/serve-sklearn:1\nLABEL dev.mlops.test=dockerfile-base-2\n",
+            registry()
+        ),
+    )
+    .unwrap();
+    let changed = package(dir.path());
+    assert_ne!(changed["base_image"], base.as_str(), "{changed}");
 }

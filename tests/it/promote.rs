@@ -270,12 +270,12 @@ impl Scenario {
 /// Scenarios that run the staging container (one name, one port) take turns; the container
 /// goes when the scenario ends, however it ends (fields drop in order: containers, then the
 /// turn).
-struct StagingContainer {
+pub(crate) struct StagingContainer {
     _cleanup: Deployment,
     _turn: MutexGuard<'static, ()>,
 }
 
-fn staging_container() -> StagingContainer {
+pub(crate) fn staging_container() -> StagingContainer {
     static TURN: Mutex<()> = Mutex::new(());
     let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     // Whatever an interrupted earlier test left behind.

@@ -5,7 +5,7 @@
 //! signatures, silence) ends in a clear error with exit 2; Ctrl-C during a stalled upload ends
 //! `mlops package` with exit 130.
 
-mod fake;
+pub(crate) mod fake;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

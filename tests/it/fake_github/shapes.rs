@@ -87,6 +87,17 @@ pub fn repository(api: &str) -> Value {
     })
 }
 
+/// `full-repository` (`GET /repos/{owner}/{repo}`), with the token's `permissions`.
+pub fn full_repository(api: &str, push: bool) -> Value {
+    let mut r = repository(api);
+    r["network_count"] = json!(0);
+    r["subscribers_count"] = json!(0);
+    r["has_discussions"] = json!(false);
+    r["permissions"] =
+        json!({"admin": false, "maintain": false, "push": push, "triage": push, "pull": true});
+    r
+}
+
 /// `label`.
 pub fn label(api: &str, name: &str) -> Value {
     json!({"id": id_of(name), "node_id": format!("LA_{}", id_of(name)),
