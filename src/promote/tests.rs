@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::json;
 
 use super::*;
-use crate::forge::{Change, Forge, Proposal};
+use crate::forge::{Change, Forge, Incidents, Issue, Proposal};
 
 const YAML: &str = "version: 1
 model: churn
@@ -78,6 +78,28 @@ impl Forge for MemoryForge {
             body_path: None,
             notes: Vec::new(),
         })
+    }
+}
+
+/// Promotion never asks a forge about incidents.
+impl Incidents for MemoryForge {
+    fn find_issue(&mut self, _: &str) -> anyhow::Result<Option<Issue>> {
+        anyhow::bail!("promotion looks for no issue")
+    }
+    fn open_issue(&mut self, _: &str, _: &str) -> anyhow::Result<Issue> {
+        anyhow::bail!("promotion opens no issue")
+    }
+    fn update_issue(&mut self, _: u64, _: &str, _: &str) -> anyhow::Result<()> {
+        anyhow::bail!("promotion updates no issue")
+    }
+    fn comment(&mut self, _: u64, _: &str) -> anyhow::Result<()> {
+        anyhow::bail!("promotion comments on no issue")
+    }
+    fn close_issue(&mut self, _: u64) -> anyhow::Result<()> {
+        anyhow::bail!("promotion closes no issue")
+    }
+    fn dispatch(&mut self, _: &str, _: &serde_json::Value) -> anyhow::Result<String> {
+        anyhow::bail!("promotion dispatches nothing")
     }
 }
 
