@@ -15,7 +15,7 @@ use crate::{config, deploy, environment, gha, runs};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = format!("Environment:\n{}", super::registry::HELP)
+    after_help = format!("Environment:\n{}\n{}", super::registry::HELP, super::notify::HELP)
 )]
 pub struct Args {
     /// An environment of mlops.yaml.
@@ -75,10 +75,15 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let timeout = Duration::from_secs(args.health_timeout);
     // The signature check and the engine's pull both use these.
     let settings = super::registry::settings(Some(&config))?;
-    block_on(async {
+    // What the deploy came to, for the `deploy` event: the URL, or why not.
+    let mut told: Result<String, String> = Err("it stopped before deploying".into());
+    // Already running it: nothing happened, nothing to tell.
+    let mut unchanged = false;
+    let ended = block_on(async {
         if let Outcome::Refused(why) =
             cosign::verify(&key, &image, &digest, false, &settings).await?
         {
+            told = Err(why.as_str().to_string());
             return Ok(refuse(why.as_str()));
         }
         let outcome = match &env_cfg.deploy {
@@ -110,8 +115,13 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
         };
         let deployed = match outcome {
             Outcome::Done(d) => d,
-            Outcome::Refused(why) => return Ok(refuse(why.as_str())),
+            Outcome::Refused(why) => {
+                told = Err(why.as_str().to_string());
+                return Ok(refuse(why.as_str()));
+            }
         };
+        told = Ok(deployed.url.clone());
+        unchanged = deployed.action == "unchanged";
         match deployed.action {
             "unchanged" => eprintln!(
                 "mlops deploy: {env} already runs {} ({}): nothing to do",
@@ -134,5 +144,19 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
             _ => println!("{}", deployed.url),
         }
         Ok(Status::Done)
-    })
+    });
+    let told = match (&ended, &told) {
+        (Err(e), _) => Err(format!("{e:#}")),
+        (Ok(_), Ok(url)) => Ok(url.as_str()),
+        (Ok(_), Err(why)) => Err(why.clone()),
+    };
+    if !unchanged {
+        super::notify::deployed(
+            &config,
+            env,
+            state.digest.as_str(),
+            told.as_deref().map_err(String::as_str),
+        );
+    }
+    ended
 }

@@ -9,6 +9,7 @@ mod evaluate;
 mod forge;
 mod history;
 mod init;
+mod notify;
 mod package;
 mod promote;
 mod registry;
