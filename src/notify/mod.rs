@@ -24,6 +24,7 @@ mod send;
 use serde::Serialize;
 
 pub use crate::config::{NotifyEvent, NotifyKind};
+pub use crate::http::Policy;
 pub use send::Webhooks;
 
 /// How a message should look: good news, news, a warning, or a failure.
