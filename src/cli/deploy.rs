@@ -75,15 +75,14 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let timeout = Duration::from_secs(args.health_timeout);
     // The signature check and the engine's pull both use these.
     let settings = super::registry::settings(Some(&config))?;
-    // What the deploy came to, for the `deploy` event: the URL, or why not.
-    let mut told: Result<String, String> = Err("it stopped before deploying".into());
-    // Already running it: nothing happened, nothing to tell.
-    let mut unchanged = false;
+    // What the deploy came to, for the `deploy` event: the URL, or why not; None: it already
+    // ran that digest (nothing happened, nothing to tell).
+    let mut told = Some(Err("it stopped before deploying".to_string()));
     let ended = block_on(async {
         if let Outcome::Refused(why) =
             cosign::verify(&key, &image, &digest, false, &settings).await?
         {
-            told = Err(why.as_str().to_string());
+            told = Some(Err(why.as_str().to_string()));
             return Ok(refuse(why.as_str()));
         }
         let outcome = match &env_cfg.deploy {
@@ -116,12 +115,11 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
         let deployed = match outcome {
             Outcome::Done(d) => d,
             Outcome::Refused(why) => {
-                told = Err(why.as_str().to_string());
+                told = Some(Err(why.as_str().to_string()));
                 return Ok(refuse(why.as_str()));
             }
         };
-        told = Ok(deployed.url.clone());
-        unchanged = deployed.action == "unchanged";
+        told = (deployed.action != "unchanged").then(|| Ok(deployed.url.clone()));
         match deployed.action {
             "unchanged" => eprintln!(
                 "mlops deploy: {env} already runs {} ({}): nothing to do",
@@ -145,18 +143,6 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
         }
         Ok(Status::Done)
     });
-    let told = match (&ended, &told) {
-        (Err(e), _) => Err(format!("{e:#}")),
-        (Ok(_), Ok(url)) => Ok(url.as_str()),
-        (Ok(_), Err(why)) => Err(why.clone()),
-    };
-    if !unchanged {
-        super::notify::deployed(
-            &config,
-            env,
-            state.digest.as_str(),
-            told.as_deref().map_err(String::as_str),
-        );
-    }
+    super::notify::deploy_ended(&config, env, state.digest.as_str(), &ended, told);
     ended
 }

@@ -173,8 +173,20 @@ pub(super) fn proposed(config: &Config, promoted: &crate::promote::Promoted, rol
     tell(config, m);
 }
 
-/// A deploy ended: `Ok(url)` running, `Err(why)` not deployed.
-pub(super) fn deployed(config: &Config, env: &str, digest: &str, outcome: Result<&str, &str>) {
+/// A deploy ended: `told` is `Ok(url)` running, `Err(why)` refused, None nothing to do; an
+/// error of the command is a failure too.
+pub(super) fn deploy_ended<T>(
+    config: &Config,
+    env: &str,
+    digest: &str,
+    ended: &anyhow::Result<T>,
+    told: Option<Result<String, String>>,
+) {
+    let outcome = match (ended, told) {
+        (Err(e), _) => Err(format!("{e:#}")),
+        (Ok(_), None) => return,
+        (Ok(_), Some(t)) => t,
+    };
     let m = match outcome {
         Ok(url) => Message::new(
             NotifyEvent::Deploy,
@@ -186,7 +198,7 @@ pub(super) fn deployed(config: &Config, env: &str, digest: &str, outcome: Result
         .text(format!("Serving at {url}")),
         Err(why) => Message::new(NotifyEvent::Deploy, "failed", Severity::Bad, &config.model)
             .title(format!("{}: deploy to {env} failed", config.model))
-            .text(why.to_string()),
+            .text(why),
     };
     tell(config, m.environment(env).digest(digest));
 }
