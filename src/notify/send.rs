@@ -120,15 +120,33 @@ async fn post(
     })
 }
 
+/// A transport error in words, without its URL (a webhook URL is a credential) but with its
+/// causes (refused, reset, DNS, TLS).
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 async fn classify(sent: reqwest::Result<reqwest::Response>) -> Attempt<(), String> {
     let answer = match sent {
         Ok(a) => a,
-        Err(e) if e.is_connect() => return Attempt::NotSent(format!("cannot connect: {e}")),
+        Err(e) if e.is_connect() => {
+            return Attempt::NotSent(format!("cannot connect: {}", describe(e)))
+        }
         // Sent (or partly): it may have been posted; never sent again.
         Err(e) if e.is_timeout() => {
             return Attempt::Done(Err("no answer in time; not sent again".into()))
         }
-        Err(e) => return Attempt::Done(Err(format!("no answer ({e}); not sent again"))),
+        Err(e) => {
+            return Attempt::Done(Err(format!("no answer ({}); not sent again", describe(e))))
+        }
     };
     let status = answer.status();
     if status.is_success() {

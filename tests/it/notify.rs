@@ -383,6 +383,59 @@ fn a_webhook_answering_500_is_retried_with_backoff_and_the_exit_code_is_unchange
         stderr(&out)
     );
 
+    // Nothing listens there: retried, then a warning that never shows the URL (a Slack
+    // webhook URL is enough to post to the channel), and the exit code is the same.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!(
+        "http://{}/services/T000/B000/SECRETPATH",
+        closed.local_addr().unwrap()
+    );
+    drop(closed);
+    let out = mlops(dir.path())
+        .args(["data", "check"])
+        .env("HOOK_URL", &dead)
+        .env("HOOK_SECRET", SECRET)
+        .env("MLOPS_NOTIFY_BACKOFF_MS", "10")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("notify.0 (webhook, 127.0.0.1) did not take the data message"),
+        "{err}"
+    );
+    assert!(!err.contains("SECRETPATH"), "the URL leaked: {err}");
+
+    // The gate's no is a `verdict` event: the Slack webhook (verdict only) hears it once;
+    // a promote verdict is no event.
+    std::fs::write(
+        dir.path().join("worse.json"),
+        r#"{"f1": 0.5, "roc_auc": 0.95}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("good.json"),
+        r#"{"f1": 0.9, "roc_auc": 0.95}"#,
+    )
+    .unwrap();
+    let out = run(&["compare", "--challenger", "worse.json"], "/ok");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let slack = receiver.at("/slack");
+    assert_eq!(slack.len(), 1);
+    let text = slack[0].json().to_string();
+    assert!(
+        text.contains("the gate rejected") && text.contains("f1"),
+        "{text}"
+    );
+    let out = run(&["compare", "--challenger", "good.json"], "/ok");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(receiver.at("/slack").len(), 1);
+    assert_eq!(
+        receiver.at("/ok").len(),
+        1,
+        "the webhook takes data events only"
+    );
+
     // An unset variable is a warning naming it; the check's exit code is the same.
     let out = mlops(dir.path()).args(["data", "check"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
