@@ -154,3 +154,83 @@ impl MonitorConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{check_text, NotifyEvent, NotifyKind, Setting};
+
+    const BASE: &str = "version: 1
+model: churn
+data:
+  train: {path: data/train.csv}
+  test: {path: data/test.csv}
+train:
+  image: i
+  command: [python3, train.py]
+evaluate:
+  command: [python3, evaluate.py]
+compare:
+  metrics:
+    f1: {direction: maximize, threshold: 0.8}
+";
+
+    fn check(notify: &str) -> Result<Vec<super::NotifyConfig>, Vec<String>> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        for f in ["data/train.csv", "data/test.csv"] {
+            std::fs::write(dir.path().join(f), "x\n1\n").unwrap();
+        }
+        let path = dir.path().join("mlops.yaml");
+        let checked = check_text("mlops.yaml", &path, &format!("{BASE}{notify}"));
+        match checked.config {
+            Some(c) => Ok(c.notify),
+            None => Err(checked.diagnostics.iter().map(|d| d.human()).collect()),
+        }
+    }
+
+    #[test]
+    fn every_event_by_default_and_env_settings() {
+        let hooks = check(
+            "notify:\n  - {type: slack, url: env:SLACK_URL}\n  - {type: webhook, url: 'https://hooks.example/x', secret: env:S, events: [monitor]}\n",
+        )
+        .unwrap();
+        assert_eq!(hooks[0].kind, NotifyKind::Slack);
+        assert_eq!(hooks[0].url, Setting::Env("SLACK_URL".into()));
+        assert_eq!(hooks[0].events, NotifyEvent::ALL.to_vec());
+        assert_eq!(
+            hooks[1].url,
+            Setting::Literal("https://hooks.example/x".into())
+        );
+        assert_eq!(hooks[1].secret, Some(Setting::Env("S".into())));
+        assert_eq!(hooks[1].events, [NotifyEvent::Monitor]);
+    }
+
+    #[test]
+    fn a_webhook_needs_a_secret_and_slack_takes_none() {
+        let errors = check(
+            "notify:\n  - {type: webhook, url: env:H}\n  - {type: slack, url: env:S, secret: env:K}\n",
+        )
+        .unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].contains("mlops.yaml:15:5") && errors[0].contains("needs `secret: env:VAR`"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].contains("slack webhooks are not signed"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_literal_secret_an_unknown_event_and_a_bare_word_url_are_refused() {
+        let errors = check(
+            "notify:\n  - {type: webhook, url: env:H, secret: hunter2}\n  - {type: teams, url: env:T, events: [deploys]}\n  - {type: slack, url: hooks.slack.com}\n",
+        )
+        .unwrap_err();
+        let all = errors.join("\n");
+        assert!(all.contains("notify.0.secret"), "{all}");
+        assert!(all.contains("notify.1.events"), "{all}");
+        assert!(all.contains("notify.2.url"), "{all}");
+    }
+}

@@ -11,7 +11,7 @@ use mlops::monitor::{Health, Summary};
 use mlops::notify::{Policy, Webhooks};
 
 use crate::common::{copy_dir, fixture};
-use crate::fake_github::{Fake, NAME, OWNER};
+use crate::fake_github::{Fake, FaultKind, NAME, OWNER};
 
 const TOKEN: &str = "ghs_incidentTESTtoken0123456789";
 
@@ -62,12 +62,8 @@ fn count(fake: &Fake, method: &str, path: &str) -> usize {
         .count()
 }
 
-#[test]
-fn one_dispatch_and_one_issue_per_incident_updated_in_place_and_closed_when_healthy() {
-    let fake = Fake::start(TOKEN);
-    let dir = project();
-    let config = mlops::config::load(&dir.path().join("mlops.yaml")).unwrap();
-    let settings = Settings {
+fn settings(fake: &Fake) -> Settings {
+    Settings {
         api_url: fake.url.clone(),
         auth: Some(Auth::Token(TOKEN.into())),
         policy: Policy {
@@ -75,8 +71,15 @@ fn one_dispatch_and_one_issue_per_incident_updated_in_place_and_closed_when_heal
             ..Settings::default().policy
         },
         ..Settings::default()
-    };
-    let mut forge = GitHub::new(dir.path(), &config.forge, &settings).unwrap();
+    }
+}
+
+#[test]
+fn one_dispatch_and_one_issue_per_incident_updated_in_place_and_closed_when_healthy() {
+    let fake = Fake::start(TOKEN);
+    let dir = project();
+    let config = mlops::config::load(&dir.path().join("mlops.yaml")).unwrap();
+    let mut forge = GitHub::new(dir.path(), &config.forge, &settings(&fake)).unwrap();
     // Anyone can write the marker: an issue by someone else is not ours to edit or close.
     let marker = incident::marker("churn", "staging");
     let foreign = fake.add_issue("Close me", &format!("{marker}\nplease"), "mallory");
@@ -201,6 +204,41 @@ fn one_dispatch_and_one_issue_per_incident_updated_in_place_and_closed_when_heal
         .collect();
     assert_eq!(open.len(), 1);
     assert_ne!(open[0].number, issue.number);
+    let violations = fake.take_violations();
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+/// GitHub applied the create and the dispatch but the answers were lost: the issue is found
+/// again by its marker (no second issue), and the dispatch counts as sent (no second training).
+#[test]
+fn lost_answers_make_no_second_issue_and_no_second_dispatch() {
+    let fake = Fake::start(TOKEN);
+    let dir = project();
+    let config = mlops::config::load(&dir.path().join("mlops.yaml")).unwrap();
+    let mut forge = GitHub::new(dir.path(), &config.forge, &settings(&fake)).unwrap();
+    fake.fault("POST", "/dispatches", FaultKind::DropAfter, 1);
+    fake.fault("POST", "/issues", FaultKind::DropAfter, 1);
+    let quiet = Webhooks::new(Vec::new(), Policy::default(), Duration::from_secs(1));
+    for n in 1..=2 {
+        let mut ctx = AlertContext {
+            config: &config,
+            forge: &mut forge,
+            notifier: &quiet,
+            state_dir: dir.path().join(".mlops/monitor/staging"),
+            run_now: false,
+        };
+        let warnings = incident::handle(&mut ctx, &summary(Health::Alert, n)).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+    assert_eq!(fake.dispatches().len(), 1);
+    let issues = fake.issues();
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert!(
+        issues[0].body.contains("# Monitor report 2"),
+        "{}",
+        issues[0].body
+    );
+    assert_eq!(count(&fake, "POST", "/repos/acme/churn/issues"), 1);
     let violations = fake.take_violations();
     assert!(violations.is_empty(), "{violations:#?}");
 }

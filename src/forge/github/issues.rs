@@ -213,10 +213,21 @@ impl Incidents for GitHub {
     }
 
     fn dispatch(&mut self, event_type: &str, payload: &Value) -> anyhow::Result<String> {
-        GitHub::dispatch(self, event_type, payload.clone())?;
-        Ok(format!(
-            "repository_dispatch {event_type} sent to {}",
-            self.client.repo
-        ))
+        match GitHub::dispatch(self, event_type, payload.clone()) {
+            Ok(()) => Ok(format!(
+                "repository_dispatch {event_type} sent to {}",
+                self.client.repo
+            )),
+            // Nothing can be read back to tell: counted as sent, so one incident never starts
+            // two trainings.
+            Err(e) if e.is_unanswered() => {
+                tracing::warn!("{e}; counted as sent, not sent again for this incident");
+                Ok(format!(
+                    "repository_dispatch {event_type} sent to {} (unanswered: it may not have arrived)",
+                    self.client.repo
+                ))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
