@@ -8,6 +8,7 @@ mod deploy;
 mod evaluate;
 mod forge;
 mod history;
+mod incident;
 mod init;
 mod notify;
 mod package;
