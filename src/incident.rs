@@ -143,11 +143,17 @@ fn alert(
 ) {
     let (model, env) = (&summary.model, &summary.environment);
     let marker = marker(model, env);
-    let existing = if on_alert.contains(&OnAlert::Issue) {
+    // Whether to write the issue this run: not when the lookup failed (opening one then could
+    // make a second issue for the incident).
+    let mut write_issue = on_alert.contains(&OnAlert::Issue);
+    let existing = if write_issue {
         match ctx.forge.find_issue(&marker) {
             Ok(found) => found,
             Err(e) => {
-                warnings.push(format!("cannot look for the incident issue: {e:#}"));
+                warnings.push(format!(
+                    "cannot look for the incident issue: {e:#}; the next run updates it"
+                ));
+                write_issue = false;
                 None
             }
         }
@@ -173,7 +179,7 @@ fn alert(
     let notify = on_alert.contains(&OnAlert::Notify) && !state.notified;
     // Marked before sending: a webhook that fails is not asked again at every run.
     state.notified |= notify;
-    if on_alert.contains(&OnAlert::Issue) {
+    if write_issue {
         let title = format!("{model}/{env}: monitoring alert");
         let body = issue_body(&marker, summary, state);
         let written = match &existing {

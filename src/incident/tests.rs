@@ -316,3 +316,70 @@ fn an_unknown_environment_is_an_error() {
     let err = handle(&mut ctx, &s).unwrap_err().to_string();
     assert!(err.contains("no environment \"prod\""), "{err}");
 }
+
+/// A forge whose issue lookup fails once: no second issue is opened meanwhile.
+struct Flaky {
+    inner: MemoryForge,
+    fail_finds: usize,
+}
+
+impl Forge for Flaky {
+    fn read(&mut self, c: &Change, r: &str) -> anyhow::Result<Option<String>> {
+        self.inner.read(c, r)
+    }
+    fn propose(&mut self, c: &Change) -> anyhow::Result<Proposal> {
+        self.inner.propose(c)
+    }
+}
+
+impl Incidents for Flaky {
+    fn find_issue(&mut self, marker: &str) -> anyhow::Result<Option<Issue>> {
+        if self.fail_finds > 0 {
+            self.fail_finds -= 1;
+            anyhow::bail!("502 Bad Gateway");
+        }
+        self.inner.find_issue(marker)
+    }
+    fn open_issue(&mut self, t: &str, b: &str) -> anyhow::Result<Issue> {
+        self.inner.open_issue(t, b)
+    }
+    fn update_issue(&mut self, n: u64, t: &str, b: &str) -> anyhow::Result<()> {
+        self.inner.update_issue(n, t, b)
+    }
+    fn comment(&mut self, n: u64, b: &str) -> anyhow::Result<()> {
+        self.inner.comment(n, b)
+    }
+    fn close_issue(&mut self, n: u64) -> anyhow::Result<()> {
+        self.inner.close_issue(n)
+    }
+    fn dispatch(&mut self, e: &str, p: &serde_json::Value) -> anyhow::Result<String> {
+        self.inner.dispatch(e, p)
+    }
+}
+
+#[test]
+fn a_failed_issue_lookup_opens_no_second_issue() {
+    let p = project("[issue]");
+    let notes = Recorder::default();
+    let mut forge = Flaky {
+        inner: MemoryForge::default(),
+        fail_finds: 0,
+    };
+    let handle_one = |forge: &mut Flaky, n| {
+        let mut ctx = AlertContext {
+            config: &p.config,
+            forge,
+            notifier: &notes,
+            state_dir: p.dir.path().join(".mlops/monitor/staging"),
+            run_now: false,
+        };
+        handle(&mut ctx, &summary(Health::Alert, n)).unwrap()
+    };
+    handle_one(&mut forge, 1);
+    forge.fail_finds = 1;
+    let warnings = handle_one(&mut forge, 2);
+    assert!(warnings[0].contains("502 Bad Gateway"), "{warnings:?}");
+    handle_one(&mut forge, 3);
+    assert_eq!(forge.inner.issues.len(), 1);
+    assert!(forge.inner.issues[0].body.contains("# Monitor report 3"));
+}
