@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::StatusCode;
 
 use super::{payload, Message, Notifier, NotifyKind, Webhook};
@@ -56,20 +56,11 @@ impl Webhooks {
                 NotifyKind::Webhook => payload::generic(message, &delivery, &sent_at),
             };
             let bytes = body.to_string().into_bytes();
-            let mut headers = HeaderMap::new();
-            headers.insert(CONTENT_TYPE, "application/json".parse().expect_header());
-            if hook.kind == NotifyKind::Webhook {
-                headers.insert(
-                    "x-mlops-event",
-                    message.event.as_str().parse().expect_header(),
-                );
-                headers.insert("x-mlops-delivery", delivery.parse().expect_header());
-                if let Some(secret) = &hook.secret {
-                    let sig = payload::signature(secret, &bytes);
-                    headers.insert("x-mlops-signature-256", sig.parse().expect_header());
-                }
-            }
-            if let Err(why) = post(&client, &self.policy, hook, headers, bytes).await {
+            let sent = match headers(hook, message, &delivery, &bytes) {
+                Ok(headers) => post(&client, &self.policy, hook, headers, bytes).await,
+                Err(e) => Err(format!("a header would not be valid: {e}")),
+            };
+            if let Err(why) = sent {
                 warnings.push(format!(
                     "notify: {} did not take the {} message: {why}",
                     hook.label(),
@@ -81,15 +72,28 @@ impl Webhooks {
     }
 }
 
-/// Header values built from ASCII we wrote (hex, fixed names) always parse.
-trait ExpectHeader {
-    fn expect_header(self) -> reqwest::header::HeaderValue;
-}
-
-impl ExpectHeader for Result<reqwest::header::HeaderValue, reqwest::header::InvalidHeaderValue> {
-    fn expect_header(self) -> reqwest::header::HeaderValue {
-        self.unwrap_or_else(|_| reqwest::header::HeaderValue::from_static("invalid"))
+/// The request's headers; the generic webhook's carry the event, the delivery id and the
+/// body's signature.
+fn headers(
+    hook: &Webhook,
+    message: &Message,
+    delivery: &str,
+    body: &[u8],
+) -> Result<HeaderMap, reqwest::header::InvalidHeaderValue> {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if hook.kind == NotifyKind::Webhook {
+        headers.insert(
+            "x-mlops-event",
+            HeaderValue::from_static(message.event.as_str()),
+        );
+        headers.insert("x-mlops-delivery", HeaderValue::try_from(delivery)?);
+        if let Some(secret) = &hook.secret {
+            let sig = payload::signature(secret, body);
+            headers.insert("x-mlops-signature-256", HeaderValue::try_from(sig)?);
+        }
     }
+    Ok(headers)
 }
 
 /// One webhook's POST until it is taken, refused, or the retries run out.
