@@ -1,10 +1,10 @@
 //! The alert side of `mlops monitor`, wired for the command line: the forge mlops.yaml
 //! configures (opened only when `on_alert` needs it), the `notify:` webhooks with their `env:`
-//! settings, and [`crate::incident::handle`]. Everything that goes wrong here is printed as a
-//! warning; only a configuration error is returned, so the monitor's exit code keeps its
+//! settings, and [`crate::incident::handle`]. Everything that goes wrong here comes back as a
+//! warning; only a configuration error is an error, so the monitor's exit code keeps its
 //! meaning (0 healthy, 1 alert, 2 failure).
 //!
-//! `src/cli/monitor.rs` (the monitor branch) calls [`act`] after writing monitor.json and
+//! `src/cli/monitor.rs` (the monitor branch) calls [`alert`] after writing monitor.json and
 //! report.md; until that lands, nothing outside the tests does.
 #![allow(dead_code)]
 
@@ -17,19 +17,14 @@ use crate::forge::{Change, Forge, Incidents, Issue, Proposal};
 use crate::incident::{self, AlertContext};
 use crate::monitor::Summary;
 
-/// The monitor's state directory of `env`: `.mlops/monitor/<env>/` in the project.
-pub(super) fn state_dir(config: &Config, env: &str) -> PathBuf {
-    config.root.join(".mlops/monitor").join(env)
-}
-
-/// Acts on one monitor result (`run_now`: `mlops monitor --run`); prints every warning.
-pub(super) fn act(config: &Config, summary: &Summary, run_now: bool) -> Result<()> {
-    let warnings = handle(config, summary, run_now)?;
-    super::notify::warn(&warnings);
-    Ok(())
-}
-
-fn handle(config: &Config, summary: &Summary, run_now: bool) -> Result<Vec<String>> {
+/// Acts on one monitor result, whose state lives in `state_dir` (`.mlops/monitor/<env>/`);
+/// `run_now`: `mlops monitor --run`. Returns the warnings for the caller to print.
+pub(super) fn alert(
+    config: &Config,
+    summary: &Summary,
+    state_dir: PathBuf,
+    run_now: bool,
+) -> Result<Vec<String>> {
     let env = config.environment(&summary.environment)?;
     let on_alert = env.monitor.as_ref().map(|m| m.on_alert.as_slice());
     let needs_forge = on_alert
@@ -46,7 +41,7 @@ fn handle(config: &Config, summary: &Summary, run_now: bool) -> Result<Vec<Strin
         config,
         forge: forge.as_mut(),
         notifier: &hooks,
-        state_dir: state_dir(config, &summary.environment),
+        state_dir,
         run_now,
     };
     warnings.extend(incident::handle(&mut ctx, summary)?);
@@ -114,7 +109,7 @@ mod tests {
         (dir, config)
     }
 
-    fn alert() -> Summary {
+    fn summary() -> Summary {
         Summary {
             model: "churn".into(),
             environment: "staging".into(),
@@ -129,22 +124,22 @@ mod tests {
     #[test]
     fn the_local_forge_keeps_the_incident_issue_in_the_git_directory() {
         let (dir, config) = project("{type: local}");
-        assert_eq!(
-            handle(&config, &alert(), false).unwrap(),
-            Vec::<String>::new()
-        );
+        let state = dir.path().join(".mlops/monitor/staging");
+        let warnings = alert(&config, &summary(), state.clone(), false).unwrap();
+        assert_eq!(warnings, Vec::<String>::new());
         let issues = dir.path().join(".git/mlops/issues");
         let one: serde_json::Value = crate::fsutil::read_json(&issues.join("1.json")).unwrap();
         assert_eq!(one["state"], "open");
         assert!(one["body"].as_str().unwrap().contains("errors: 5% > 1%"));
-        assert!(state_dir(&config, "staging").join("incident.json").exists());
+        assert!(state.join("incident.json").exists());
     }
 
     #[test]
     fn a_forge_that_cannot_open_is_a_warning_not_a_failure() {
         // The github forge without a repository or a token cannot be opened.
-        let (_dir, config) = project("{type: github}");
-        let warnings = handle(&config, &alert(), false).unwrap();
+        let (dir, config) = project("{type: github}");
+        let state = dir.path().join(".mlops/monitor/staging");
+        let warnings = alert(&config, &summary(), state, false).unwrap();
         // (Where GITHUB_TOKEN and GITHUB_REPOSITORY are set it opens, and the API is out of
         // reach: a warning too.)
         assert!(!warnings.is_empty());
