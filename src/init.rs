@@ -19,6 +19,7 @@ pub const ACTIONS_REPOSITORY: &str = "mlops-dev/mlops";
 const CI: &str = include_str!("../templates/init/mlops-ci.yml");
 const PROMOTE: &str = include_str!("../templates/init/mlops-promote.yml");
 const DEPLOY: &str = include_str!("../templates/init/mlops-deploy.yml");
+const MONITOR: &str = include_str!("../templates/init/mlops-monitor.yml");
 const SKELETON: &str = include_str!("../templates/init/mlops.yaml");
 const K8S: &str = include_str!("../fixtures/churn/templates/k8s/deployment.yaml.j2");
 const GITIGNORE: &str = include_str!("../templates/init/gitignore");
@@ -55,6 +56,7 @@ pub const WORKFLOWS: &[&str] = &[
     ".github/workflows/mlops-ci.yml",
     ".github/workflows/mlops-promote.yml",
     ".github/workflows/mlops-deploy.yml",
+    ".github/workflows/mlops-monitor.yml",
 ];
 
 #[derive(Debug, Clone)]
@@ -313,6 +315,7 @@ fn workflows(
         .unwrap_or("main")
         .to_string();
     let paths = watched_paths(&config);
+    let monitored = monitored(&config, &first);
     let path_lines: Vec<String> = paths
         .iter()
         .map(|p| format!("      - {}", crate::yamlio::quoted(p)))
@@ -337,13 +340,14 @@ fn workflows(
             .replace("__BASE__", &base)
             .replace("__FIRST_ENV__", &first)
             .replace("__PATHS__", &path_lines.join("\n"))
+            .replace("__MONITORED__", &monitored)
             .replace("__DEPLOY_RUNS_ON__", &opts.deploy_runs_on)
             .replace("__RUNS_ON__", &opts.runs_on)
             .replace("__REGISTRY_USER__", user)
             .replace("__REGISTRY_PASSWORD__", password)
             .replace("__REGISTRY__", &registry)
     };
-    for (path, t) in WORKFLOWS.iter().zip([CI, PROMOTE, DEPLOY]) {
+    for (path, t) in WORKFLOWS.iter().zip([CI, PROMOTE, DEPLOY, MONITOR]) {
         let text = render(t);
         // Strict like an undefined template variable: a placeholder left over is a bug here.
         if let Some(i) = text.find("__") {
@@ -377,6 +381,23 @@ fn registry_of(config: &serde_json::Value) -> String {
         }
         _ => DEFAULT_REGISTRY.into(),
     }
+}
+
+/// The monitor workflow's matrix: the environments with `monitor:` (a flow list), else `first`.
+fn monitored(config: &serde_json::Value, first: &str) -> String {
+    let mut names: Vec<String> = config["environments"]
+        .as_object()
+        .map(|envs| {
+            envs.iter()
+                .filter(|(_, e)| e.get("monitor").is_some_and(|m| !m.is_null()))
+                .map(|(n, _)| crate::yamlio::quoted(n))
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.is_empty() {
+        names.push(crate::yamlio::quoted(first));
+    }
+    format!("[{}]", names.join(", "))
 }
 
 /// What the CI workflow runs on: mlops.yaml, the data (a file, or its top directory), code.

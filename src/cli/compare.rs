@@ -93,6 +93,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
         );
         gha::set_outputs(&[("comment-url", &url)])?;
     }
+    super::notify::rejected(&config, &comparison);
     let verdict = match comparison.verdict {
         Verdict::Promote => "promote",
         Verdict::Reject => "reject",

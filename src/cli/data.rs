@@ -43,6 +43,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
         DataCommand::Check(a) => {
             let report = check::check(&config, a.dataset.as_deref())?;
             print_report(&report, a.format)?;
+            super::notify::data_failed(&config, &report);
             Ok(exit_code(&report))
         }
         DataCommand::Accept(a) => {

@@ -15,7 +15,7 @@ use crate::{config, deploy, environment, gha, runs};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = format!("Environment:\n{}", super::registry::HELP)
+    after_help = format!("Environment:\n{}\n{}", super::registry::HELP, super::notify::HELP)
 )]
 pub struct Args {
     /// An environment of mlops.yaml.
@@ -75,10 +75,14 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let timeout = Duration::from_secs(args.health_timeout);
     // The signature check and the engine's pull both use these.
     let settings = super::registry::settings(Some(&config))?;
-    block_on(async {
+    // What the deploy came to, for the `deploy` event: the URL, or why not; None: it already
+    // ran that digest (nothing happened, nothing to tell).
+    let mut told = Some(Err("it stopped before deploying".to_string()));
+    let ended = block_on(async {
         if let Outcome::Refused(why) =
             cosign::verify(&key, &image, &digest, false, &settings).await?
         {
+            told = Some(Err(why.as_str().to_string()));
             return Ok(refuse(why.as_str()));
         }
         let outcome = match &env_cfg.deploy {
@@ -110,8 +114,12 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
         };
         let deployed = match outcome {
             Outcome::Done(d) => d,
-            Outcome::Refused(why) => return Ok(refuse(why.as_str())),
+            Outcome::Refused(why) => {
+                told = Some(Err(why.as_str().to_string()));
+                return Ok(refuse(why.as_str()));
+            }
         };
+        told = (deployed.action != "unchanged").then(|| Ok(deployed.url.clone()));
         match deployed.action {
             "unchanged" => eprintln!(
                 "mlops deploy: {env} already runs {} ({}): nothing to do",
@@ -134,5 +142,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
             _ => println!("{}", deployed.url),
         }
         Ok(Status::Done)
-    })
+    });
+    super::notify::deploy_ended(&config, env, state.digest.as_str(), &ended, told);
+    ended
 }

@@ -68,6 +68,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let digest = plan.digest().to_string();
     let mut forge = super::forge::open(&config)?;
     let promoted = promote::propose(&config, plan, forge.as_mut())?;
+    super::notify::proposed(&config, &promoted, args.digest.is_some());
     let (env, proposal) = (&promoted.environment, &promoted.proposal);
     for n in &proposal.notes {
         eprintln!("mlops promote: {}", crate::text::clean(n));

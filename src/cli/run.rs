@@ -44,6 +44,14 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
         params: args.params.clone(),
         settings: super::registry::settings(Some(&config))?,
     };
+    let mut show = |event: Event<'_>| {
+        match &event {
+            Event::DataChecked(r) => super::notify::data_failed(&config, r),
+            Event::Compared(c, _) => super::notify::rejected(&config, c),
+            _ => {}
+        }
+        show(event)
+    };
     let ended = block_on(pipeline::run(&config, &options, &mut show))?;
     Ok(match ended {
         Ended::Done(run) => {

@@ -1,5 +1,6 @@
 //! `mlops.yaml`: parse with positions → JSON Schema → semantic checks → typed [`Config`].
 
+pub mod notify;
 pub mod raw;
 pub mod resolved;
 pub mod schema;
@@ -9,6 +10,7 @@ pub mod yaml;
 
 use std::path::{Path, PathBuf};
 
+pub use notify::{NotifyConfig, NotifyEvent, NotifyKind, OnAlert, Setting};
 pub use raw::{
     ChampionMode, ChangedCheck, Compression, DeployTarget, Direction, DriftTest, ForgeKind,
     SchemaCheck,

@@ -28,6 +28,8 @@ pub struct RawConfig {
     pub sign: Option<RawSign>,
     pub environments: Option<IndexMap<String, RawEnvironment>>,
     pub forge: Option<RawForge>,
+    /// Webhooks told about checks, verdicts, promotions, deploys and monitoring incidents.
+    pub notify: Option<Vec<super::notify::RawNotify>>,
 }
 
 /// Datasets, the label column, and the checks `mlops data check` applies.
@@ -266,6 +268,8 @@ pub struct RawEnvironment {
     /// An environment that must have had the digest before this one takes it.
     pub requires: Option<String>,
     pub deploy: RawDeploy,
+    /// `mlops monitor <env>`: what to watch, and what to do on an alert.
+    pub monitor: Option<super::notify::RawMonitor>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -29,6 +29,8 @@ pub struct Config {
     pub sign: SignConfig,
     pub environments: IndexMap<String, EnvironmentConfig>,
     pub forge: ForgeConfig,
+    /// `notify:` webhooks, in the order written.
+    pub notify: Vec<super::notify::NotifyConfig>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -147,6 +149,7 @@ pub struct SignConfig {
 pub struct EnvironmentConfig {
     pub requires: Option<String>,
     pub deploy: DeployConfig,
+    pub monitor: Option<super::notify::MonitorConfig>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -375,6 +378,10 @@ fn environments(
             EnvironmentConfig {
                 requires: env.requires.clone(),
                 deploy,
+                monitor: env
+                    .monitor
+                    .as_ref()
+                    .map(super::notify::MonitorConfig::resolve),
             },
         );
     }
@@ -435,6 +442,7 @@ impl Config {
         let sign = sign(&raw, &root);
         let environments = environments(&raw, &root)?;
         let forge = forge(&raw);
+        let notify = super::notify::resolve(raw.notify.as_ref());
 
         Ok(Config {
             file: file.to_path_buf(),
@@ -448,6 +456,7 @@ impl Config {
             sign,
             environments,
             forge,
+            notify,
         })
     }
 }

@@ -88,7 +88,35 @@ pub fn check(file: &str, root: &Path, doc: &Value, positions: &Positions) -> Vec
     compare(&mut cx, &envs);
     package(&mut cx);
     sign(&mut cx);
+    notify(&mut cx);
     cx.out
+}
+
+/// `secret` signs the generic webhook's body; Slack and Teams webhooks have no such header.
+fn notify(cx: &mut Ctx) {
+    let Some(Value::Array(hooks)) = cx.doc.pointer("/notify").cloned() else {
+        return;
+    };
+    for (i, hook) in hooks.iter().enumerate() {
+        let kind = hook.get("type").and_then(Value::as_str).unwrap_or_default();
+        let has_secret = hook.get("secret").is_some();
+        match (kind, has_secret) {
+            ("webhook", false) => {
+                cx.error(
+                    &format!("/notify/{i}"),
+                    format!("notify.{i}: a webhook needs `secret: env:VAR`, the key its receiver checks X-Mlops-Signature-256 with"),
+                )
+                .help = Some("generate one with `openssl rand -hex 32`, store it as a CI secret and in the receiver".into());
+            }
+            ("slack" | "teams", true) => {
+                cx.error(
+                    &format!("/notify/{i}/secret"),
+                    format!("notify.{i}.secret: {kind} webhooks are not signed; only `type: webhook` takes a secret"),
+                );
+            }
+            _ => {}
+        }
+    }
 }
 
 fn datasets(cx: &mut Ctx) {

@@ -5,6 +5,7 @@
 
 pub mod github;
 pub mod local;
+mod local_issues;
 
 use std::path::PathBuf;
 
@@ -13,8 +14,9 @@ use serde::Serialize;
 
 use crate::config::{ForgeConfig, ForgeKind};
 
-/// Where promotions are proposed.
-pub trait Forge {
+/// Where promotions are proposed, and (through [`Incidents`]) where monitoring incidents are
+/// tracked and retraining is started.
+pub trait Forge: Incidents {
     /// The content of `rel` (relative to mlops.yaml's directory) on the branch `change` would
     /// land on, if that branch exists and has the file.
     fn read(&mut self, change: &Change, rel: &str) -> Result<Option<String>>;
@@ -64,4 +66,32 @@ pub struct Proposal {
     pub body_path: Option<PathBuf>,
     /// Anything a reviewer should know (e.g. why a fresh branch was used).
     pub notes: Vec<String>,
+}
+
+/// An issue as the forge keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Issue {
+    pub number: u64,
+    /// Where people see it: the issue's page, or the local forge's file.
+    pub url: String,
+    pub body: String,
+}
+
+/// What `mlops monitor` asks of a forge: one issue per incident, found again by the hidden
+/// marker its body starts with, and an event that starts the retraining workflow.
+pub trait Incidents {
+    /// The open issue whose body starts with `marker` (a hidden HTML comment) and that this
+    /// forge's own account wrote; a marked issue by anyone else is left alone (anyone can
+    /// write the marker).
+    fn find_issue(&mut self, marker: &str) -> Result<Option<Issue>>;
+    /// Opens an issue (with forge.labels).
+    fn open_issue(&mut self, title: &str, body: &str) -> Result<Issue>;
+    /// Replaces an issue's title and body.
+    fn update_issue(&mut self, number: u64, title: &str, body: &str) -> Result<()>;
+    /// Adds a comment to an issue.
+    fn comment(&mut self, number: u64, body: &str) -> Result<()>;
+    fn close_issue(&mut self, number: u64) -> Result<()>;
+    /// Sends `event_type` with `payload` to whatever starts workflows (github:
+    /// repository_dispatch; local: the forge's event log). Returns where it went, in words.
+    fn dispatch(&mut self, event_type: &str, payload: &serde_json::Value) -> Result<String>;
 }

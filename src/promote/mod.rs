@@ -111,6 +111,18 @@ pub fn plan(
         Outcome::Done(c) => c,
         Outcome::Refused(why) => return Ok(Outcome::Refused(why)),
     };
+    // A digest people rolled back is not proposed again by a run (a retrain that rebuilt the
+    // same image, say): only naming it with --digest pins it again.
+    if !matches!(request.source, Source::Digest(_)) {
+        if let Some(commit) = rolled_back_out(config, env, &candidate.digest)? {
+            return Ok(Outcome::refused(format!(
+                "{} was rolled back out of {env} (commit {}); it is not proposed again unless named: `mlops promote {env} --digest {}`",
+                candidate.digest,
+                &commit[..commit.len().min(12)],
+                candidate.digest
+            )));
+        }
+    }
     if let Some(required) = &env_cfg.requires {
         if !had(config, required, &candidate.digest)? {
             return Ok(Outcome::refused(format!(
@@ -235,6 +247,20 @@ fn had(config: &Config, env: &str, digest: &Digest) -> Result<bool> {
         .filter_map(|e| e.state.as_ref())
         .chain(now.as_ref())
         .any(|s| s.digest == *digest))
+}
+
+/// The commit that rolled `digest` back out of `env`, if one did: a rollback whose previous
+/// state pinned `digest`.
+fn rolled_back_out(config: &Config, env: &str, digest: &Digest) -> Result<Option<String>> {
+    // Newest first: each entry's predecessor is the next one.
+    let history = environment::history(&config.root, env)?;
+    Ok(history
+        .windows(2)
+        .find(|pair| {
+            pair[0].kind == environment::ChangeKind::Rollback
+                && pair[1].state.as_ref().is_some_and(|s| s.digest == *digest)
+        })
+        .map(|pair| pair[0].commit.clone()))
 }
 
 /// A run the gate said to promote, packaged to a registry.

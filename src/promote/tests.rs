@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::json;
 
 use super::*;
-use crate::forge::{Change, Forge, Proposal};
+use crate::forge::{Change, Forge, Incidents, Issue, Proposal};
 
 const YAML: &str = "version: 1
 model: churn
@@ -78,6 +78,28 @@ impl Forge for MemoryForge {
             body_path: None,
             notes: Vec::new(),
         })
+    }
+}
+
+/// Promotion never asks a forge about incidents.
+impl Incidents for MemoryForge {
+    fn find_issue(&mut self, _: &str) -> anyhow::Result<Option<Issue>> {
+        anyhow::bail!("promotion looks for no issue")
+    }
+    fn open_issue(&mut self, _: &str, _: &str) -> anyhow::Result<Issue> {
+        anyhow::bail!("promotion opens no issue")
+    }
+    fn update_issue(&mut self, _: u64, _: &str, _: &str) -> anyhow::Result<()> {
+        anyhow::bail!("promotion updates no issue")
+    }
+    fn comment(&mut self, _: u64, _: &str) -> anyhow::Result<()> {
+        anyhow::bail!("promotion comments on no issue")
+    }
+    fn close_issue(&mut self, _: u64) -> anyhow::Result<()> {
+        anyhow::bail!("promotion closes no issue")
+    }
+    fn dispatch(&mut self, _: &str, _: &serde_json::Value) -> anyhow::Result<String> {
+        anyhow::bail!("promotion dispatches nothing")
     }
 }
 
@@ -404,4 +426,36 @@ fn the_environment_file_records_the_key_that_verified_it() {
         promoted.state.change.as_deref(),
         Some("mlops/promote/churn/staging")
     );
+}
+
+#[test]
+fn a_digest_rolled_back_out_is_not_proposed_again_unless_named() {
+    let p = project();
+    p.merge("staging", &sha("a1"), "r1");
+    p.merge("staging", &sha("b2"), "r2");
+    // People rolled b2 back: a1 again.
+    p.merge("staging", &sha("a1"), "r1");
+    let mut signed = MemorySignatures::of(&[&sha("a1"), &sha("b2"), &sha("c3")]);
+    // A retrain that rebuilt the same image as b2 is refused, before any signature is asked.
+    p.run("r3", "promote", &sha("b2"));
+    let why = refused(p.plan("staging", Source::Run(None), &mut signed));
+    assert!(
+        why.contains(&format!("{} was rolled back out of staging", sha("b2"))),
+        "{why}"
+    );
+    assert!(why.contains("--digest"), "{why}");
+    assert!(signed.asked.is_empty(), "{:?}", signed.asked);
+    // Named explicitly, it is pinned again.
+    let plan = done(p.plan("staging", Source::Digest(sha("b2")), &mut signed));
+    assert_eq!(plan.digest().as_str(), sha("b2"));
+    // A new digest from a run is not affected, and a1 (rolled back to, never out) neither.
+    p.run("r4", "promote", &sha("c3"));
+    done(p.plan("staging", Source::Run(None), &mut signed));
+    p.run("r5", "promote", &sha("a1"));
+    done(p.plan("staging", Source::Run(None), &mut signed));
+    // Another environment never rolled b2 back: it may take it.
+    p.merge("production", &sha("a1"), "r1");
+    p.run("r6", "promote", &sha("b2"));
+    let plan = done(p.plan("production", Source::Run(None), &mut signed));
+    assert_eq!(plan.digest().as_str(), sha("b2"));
 }

@@ -127,6 +127,7 @@ fn every_action_input_reaches_the_tool_through_a_variable_it_reads() {
             "deploy",
             "doctor",
             "evaluate",
+            "monitor",
             "package",
             "promote",
             "setup",
@@ -164,7 +165,12 @@ fn init_writes_pinned_least_privilege_workflows_and_check_reports_drift() {
     let v = mlops(dir).arg("validate").output().unwrap();
     assert_eq!(v.status.code(), Some(0), "{}{}", stdout(&v), stderr(&v));
 
-    let names = ["mlops-ci.yml", "mlops-promote.yml", "mlops-deploy.yml"];
+    let names = [
+        "mlops-ci.yml",
+        "mlops-promote.yml",
+        "mlops-deploy.yml",
+        "mlops-monitor.yml",
+    ];
     for name in names {
         let path = dir.join(".github/workflows").join(name);
         let w = yaml(&path);
@@ -226,6 +232,31 @@ fn init_writes_pinned_least_privilege_workflows_and_check_reports_drift() {
     assert_eq!(
         deploy["jobs"]["deploy"]["concurrency"]["group"],
         "mlops-deploy-${{ matrix.environment }}"
+    );
+    // Monitoring: on schedule and by hand, on the deploy runner (where the capture is), with
+    // no more than it needs: the incident issue and the retraining dispatch.
+    let monitor = yaml(&dir.join(".github/workflows/mlops-monitor.yml"));
+    assert!(!monitor["on"]["schedule"].is_null() && !monitor["on"]["workflow_dispatch"].is_null());
+    let job = &monitor["jobs"]["monitor"];
+    assert_eq!(
+        job["permissions"],
+        serde_json::json!({"contents": "write", "issues": "write"})
+    );
+    assert_eq!(job["runs-on"], deploy["jobs"]["deploy"]["runs-on"]);
+    assert_eq!(
+        job["strategy"]["matrix"]["environment"],
+        serde_json::json!(["staging"])
+    );
+    let uses: Vec<&str> = job["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["uses"].as_str())
+        .collect();
+    assert!(
+        uses.iter()
+            .any(|u| u.starts_with("mlops-dev/mlops/actions/monitor@")),
+        "{uses:?}"
     );
 
     // Twice: nothing changes. --check: clean, then drift named by file and line.

@@ -65,6 +65,8 @@ pub struct Issue {
     pub title: String,
     pub body: String,
     pub labels: Vec<String>,
+    /// Who opened it; None: the token's own account.
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -354,6 +356,31 @@ impl Fake {
     }
 
     /// An open pull request, as if opened from the web.
+    /// An open issue `user` wrote (someone else than the token's account, say).
+    pub fn add_issue(&self, title: &str, body: &str, user: &str) -> u64 {
+        let mut s = self.state.lock().unwrap();
+        let number = next_number(&s);
+        s.issues.push(Issue {
+            number,
+            state: "open".into(),
+            title: title.into(),
+            body: body.into(),
+            labels: Vec::new(),
+            user: Some(user.into()),
+        });
+        number
+    }
+
+    /// The issues (not pull requests), oldest first.
+    pub fn issues(&self) -> Vec<Issue> {
+        self.state.lock().unwrap().issues.clone()
+    }
+
+    /// The repository_dispatch events received: (event_type, client_payload).
+    pub fn dispatches(&self) -> Vec<(String, Value)> {
+        self.state.lock().unwrap().dispatches.clone()
+    }
+
     pub fn add_pull(&self, head: &str, base: &str, title: &str) -> u64 {
         let mut s = self.state.lock().unwrap();
         let number = next_number(&s);
@@ -974,6 +1001,7 @@ impl Server {
                     title: title.into(),
                     body: body["body"].as_str().unwrap_or_default().into(),
                     labels,
+                    user: None,
                 };
                 let j = shapes::issue(api, s, &issue, false);
                 s.issues.push(issue);
@@ -993,6 +1021,12 @@ impl Server {
                     .iter()
                     .filter(|(i, _)| state == "all" || i.state == state)
                     .filter(|(i, _)| wanted.iter().all(|w| i.labels.iter().any(|l| l == w)))
+                    .filter(|(i, _)| {
+                        q.get("creator").is_none_or(|c| {
+                            let author = i.user.clone().unwrap_or_else(|| s.identity.login());
+                            author.eq_ignore_ascii_case(c)
+                        })
+                    })
                     .map(|(i, pull)| shapes::issue(api, s, i, *pull))
                     .collect();
                 (200, Value::Array(list))
@@ -1223,6 +1257,7 @@ fn pull_as_issue(p: &Pull) -> Issue {
         title: p.title.clone(),
         body: p.body.clone(),
         labels: p.labels.clone(),
+        user: None,
     }
 }
 

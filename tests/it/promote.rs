@@ -512,6 +512,23 @@ fn rollback_proposes_an_earlier_digest_found_by_its_prefix() {
         .output()
         .unwrap();
     assert!(stdout(&out).contains("\"rollback\""), "{}", stdout(&out));
+    // A retrain whose gate said promote but whose image is the one people rolled back out
+    // (`second`, packaged from the latest run) is refused (exit 1); named, it is proposed.
+    let latest = std::fs::read_to_string(dir.join(".mlops/runs/latest")).unwrap();
+    let run_dir = dir.join(".mlops/runs").join(latest.trim());
+    std::fs::write(run_dir.join("compare.json"), r#"{"verdict": "promote"}"#).unwrap();
+    let out = mlops(dir).args(["promote", "staging"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{second} was rolled back out of staging")),
+        "{}",
+        stderr(&out)
+    );
+    let out = mlops(dir)
+        .args(["promote", "staging", "--digest", &second])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     s.assert_password_nowhere();
 }
 

@@ -10,6 +10,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::{truncate, GitHub, GitHubError};
+use crate::forge::{Incidents, Issue as Tracked};
 
 /// An issue to open, or the new text of one.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +46,26 @@ impl GitHub {
                     .list()
                     .state(octocrab::params::State::Open)
                     .labels(labels)
+                    .per_page(100u8)
+                    .send()
+                    .await
+            }))?;
+        Ok(all
+            .into_iter()
+            .filter(|i| i.pull_request.is_none())
+            .collect())
+    }
+
+    /// The open issues (pull requests left out) `creator` opened.
+    pub fn open_issues_by(&self, creator: &str) -> Result<Vec<Issue>, GitHubError> {
+        let path = self.client.repo_path("/issues");
+        let all = self
+            .rt
+            .block_on(self.client.all(&path, move || async move {
+                self.issues_handler()
+                    .list()
+                    .state(octocrab::params::State::Open)
+                    .creator(creator)
                     .per_page(100u8)
                     .send()
                     .await
@@ -109,5 +130,104 @@ impl GitHub {
                 let answer = self.crab()._post(path, Some(body)).await?;
                 octocrab::map_github_error(answer).await.map(drop)
             }))
+    }
+}
+
+fn tracked(i: Issue) -> Tracked {
+    Tracked {
+        number: i.number,
+        url: i.html_url.to_string(),
+        body: i.body.unwrap_or_default(),
+    }
+}
+
+impl Incidents for GitHub {
+    fn find_issue(&mut self, marker: &str) -> anyhow::Result<Option<Tracked>> {
+        let me = self.rt.block_on(self.client.own_login())?;
+        let starts = format!("{marker}\n");
+        let mut found = None;
+        // The list is filtered by creator already; the author is checked again because an
+        // API (or a proxy) that ignores the filter must not hand us someone's issue.
+        for i in self.open_issues_by(&me)? {
+            let marked = i.body.as_deref().is_some_and(|b| b.starts_with(&starts));
+            if !marked {
+                continue;
+            }
+            // GitHub logins are case-insensitive.
+            if !i.user.login.eq_ignore_ascii_case(&me) {
+                tracing::warn!(
+                    "issue #{} carries mlops' marker but {:?} wrote it, not {me:?}: left alone",
+                    i.number,
+                    i.user.login
+                );
+                continue;
+            }
+            // The oldest one is the incident; a duplicate (a lost answer) is left as it is.
+            if found.as_ref().is_none_or(|f: &Issue| i.number < f.number) {
+                found = Some(i);
+            }
+        }
+        Ok(found.map(tracked))
+    }
+
+    fn open_issue(&mut self, title: &str, body: &str) -> anyhow::Result<Tracked> {
+        let text = IssueText {
+            title: title.to_string(),
+            body: body.to_string(),
+            labels: self.labels.clone(),
+        };
+        match GitHub::open_issue(self, &text) {
+            Ok(i) => Ok(tracked(i)),
+            Err(e) if e.is_unanswered() => {
+                // It may have been opened: look before anyone opens it again.
+                let marker = body.lines().next().unwrap_or_default();
+                match self.find_issue(marker)? {
+                    Some(i) => Ok(i),
+                    None => Err(anyhow::Error::new(e).context(
+                        "GitHub did not answer the request that opens the incident issue, and no such issue exists; the next monitor run opens it",
+                    )),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn update_issue(&mut self, number: u64, title: &str, body: &str) -> anyhow::Result<()> {
+        let text = IssueText {
+            title: title.to_string(),
+            body: body.to_string(),
+            labels: Vec::new(),
+        };
+        GitHub::update_issue(self, number, &text)?;
+        Ok(())
+    }
+
+    fn comment(&mut self, number: u64, body: &str) -> anyhow::Result<()> {
+        GitHub::comment(self, number, body)?;
+        Ok(())
+    }
+
+    fn close_issue(&mut self, number: u64) -> anyhow::Result<()> {
+        GitHub::close_issue(self, number)?;
+        Ok(())
+    }
+
+    fn dispatch(&mut self, event_type: &str, payload: &Value) -> anyhow::Result<String> {
+        match GitHub::dispatch(self, event_type, payload.clone()) {
+            Ok(()) => Ok(format!(
+                "repository_dispatch {event_type} sent to {}",
+                self.client.repo
+            )),
+            // Nothing can be read back to tell: counted as sent, so one incident never starts
+            // two trainings.
+            Err(e) if e.is_unanswered() => {
+                tracing::warn!("{e}; counted as sent, not sent again for this incident");
+                Ok(format!(
+                    "repository_dispatch {event_type} sent to {} (unanswered: it may not have arrived)",
+                    self.client.repo
+                ))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
