@@ -15,7 +15,7 @@ use crate::{config, deploy, environment, gha, runs};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = format!("Environment:\n{}", super::registry::HELP)
+    after_help = format!("Environment:\n{}\n{}", super::registry::HELP, super::tracking::HELP)
 )]
 pub struct Args {
     /// An environment of mlops.yaml.
@@ -75,6 +75,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let timeout = Duration::from_secs(args.health_timeout);
     // The signature check and the engine's pull both use these.
     let settings = super::registry::settings(Some(&config))?;
+    let tracker = super::tracking::tracker(&config)?;
     block_on(async {
         if let Outcome::Refused(why) =
             cosign::verify(&key, &image, &digest, false, &settings).await?
@@ -128,6 +129,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
                 }
             ),
         }
+        tracker.deployed(env, &deployed.digest.to_string()).await?;
         gha::set_outputs(&[("digest", deployed.digest.as_str()), ("url", &deployed.url)])?;
         match args.format {
             ResultFormat::Json => super::print_json(&deployed)?,

@@ -15,6 +15,7 @@ mod registry;
 mod run;
 mod sign;
 mod status;
+mod tracking;
 mod train;
 mod validate;
 mod verify;

@@ -29,6 +29,8 @@ pub struct Config {
     pub sign: SignConfig,
     pub environments: IndexMap<String, EnvironmentConfig>,
     pub forge: ForgeConfig,
+    /// None: no `tracking:` section (nothing is mirrored, whatever the environment says).
+    pub tracking: Option<TrackingConfig>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -381,6 +383,22 @@ fn environments(
     Ok(environments)
 }
 
+/// `tracking:` with its defaults; the environment's MLFLOW_* settings are applied by the CLI.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrackingConfig {
+    pub uri: Option<String>,
+    pub experiment: String,
+    pub required: bool,
+}
+
+fn tracking(raw: &RawConfig) -> Option<TrackingConfig> {
+    raw.tracking.as_ref().map(|t| TrackingConfig {
+        uri: t.uri.clone(),
+        experiment: t.experiment.clone().unwrap_or_else(|| raw.model.clone()),
+        required: t.required.unwrap_or(false),
+    })
+}
+
 fn forge(raw: &RawConfig) -> ForgeConfig {
     match &raw.forge {
         Some(f) => ForgeConfig {
@@ -435,6 +453,7 @@ impl Config {
         let sign = sign(&raw, &root);
         let environments = environments(&raw, &root)?;
         let forge = forge(&raw);
+        let tracking = tracking(&raw);
 
         Ok(Config {
             file: file.to_path_buf(),
@@ -448,6 +467,7 @@ impl Config {
             sign,
             environments,
             forge,
+            tracking,
         })
     }
 }
