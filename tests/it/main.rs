@@ -21,4 +21,5 @@ mod registry_trust;
 mod runner;
 mod sandbox;
 mod text;
+mod tracking;
 mod validate;
