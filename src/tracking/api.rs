@@ -146,12 +146,9 @@ pub(crate) async fn log_batch(
     params: &[(String, String)],
     tags: &[(String, String)],
 ) -> Result<usize> {
-    let mut calls = 0;
+    let sizes = batches(metrics.len(), params.len(), tags.len());
     let (mut m, mut p, mut t) = (metrics, params, tags);
-    while !(m.is_empty() && p.is_empty() && t.is_empty()) {
-        let np = p.len().min(MAX_PARAMS);
-        let nt = t.len().min(MAX_TAGS);
-        let nm = m.len().min(MAX_METRICS).min(MAX_ENTITIES - np - nt);
+    for &(nm, np, nt) in &sizes {
         let body = json!({
             "run_id": run_id,
             "metrics": m[..nm].iter().map(|x| json!({"key": x.key, "value": finite(x.value),
@@ -160,10 +157,24 @@ pub(crate) async fn log_batch(
             "tags": t[..nt].iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
         });
         client.post("runs/log-batch", &body, true).await?;
-        calls += 1;
         (m, p, t) = (&m[nm..], &p[np..], &t[nt..]);
     }
-    Ok(calls)
+    Ok(sizes.len())
+}
+
+/// How many metrics, params and tags go in each `runs/log-batch` call: as few calls as MLflow's
+/// per-call limits allow.
+pub(crate) fn batches(metrics: usize, params: usize, tags: usize) -> Vec<(usize, usize, usize)> {
+    let (mut m, mut p, mut t) = (metrics, params, tags);
+    let mut out = Vec::new();
+    while m + p + t > 0 {
+        let np = p.min(MAX_PARAMS);
+        let nt = t.min(MAX_TAGS);
+        let nm = m.min(MAX_METRICS).min(MAX_ENTITIES - np - nt);
+        out.push((nm, np, nt));
+        (m, p, t) = (m - nm, p - np, t - nt);
+    }
+    out
 }
 
 /// JSON has no NaN or infinity; MLflow's REST API reads them as these strings.
@@ -366,6 +377,27 @@ pub(crate) async fn set_alias(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_stay_within_mlflows_limits() {
+        assert!(batches(0, 0, 0).is_empty());
+        assert_eq!(batches(3, 2, 1), vec![(3, 2, 1)]);
+        let calls = batches(2500, 250, 150);
+        for &(m, p, t) in &calls {
+            assert!(
+                m <= MAX_METRICS && p <= MAX_PARAMS && t <= MAX_TAGS,
+                "{calls:?}"
+            );
+            assert!(m + p + t <= MAX_ENTITIES, "{calls:?}");
+        }
+        let sum = calls
+            .iter()
+            .fold((0, 0, 0), |a, c| (a.0 + c.0, a.1 + c.1, a.2 + c.2));
+        assert_eq!(sum, (2500, 250, 150));
+        // 250 params need three calls; the metrics ride along.
+        assert_eq!(calls.len(), 3, "{calls:?}");
+        assert_eq!(calls[0], (800, 100, 100));
+    }
 
     #[test]
     fn artifact_paths_under_the_proxy() {

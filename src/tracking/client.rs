@@ -359,3 +359,68 @@ fn without_url(e: &reqwest::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(auth: Option<Auth>) -> Mlflow {
+        Mlflow::new(&Settings {
+            uri: Url::parse("http://127.0.0.1:5050/prefix").unwrap(),
+            auth,
+            insecure_tls: false,
+            policy: Policy::default(),
+            timeout: Duration::from_secs(5),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_refusal_names_the_variable_and_never_the_secret() {
+        let c = client(Some(Auth::Token("s3cr3t-token".into())));
+        let e = c.api_error("http://x/", StatusCode::UNAUTHORIZED, "bad s3cr3t-token");
+        let text = e.to_string();
+        assert!(
+            text.contains("MLFLOW_TRACKING_TOKEN") && text.contains("401"),
+            "{text}"
+        );
+        assert!(!text.contains("s3cr3t-token"), "{text}");
+        // A server that echoes the secret in an error body: masked.
+        let e = c.api_error(
+            "http://x/",
+            StatusCode::BAD_REQUEST,
+            r#"{"error_code": "INVALID_PARAMETER_VALUE", "message": "token s3cr3t-token\nbad"}"#,
+        );
+        assert_eq!(e.code(), Some("INVALID_PARAMETER_VALUE"));
+        let text = e.to_string();
+        assert!(
+            !text.contains("s3cr3t-token") && !text.contains('\n'),
+            "{text}"
+        );
+        assert_eq!(
+            format!("{:?}", Auth::Token("s3cr3t-token".into())),
+            "Token(***)"
+        );
+        let basic = client(Some(Auth::Basic {
+            username: "u".into(),
+            password: "pw-123".into(),
+        }));
+        let text = basic
+            .api_error("http://x/", StatusCode::FORBIDDEN, "")
+            .to_string();
+        assert!(
+            text.contains("MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn calls_go_below_the_uri_prefix() {
+        let c = client(None);
+        assert_eq!(
+            c.url("api/2.0/mlflow/runs/create").unwrap().as_str(),
+            "http://127.0.0.1:5050/prefix/api/2.0/mlflow/runs/create"
+        );
+        assert_eq!(c.ui_base(), "http://127.0.0.1:5050/prefix");
+    }
+}
