@@ -83,13 +83,15 @@ pub async fn run(
     show(Event::Started(&run))?;
     crate::fsutil::write_json_atomic(&run.data_check_json(), &data_report)?;
     let tracker = &options.tracker;
-    tracker.trained(config, &run, &trained).await?;
+    tracker.trained(config, &run, trained.outcome).await?;
     if failed("training", &trained, &run, show)? {
         return Ok(stopped(Stage::Train, run));
     }
     show(Event::Trained(&run))?;
     let eval = steps::evaluate(config, runner.as_ref(), &run).await?;
-    tracker.evaluated(&run, &eval).await?;
+    tracker
+        .evaluated(&run, crate::tracking::evaluation_outcome(&eval))
+        .await?;
     if failed("evaluation of the challenger", &eval.challenger, &run, show)? {
         return Ok(stopped(Stage::Evaluate, run));
     }

@@ -28,7 +28,9 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     block_on(async {
         let runner = runner::select(args.runner).await?;
         let eval = steps::evaluate(&config, runner.as_ref(), &run).await?;
-        tracker.evaluated(&run, &eval).await?;
+        tracker
+            .evaluated(&run, crate::tracking::evaluation_outcome(&eval))
+            .await?;
         if let Some(code) = step_exit("evaluation of the challenger", &eval.challenger, &run)? {
             return Ok(code);
         }

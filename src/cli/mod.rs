@@ -15,6 +15,7 @@ mod registry;
 mod run;
 mod sign;
 mod status;
+mod track;
 mod tracking;
 mod train;
 mod validate;
@@ -93,6 +94,8 @@ pub enum Command {
     Status(status::Args),
     /// Promotions and rollbacks of one environment, newest first, from its file's git log.
     History(history::Args),
+    /// Mirror a run (params, metrics, datasets, artifacts, model version) into MLflow again.
+    Track(track::Args),
     /// Scaffold mlops.yaml and the GitHub workflows (CI, promote, deploy); --check reports drift.
     Init(init::Args),
 }
@@ -179,6 +182,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Status(args) => status::run(&cli, args),
         Command::History(args) => history::run(&cli, args),
         Command::Init(args) => init::run(&cli, args),
+        Command::Track(args) => track::run(&cli, args),
     };
     match result {
         Ok(Status::Done) => ExitCode::SUCCESS,

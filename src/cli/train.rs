@@ -31,7 +31,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     block_on(async {
         let runner = runner::select(args.runner).await?;
         let (run, result) = steps::train(&config, runner.as_ref(), &overrides).await?;
-        tracker.trained(&config, &run, &result).await?;
+        tracker.trained(&config, &run, result.outcome).await?;
         crate::gha::set_outputs(&[("run-id", run.id.as_str())])?;
         if let Some(code) = step_exit("training", &result, &run)? {
             return Ok(code);

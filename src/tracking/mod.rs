@@ -22,7 +22,7 @@ use tokio::sync::Mutex;
 use crate::compare::Comparison;
 use crate::config::Config;
 use crate::oci::image::Packaged;
-use crate::runner::{StepOutcome, StepResult};
+use crate::runner::StepOutcome;
 use crate::runs::RunDir;
 
 pub(crate) use client::{Auth, Mlflow, Settings};
@@ -82,9 +82,17 @@ impl Tracker {
         self.inner.is_some()
     }
 
+    /// The same tracker with failures as errors (`mlops track`, asked for explicitly).
+    pub(crate) fn required(mut self) -> Tracker {
+        if let Some(inner) = &mut self.inner {
+            inner.required = true;
+        }
+        self
+    }
+
     /// After `mlops train`: the run (created or found), its params, tags and datasets, and the
     /// step's status.
-    pub async fn trained(&self, config: &Config, run: &RunDir, result: &StepResult) -> Result<()> {
+    pub async fn trained(&self, config: &Config, run: &RunDir, outcome: StepOutcome) -> Result<()> {
         self.guard("train", |t| async move {
             let info = t.run(run).await?;
             let record = run.read_record()?;
@@ -93,7 +101,7 @@ impl Tracker {
             api::log_batch(&t.client, &info.run_id, &metrics, &params, &tags).await?;
             let inputs = content::datasets(config, &record);
             api::log_inputs(&t.client, &info.run_id, &inputs).await?;
-            t.ended(&info, result.outcome).await?;
+            t.ended(&info, outcome).await?;
             tracing::info!("tracking: run {} at {}", run.id, t.link(&info));
             Ok(())
         })
@@ -101,14 +109,7 @@ impl Tracker {
     }
 
     /// After `mlops evaluate`: the challenger's metrics, the champion's as `champion.<metric>`.
-    pub async fn evaluated(&self, run: &RunDir, eval: &crate::steps::Evaluation) -> Result<()> {
-        let outcome = match (&eval.challenger.outcome, &eval.champion) {
-            (
-                StepOutcome::Ok,
-                Some(crate::steps::ChampionEvaluation::Reevaluated { result, .. }),
-            ) => result.outcome,
-            (outcome, _) => *outcome,
-        };
+    pub async fn evaluated(&self, run: &RunDir, outcome: StepOutcome) -> Result<()> {
         self.guard("evaluate", |t| async move {
             let info = t.run(run).await?;
             let metrics = content::eval_metrics(run);
@@ -209,6 +210,27 @@ impl Tracker {
                 Ok(())
             }
         }
+    }
+}
+
+/// How an evaluation ended: the challenger's outcome, then the re-evaluated champion's.
+pub fn evaluation_outcome(eval: &crate::steps::Evaluation) -> StepOutcome {
+    match (&eval.challenger.outcome, &eval.champion) {
+        (StepOutcome::Ok, Some(crate::steps::ChampionEvaluation::Reevaluated { result, .. })) => {
+            result.outcome
+        }
+        (outcome, _) => *outcome,
+    }
+}
+
+/// A step outcome as run.json records it (`ok`, `failed`, `timeout`, `oom`, `interrupted`).
+pub(crate) fn recorded_outcome(text: &str) -> StepOutcome {
+    match text {
+        "ok" => StepOutcome::Ok,
+        "interrupted" => StepOutcome::Interrupted,
+        "timeout" => StepOutcome::Timeout,
+        "oom" => StepOutcome::Oom,
+        _ => StepOutcome::Failed,
     }
 }
 
