@@ -413,3 +413,65 @@ fn admin_password() -> String {
     std::env::var("MLOPS_TEST_MLFLOW_ADMIN_PASSWORD")
         .unwrap_or_else(|_| "mlops-test-admin-password".into())
 }
+
+/// Ctrl-C during training: the container goes (exit 130) and the MLflow run says KILLED.
+#[test]
+fn an_interrupted_step_is_killed_in_mlflow() {
+    use std::time::{Duration, Instant};
+    require_server(&mlflow_uri());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let model = unique("trk");
+    project(
+        dir,
+        &model,
+        &format!("{{type: mlflow, uri: \"{}\"}}", mlflow_uri()),
+    );
+    let yaml = std::fs::read_to_string(dir.join("mlops.yaml"))
+        .unwrap()
+        .replace(
+            "command: [python3, train.py]",
+            "command: [sh, -c, 'sleep 60']",
+        );
+    std::fs::write(dir.join("mlops.yaml"), yaml).unwrap();
+    let child = mlops(dir)
+        .arg("train")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let run_id = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the training container never started"
+        );
+        if let Ok(id) = std::fs::read_to_string(dir.join(".mlops/runs/latest")) {
+            let id = id.trim().to_string();
+            let ps = std::process::Command::new("/usr/bin/docker")
+                .args(["ps", "-q", "--filter", &format!("label=dev.mlops.run={id}")])
+                .output()
+                .unwrap();
+            if !stdout(&ps).trim().is_empty() {
+                break id;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let status = ask_mlflow(
+        r#"
+e = c.get_experiment_by_name(sys.argv[1])
+runs = c.search_runs([e.experiment_id], filter_string="tags.`mlops.run_id` = '%s'" % sys.argv[2])
+print(json.dumps([r.info.status for r in runs]))
+"#,
+        &[&model, &run_id],
+    );
+    assert_eq!(status, serde_json::json!(["KILLED"]), "{}", stderr(&out));
+}
