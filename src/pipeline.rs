@@ -183,9 +183,6 @@ async fn sign(
             "public_key": signer.public_pem,
         }),
     )?;
-    options
-        .tracker
-        .signed(&digest.to_string(), &signature)
-        .await?;
+    options.tracker.signed(digest.as_ref(), &signature).await?;
     show(Event::Signed)
 }

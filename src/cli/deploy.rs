@@ -129,7 +129,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
                 }
             ),
         }
-        tracker.deployed(env, &deployed.digest.to_string()).await?;
+        tracker.deployed(env, deployed.digest.as_ref()).await?;
         gha::set_outputs(&[("digest", deployed.digest.as_str()), ("url", &deployed.url)])?;
         match args.format {
             ResultFormat::Json => super::print_json(&deployed)?,

@@ -107,7 +107,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
             fsutil::write_json_atomic(&run.sign_json(), &record)?;
         }
         let signature = format!("{name}:{}", outcome.signature_tag);
-        tracker.signed(&digest.to_string(), &signature).await?;
+        tracker.signed(digest.as_ref(), &signature).await?;
         if gha::active() {
             gha::set_outputs(&[("image", &format!("{name}@{digest}"))])?;
         }

@@ -16,6 +16,9 @@ pub(crate) const MAX_ARTIFACT_BYTES: u64 = 256 << 20;
 /// Sampled rows when a dataset has to be profiled for its input (no matching reference).
 const PROFILE_SAMPLE: usize = 1000;
 
+/// Keys and values: params, or tags.
+pub(crate) type Pairs = Vec<(String, String)>;
+
 fn pair(k: impl Into<String>, v: impl Into<String>) -> (String, String) {
     (k.into(), v.into())
 }
@@ -51,11 +54,7 @@ pub(crate) fn create_tags(
 
 /// The run's params (`train.params` with the overrides applied, as training saw them) and its
 /// tags: MLflow's (`mlflow.source.*`, `mlflow.user`, `mlflow.runName`) and ours.
-pub(crate) fn params_and_tags(
-    config: &Config,
-    record: &RunRecord,
-    user: &str,
-) -> (Vec<(String, String)>, Vec<(String, String)>) {
+pub(crate) fn params_and_tags(config: &Config, record: &RunRecord, user: &str) -> (Pairs, Pairs) {
     let params = record
         .params
         .iter()
