@@ -71,12 +71,14 @@ pub(super) fn tracker(config: &Config) -> Result<Tracker> {
         uri: url,
         auth,
         insecure_tls: flag("MLFLOW_TRACKING_INSECURE_TLS")?,
+        // Optional tracking must not hold a step up for long: a silent server costs at most
+        // three tries of 30 s.
         policy: crate::http::Policy {
             backoff: Duration::from_millis(200),
-            attempts: 4,
+            attempts: 3,
             ..crate::http::Policy::default()
         },
-        timeout: Duration::from_secs(120),
+        read_timeout: Duration::from_secs(30),
     };
     let client = Mlflow::new(&settings)?;
     let user = var("GITHUB_ACTOR")

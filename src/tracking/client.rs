@@ -57,8 +57,8 @@ pub(crate) struct Settings {
     /// `MLFLOW_TRACKING_INSECURE_TLS`: accept any certificate.
     pub insecure_tls: bool,
     pub policy: Policy,
-    /// The longest a call may take.
-    pub timeout: Duration,
+    /// The longest the server may send nothing (an artifact upload may take longer as a whole).
+    pub read_timeout: Duration,
 }
 
 /// What went wrong talking to MLflow; every variant names the URL.
@@ -123,7 +123,7 @@ impl Mlflow {
         let http = reqwest::Client::builder()
             .user_agent(concat!("mlops/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
-            .timeout(settings.timeout)
+            .read_timeout(settings.read_timeout)
             .danger_accept_invalid_certs(settings.insecure_tls)
             .build()
             .map_err(|e| MlflowError::Other {
@@ -370,7 +370,7 @@ mod tests {
             auth,
             insecure_tls: false,
             policy: Policy::default(),
-            timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(5),
         })
         .unwrap()
     }
