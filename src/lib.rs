@@ -30,4 +30,5 @@ pub mod runs;
 pub mod signing;
 pub mod steps;
 pub mod text;
+pub mod tracking;
 pub mod yamlio;

@@ -22,6 +22,8 @@ pub struct Options {
     /// Training parameter overrides, `KEY=VALUE`.
     pub params: Vec<String>,
     pub settings: RegistrySettings,
+    /// Mirrors the run into MLflow (`tracking:`); never changes what the loop decides.
+    pub tracker: crate::tracking::Tracker,
 }
 
 /// What the loop did, as it did it.
@@ -80,11 +82,16 @@ pub async fn run(
     let (run, trained) = steps::train(config, runner.as_ref(), &overrides).await?;
     show(Event::Started(&run))?;
     crate::fsutil::write_json_atomic(&run.data_check_json(), &data_report)?;
+    let tracker = &options.tracker;
+    tracker.trained(config, &run, trained.outcome).await?;
     if failed("training", &trained, &run, show)? {
         return Ok(stopped(Stage::Train, run));
     }
     show(Event::Trained(&run))?;
     let eval = steps::evaluate(config, runner.as_ref(), &run).await?;
+    tracker
+        .evaluated(&run, crate::tracking::evaluation_outcome(&eval))
+        .await?;
     if failed("evaluation of the challenger", &eval.challenger, &run, show)? {
         return Ok(stopped(Stage::Evaluate, run));
     }
@@ -96,14 +103,16 @@ pub async fn run(
     }
     show(Event::Evaluated)?;
     let comparison = steps::compare(config, &run)?;
+    tracker.compared(&run, &comparison).await?;
     show(Event::Compared(&comparison, &run))?;
     if comparison.verdict == Verdict::Reject {
         return Ok(stopped(Stage::Compare, run));
     }
     if config.package.is_some() {
         let packaged = steps::package(config, &run, &options.settings).await?;
+        tracker.packaged(&run, &packaged).await?;
         show(Event::Packaged(&packaged))?;
-        sign(config, &run, &packaged, &options.settings, show).await?;
+        sign(config, &run, &packaged, options, show).await?;
     }
     Ok(Ended::Done(run))
 }
@@ -137,9 +146,10 @@ async fn sign(
     config: &Config,
     run: &RunDir,
     packaged: &Packaged,
-    settings: &RegistrySettings,
+    options: &Options,
     show: &mut dyn FnMut(Event<'_>) -> Result<()>,
 ) -> Result<()> {
+    let settings = &options.settings;
     if let ImageLocation::Layout(_) = packaged.location()? {
         return show(Event::NotSigned(
             "an OCI layout on disk; signatures live in a registry".into(),
@@ -163,14 +173,16 @@ async fn sign(
     let name = image.name();
     let statements = attest::statements(run, packaged, &name)?;
     cosign::attest(&signer, &image, &digest, &statements, settings).await?;
+    let signature = format!("{name}:{}", cosign::artifact_tag(&digest, "sig"));
     crate::fsutil::write_json_atomic(
         &run.sign_json(),
         &serde_json::json!({
             "image": packaged.reference,
-            "signature": format!("{name}:{}", cosign::artifact_tag(&digest, "sig")),
+            "signature": signature,
             "attestation": format!("{name}:{}", cosign::artifact_tag(&digest, "att")),
             "public_key": signer.public_pem,
         }),
     )?;
+    options.tracker.signed(digest.as_ref(), &signature).await?;
     show(Event::Signed)
 }

@@ -63,7 +63,10 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
         }
         None => {
             let run = runs::open(&config.root, args.run_id.as_deref())?;
-            (crate::steps::compare(&config, &run)?, Some(run))
+            let comparison = crate::steps::compare(&config, &run)?;
+            let tracker = super::tracking::tracker(&config)?;
+            super::block_on(tracker.compared(&run, &comparison))?;
+            (comparison, Some(run))
         }
     };
     let markdown = report::markdown(&comparison, run.as_ref())?;

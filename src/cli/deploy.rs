@@ -15,7 +15,7 @@ use crate::{config, deploy, environment, gha, runs};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = format!("Environment:\n{}\n{}", super::registry::HELP, super::notify::HELP)
+    after_help = format!("Environment:\n{}\n{}\n{}", super::registry::HELP, super::notify::HELP, super::tracking::HELP)
 )]
 pub struct Args {
     /// An environment of mlops.yaml.
@@ -75,6 +75,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let timeout = Duration::from_secs(args.health_timeout);
     // The signature check and the engine's pull both use these.
     let settings = super::registry::settings(Some(&config))?;
+    let tracker = super::tracking::tracker(&config)?;
     // What the deploy came to, for the `deploy` event: the URL, or why not; None: it already
     // ran that digest (nothing happened, nothing to tell).
     let mut told = Some(Err("it stopped before deploying".to_string()));
@@ -136,6 +137,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
                 }
             ),
         }
+        tracker.deployed(env, deployed.digest.as_ref()).await?;
         gha::set_outputs(&[("digest", deployed.digest.as_str()), ("url", &deployed.url)])?;
         match args.format {
             ResultFormat::Json => super::print_json(&deployed)?,

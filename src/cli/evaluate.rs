@@ -9,7 +9,7 @@ use crate::steps::{self, ChampionEvaluation};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = format!("Environment (the champion's image is pulled from its registry):\n{}", super::registry::HELP)
+    after_help = format!("Environment (the champion's image is pulled from its registry):\n{}\n{}", super::registry::HELP, super::tracking::HELP)
 )]
 pub struct Args {
     /// The run to evaluate (default: the latest).
@@ -24,9 +24,13 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let run = runs::open(&config.root, args.run_id.as_deref())?;
     // Engine pulls get the credentials of exactly the registry they pull from.
     super::registry::settings(Some(&config))?;
+    let tracker = super::tracking::tracker(&config)?;
     block_on(async {
         let runner = runner::select(args.runner).await?;
         let eval = steps::evaluate(&config, runner.as_ref(), &run).await?;
+        tracker
+            .evaluated(&run, crate::tracking::evaluation_outcome(&eval))
+            .await?;
         if let Some(code) = step_exit("evaluation of the challenger", &eval.challenger, &run)? {
             return Ok(code);
         }

@@ -18,6 +18,8 @@ mod registry;
 mod run;
 mod sign;
 mod status;
+mod track;
+mod tracking;
 mod train;
 mod validate;
 mod verify;
@@ -95,6 +97,8 @@ pub enum Command {
     Status(status::Args),
     /// Promotions and rollbacks of one environment, newest first, from its file's git log.
     History(history::Args),
+    /// Mirror a run (params, metrics, datasets, artifacts, model version) into MLflow again.
+    Track(track::Args),
     /// Scaffold mlops.yaml and the GitHub workflows (CI, promote, deploy); --check reports drift.
     Init(init::Args),
     /// Check this machine or CI job is ready: config, engine, registry push, signing key,
@@ -185,6 +189,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::History(args) => history::run(&cli, args),
         Command::Init(args) => init::run(&cli, args),
         Command::Doctor(args) => doctor::run(&cli, args),
+        Command::Track(args) => track::run(&cli, args),
     };
     match result {
         Ok(Status::Done) => ExitCode::SUCCESS,

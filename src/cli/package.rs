@@ -8,7 +8,7 @@ use crate::{config, gha, oci, runs};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = format!("Environment:\n{}", super::registry::HELP)
+    after_help = format!("Environment:\n{}\n{}", super::registry::HELP, super::tracking::HELP)
 )]
 pub struct Args {
     /// The run whose model to package (default: the latest).
@@ -22,8 +22,10 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     let config = config::load(&cli.config)?;
     let run = runs::open(&config.root, args.run_id.as_deref())?;
     let settings = super::registry::settings(Some(&config))?;
+    let tracker = super::tracking::tracker(&config)?;
     let packaged = block_on(async {
         let p = crate::steps::package(&config, &run, &settings).await?;
+        tracker.packaged(&run, &p).await?;
         print(&p, args.format)?;
         Ok(Status::Done)
     });

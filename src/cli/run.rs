@@ -9,7 +9,7 @@ use crate::runner::RunnerKind;
 use crate::{config, gha, report};
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = format!("Environment:\n{}", super::registry::HELP))]
+#[command(after_help = format!("Environment:\n{}\n{}", super::registry::HELP, super::tracking::HELP))]
 pub struct Args {
     /// Override a training parameter (repeatable): --param C=0.5 --param solver=saga.
     /// (MLOPS_SET_PARAMS: one KEY=VALUE per line.)
@@ -43,6 +43,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
         runner: args.runner,
         params: args.params.clone(),
         settings: super::registry::settings(Some(&config))?,
+        tracker: super::tracking::tracker(&config)?,
     };
     let mut show = |event: Event<'_>| {
         match &event {

@@ -75,6 +75,10 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
     }
     let (image, digest) = cosign::parse_pinned(&image_text)?;
     let name = image.name();
+    let tracker = match &config {
+        Some(c) => super::tracking::tracker(c)?,
+        None => crate::tracking::Tracker::off(),
+    };
     block_on(async {
         let outcome = cosign::sign(&signer, &image, &digest, &settings).await?;
         if outcome.added {
@@ -102,6 +106,8 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
         if let Some(run) = &run {
             fsutil::write_json_atomic(&run.sign_json(), &record)?;
         }
+        let signature = format!("{name}:{}", outcome.signature_tag);
+        tracker.signed(digest.as_ref(), &signature).await?;
         if gha::active() {
             gha::set_outputs(&[("image", &format!("{name}@{digest}"))])?;
         }

@@ -30,6 +30,7 @@ pub struct RawConfig {
     pub forge: Option<RawForge>,
     /// Webhooks told about checks, verdicts, promotions, deploys and monitoring incidents.
     pub notify: Option<Vec<super::notify::RawNotify>>,
+    pub tracking: Option<RawTracking>,
 }
 
 /// Datasets, the label column, and the checks `mlops data check` applies.
@@ -319,4 +320,28 @@ pub struct RawForge {
 pub enum ForgeKind {
     Github,
     Local,
+}
+
+/// Where runs and model versions are mirrored: an MLflow tracking server. The uri may come
+/// from `MLFLOW_TRACKING_URI` instead (which wins when both are set, so CI can point a
+/// committed file at another server).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTracking {
+    #[serde(rename = "type")]
+    pub kind: TrackingKind,
+    /// The server, `http://host:port` or `https://…` (default: $MLFLOW_TRACKING_URI).
+    #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
+    pub uri: Option<String>,
+    /// The MLflow experiment of the runs (default: the model name).
+    #[schemars(length(min = 1, max = 500))]
+    pub experiment: Option<String>,
+    /// true: a tracking failure fails the step (exit 2); false (the default): a warning.
+    pub required: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackingKind {
+    Mlflow,
 }

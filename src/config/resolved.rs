@@ -31,6 +31,8 @@ pub struct Config {
     pub forge: ForgeConfig,
     /// `notify:` webhooks, in the order written.
     pub notify: Vec<super::notify::NotifyConfig>,
+    /// None: no `tracking:` section (nothing is mirrored, whatever the environment says).
+    pub tracking: Option<TrackingConfig>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -388,6 +390,22 @@ fn environments(
     Ok(environments)
 }
 
+/// `tracking:` with its defaults; the environment's MLFLOW_* settings are applied by the CLI.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrackingConfig {
+    pub uri: Option<String>,
+    pub experiment: String,
+    pub required: bool,
+}
+
+fn tracking(raw: &RawConfig) -> Option<TrackingConfig> {
+    raw.tracking.as_ref().map(|t| TrackingConfig {
+        uri: t.uri.clone(),
+        experiment: t.experiment.clone().unwrap_or_else(|| raw.model.clone()),
+        required: t.required.unwrap_or(false),
+    })
+}
+
 fn forge(raw: &RawConfig) -> ForgeConfig {
     match &raw.forge {
         Some(f) => ForgeConfig {
@@ -443,6 +461,7 @@ impl Config {
         let environments = environments(&raw, &root)?;
         let forge = forge(&raw);
         let notify = super::notify::resolve(raw.notify.as_ref());
+        let tracking = tracking(&raw);
 
         Ok(Config {
             file: file.to_path_buf(),
@@ -457,6 +476,7 @@ impl Config {
             environments,
             forge,
             notify,
+            tracking,
         })
     }
 }

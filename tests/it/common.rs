@@ -15,7 +15,9 @@ pub fn fixture(rel: &str) -> PathBuf {
 /// Prefixes of the variables that steer mlops or describe a CI job. The binary under test
 /// never inherits them: a developer's shell or the CI job running the tests cannot change what
 /// a test sees, and a test sets the ones it needs itself.
-pub const CLEARED_PREFIXES: &[&str] = &["MLOPS_", "GITHUB_", "DOCKER_", "RUNNER_", "ACTIONS_"];
+pub const CLEARED_PREFIXES: &[&str] = &[
+    "MLOPS_", "GITHUB_", "DOCKER_", "RUNNER_", "ACTIONS_", "MLFLOW_",
+];
 
 /// The names among `vars` that a child must not inherit: every `CLEARED_PREFIXES` variable,
 /// and `RUST_LOG` (logs on stderr are part of what tests assert).
@@ -235,6 +237,7 @@ fn the_settings_a_child_would_inherit_are_named_by_prefix() {
         "DOCKER_CONFIG",
         "RUNNER_TEMP",
         "ACTIONS_ID_TOKEN_REQUEST_URL",
+        "MLFLOW_TRACKING_URI",
         "RUST_LOG",
         "HOME",
         "PATH",
@@ -250,6 +253,7 @@ fn the_settings_a_child_would_inherit_are_named_by_prefix() {
             "DOCKER_CONFIG",
             "RUNNER_TEMP",
             "ACTIONS_ID_TOKEN_REQUEST_URL",
+            "MLFLOW_TRACKING_URI",
             "RUST_LOG",
         ]
     );

@@ -25,5 +25,6 @@ mod registry_trust;
 mod runner;
 mod sandbox;
 mod text;
+mod tracking;
 mod validate;
 mod workflows;
