@@ -79,6 +79,9 @@ fn malformed_inputs_name_the_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "ok.csv", b"a,b\n1,\"two\nlines\"\n");
     assert_eq!(scan(&p, 10, 1).unwrap().rows, 1);
+    // ... anywhere in the last record, not only in its last field.
+    let p = write(dir.path(), "ok2.csv", b"a,b\n1,2\n\"two\nlines\",3\n");
+    assert_eq!(scan(&p, 10, 1).unwrap().rows, 2);
     assert_eq!(
         err(b"a,b\n1,caf\xe9\n"),
         "DIR/d.csv:2: column \"b\" is not UTF-8 text (byte 3 of the field)"
