@@ -85,6 +85,7 @@ data:
   checks: {schema: strict, changed: required, drift: {test: auto, max_drifted_share: 0.5}}
 train: {image: mlops-test/busybox, command: ['true']}
 evaluate: {command: ['true']}
+compare: {metrics: {f1: {direction: maximize, threshold: 0.8}}}
 YAML
 head -n 1001 "$work/drift/data/reference.csv" >"$work/drift/data/test.csv"
 cp "$work/drift/data/reference.csv" "$work/drift/data/train.csv"
@@ -109,7 +110,7 @@ row "data check 1M x 20 vs evidently DataDriftPreset (ms)" ">= 100x faster" "$ou
 #     file, each doing nothing else.
 big="$work/drift/data/big.csv"
 cp "$work/drift/data/reference.csv" "$big"
-while [ "$(stat -c %s "$big")" -lt 1160000000 ]; do tail -n +2 "$work/drift/data/reference.csv" >>"$big"; done
+while [ "$(stat -c %s "$big")" -lt 1000000000 ]; do tail -n +2 "$work/drift/data/reference.csv" >>"$big"; done
 rm -f "$work/drift/data/current.csv" "$work/drift/data/train.csv"
 sed -i 's#data/train.csv#data/big.csv#' "$work/drift/mlops.yaml"
 accept=("$mlops" --quiet --config "$work/drift/mlops.yaml" data accept --dataset train)

@@ -87,6 +87,40 @@ fn is_null(field: &str) -> bool {
     )
 }
 
+/// `text.parse::<f64>()`, faster on plain decimals (`-12.345`): with at most 15 digits the
+/// digits make an exact integer and 10^k is exact, so one division gives the correctly
+/// rounded value, as the full parser does. Anything else goes to the full parser.
+fn parse_float(text: &str) -> Option<f64> {
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let b = text.as_bytes();
+    let (negative, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.first() == Some(&b'.') || digits.last() == Some(&b'.') {
+        return text.parse().ok();
+    }
+    let (mut mantissa, mut count, mut scale, mut point) = (0u64, 0usize, 0usize, false);
+    for &c in digits {
+        match c {
+            b'0'..=b'9' if count < 15 => {
+                mantissa = mantissa * 10 + u64::from(c - b'0');
+                count += 1;
+                scale += usize::from(point);
+            }
+            b'.' if !point => point = true,
+            _ => return text.parse().ok(),
+        }
+    }
+    if count == 0 {
+        return text.parse().ok();
+    }
+    let x = mantissa as f64 / POW10[scale];
+    Some(if negative { -x } else { x })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
     AllNull,
@@ -228,7 +262,7 @@ impl ColumnScan {
                     } else {
                         i as f64
                     })
-                } else if let Some(x) = field.parse::<f64>().ok().filter(|x| x.is_finite()) {
+                } else if let Some(x) = parse_float(field).filter(|x| x.is_finite()) {
                     self.state = State::Float;
                     Some(x)
                 } else if self.state == State::AllNull
@@ -317,7 +351,7 @@ impl ColumnScan {
 #[derive(Debug)]
 struct Reservoir {
     capacity: usize,
-    rows: Vec<Vec<Option<String>>>,
+    rows: Vec<SampleRow>,
     rng: ChaCha8Rng,
     seen: u64,
     next: u64,
@@ -358,7 +392,7 @@ impl Reservoir {
         }) + 1;
     }
 
-    fn place(&mut self, slot: usize, row: Vec<Option<String>>) {
+    fn place(&mut self, slot: usize, row: SampleRow) {
         if slot == self.rows.len() {
             self.rows.push(row);
         } else {
@@ -384,13 +418,64 @@ impl Reservoir {
     }
 }
 
+/// One sampled row, compactly: its fields' text back to back and where each ends (two
+/// allocations a row rather than one per field: the sample is most of a scan's memory).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleRow {
+    text: Box<str>,
+    /// End of each field in `text`, with NULL_FIELD set for nulls.
+    ends: Box<[usize]>,
+}
+
+const NULL_FIELD: usize = 1 << (usize::BITS - 1);
+
+impl SampleRow {
+    /// A row from its fields' text (null-like text counts as null).
+    pub fn new<'a>(fields: impl IntoIterator<Item = Option<&'a str>>) -> SampleRow {
+        let mut text = String::new();
+        let mut ends = Vec::new();
+        for f in fields {
+            match f.filter(|f| !is_null(f)) {
+                Some(f) => {
+                    text.push_str(f);
+                    ends.push(text.len());
+                }
+                None => ends.push(text.len() | NULL_FIELD),
+            }
+        }
+        SampleRow {
+            text: text.into_boxed_str(),
+            ends: ends.into_boxed_slice(),
+        }
+    }
+
+    /// Fields in the row.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Field `i`, None when it is null or out of range.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let end = *self.ends.get(i)?;
+        if end & NULL_FIELD != 0 {
+            return None;
+        }
+        let start = i.checked_sub(1).map_or(0, |j| self.ends[j] & !NULL_FIELD);
+        self.text.get(start..end)
+    }
+}
+
 /// Everything one pass over a dataset learns.
 #[derive(Debug)]
 pub struct Scan {
     pub rows: u64,
     pub columns: Vec<ColumnScan>,
-    /// Sampled rows, fields as text (None for nulls).
-    pub sample: Vec<Vec<Option<String>>>,
+    /// Sampled rows, fields as text.
+    pub sample: Vec<SampleRow>,
 }
 
 pub struct Scanner {

@@ -16,7 +16,7 @@ use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{self as types, DataType};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
-use super::{ColumnScan, ReadError, Scanner};
+use super::{ColumnScan, ReadError, SampleRow, Scanner};
 use crate::oci::digest::Hasher;
 
 /// Reads one Parquet file batch by batch into the scanner, hashing its bytes into `hasher`.
@@ -111,8 +111,10 @@ fn decode(
         for row in 0..batch.num_rows() {
             scanner.rows += 1;
             if let Some(slot) = scanner.reservoir.slot() {
-                let cells = columns.iter().map(|c| c.text(row)).collect();
-                scanner.reservoir.place(slot, cells);
+                let cells: Vec<Option<String>> = columns.iter().map(|c| c.text(row)).collect();
+                scanner
+                    .reservoir
+                    .place(slot, SampleRow::new(cells.iter().map(|c| c.as_deref())));
             }
         }
     }

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::Mutex;
 
-use super::{is_null, utf8_fields, ColumnScan, ReadError, Scanner};
+use super::{utf8_fields, ColumnScan, ReadError, SampleRow, Scanner};
 use crate::oci::digest::Hasher;
 
 /// Bytes read at a time.
@@ -155,29 +155,22 @@ struct Done {
 }
 
 /// The records of `reader` into `columns`; `row` gets each row's byte offset. Returns the
-/// line and byte offset of the last record when one of its fields holds a newline (None
-/// when there is no record). Lines in errors count from the reader's start.
+/// line and byte offset of the last record (None when there is none). Lines in errors count
+/// from the reader's start.
 pub(super) fn scan_records<R: Read>(
     path: &Path,
     reader: &mut csv::Reader<R>,
     header: &[String],
     columns: &mut [ColumnScan],
     mut row: impl FnMut(u64),
-) -> Result<Option<Option<(u64, u64)>>, ReadError> {
+) -> Result<Option<(u64, u64)>, ReadError> {
     let mut record = csv::ByteRecord::new();
     let width = header.len();
     let mut last = None;
     while read_record(path, reader, &mut record)? {
         let line = record.position().map_or(0, |p| p.line());
         let offset = record.position().map_or(0, |p| p.byte());
-        // The csv parser accepts a quote left open until the end of the input as one long
-        // field; remember where the last multi-line record started to report it.
-        last = Some(
-            record
-                .iter()
-                .any(|f| f.contains(&b'\n'))
-                .then_some((line, offset)),
-        );
+        last = Some((line, offset));
         if record.len() != width {
             if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
                 continue; // a blank line
@@ -260,10 +253,7 @@ fn scan_chunk(path: &Path, header: &[String], counted: &[AtomicBool], work: Work
         }
     }
     let (last_open, error) = match result {
-        Ok(last) => (
-            last.map(|m| m.and_then(|(line, at)| open_quote(body, at, line))),
-            None,
-        ),
+        Ok(last) => (last.map(|(line, at)| open_quote(body, at, line)), None),
         Err(e) => (None, Some(e)),
     };
     Done {
@@ -279,11 +269,17 @@ fn scan_chunk(path: &Path, header: &[String], counted: &[AtomicBool], work: Work
 }
 
 /// `line` when the record at `at`, the last of `body`, leaves a quote open: the csv parser
-/// then took the rest of the input as one field. Quotes pair up in a closed record (`""`
-/// inside a quoted field is two), so an odd count is an open one.
+/// then took the rest of the input as one field, newlines included. Quotes pair up in a
+/// closed quoted field (`""` inside one is two), so an odd count is an open one.
 fn open_quote(body: &[u8], at: u64, line: u64) -> Option<u64> {
     let rest = body.get(at as usize..).unwrap_or_default();
-    (memchr::memchr_iter(b'"', rest).count() % 2 == 1).then_some(line)
+    if memchr::memchr_iter(b'"', rest).count() % 2 == 0 {
+        return None;
+    }
+    let row = RowParser::new().fields(rest);
+    (0..row.len())
+        .any(|i| row.get(i).is_some_and(|f| f.contains('\n')))
+        .then_some(line)
 }
 
 /// An error's line, from chunk-relative to file-relative.
@@ -342,7 +338,7 @@ impl RowParser {
         }
     }
 
-    fn fields(&mut self, input: &[u8]) -> Vec<Option<String>> {
+    fn fields(&mut self, input: &[u8]) -> SampleRow {
         use csv_core::ReadRecordResult as R;
         self.core.reset();
         let (mut pos, mut outlen, mut nends) = (0, 0, 0);
@@ -363,14 +359,11 @@ impl RowParser {
             }
         }
         let mut start = 0;
-        self.ends[..nends]
-            .iter()
-            .map(|&end| {
-                let f = String::from_utf8_lossy(&self.out[start..end]);
-                start = end;
-                (!is_null(&f)).then(|| f.into_owned())
-            })
-            .collect()
+        SampleRow::new(self.ends[..nends].iter().map(|&end| {
+            let f = std::str::from_utf8(&self.out[start..end]).ok();
+            start = end;
+            f
+        }))
     }
 }
 
