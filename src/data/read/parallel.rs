@@ -273,7 +273,7 @@ fn scan_chunk(path: &Path, header: &[String], counted: &[AtomicBool], work: Work
 /// closed quoted field (`""` inside one is two), so an odd count is an open one.
 fn open_quote(body: &[u8], at: u64, line: u64) -> Option<u64> {
     let rest = body.get(at as usize..).unwrap_or_default();
-    if memchr::memchr_iter(b'"', rest).count() % 2 == 0 {
+    if memchr::memchr_iter(b'"', rest).count().is_multiple_of(2) {
         return None;
     }
     let row = RowParser::new().fields(rest);
@@ -430,6 +430,27 @@ fn read_header(path: &Path, chunk: &[u8]) -> Result<(Vec<String>, usize), ReadEr
     Ok((header, reader.position().byte() as usize))
 }
 
+/// Every file of a dataset has the columns of the first one (`first` remembers them).
+pub(super) fn same_columns(
+    path: &Path,
+    header: &[String],
+    first: &mut Option<(PathBuf, Vec<String>)>,
+) -> Result<(), ReadError> {
+    match first {
+        Some((first_file, first_header)) if first_header != header => Err(ReadError::Mismatch {
+            path: path.into(),
+            found: header.to_vec(),
+            first: first_header.clone(),
+            first_file: first_file.clone(),
+        }),
+        Some(_) => Ok(()),
+        None => {
+            *first = Some((path.to_path_buf(), header.to_vec()));
+            Ok(())
+        }
+    }
+}
+
 /// Scans one CSV stream into the scanner (creating it from the header of the first file),
 /// feeding every byte read to `hasher`.
 pub(super) fn scan_csv_stream<R: Read + Send>(
@@ -450,18 +471,7 @@ pub(super) fn scan_csv_stream<R: Read + Send>(
         return Err(ReadError::Empty { path: path.into() });
     };
     let (header, start) = read_header(path, &chunk0)?;
-    match first {
-        Some((first_file, first_header)) if *first_header != header => {
-            return Err(ReadError::Mismatch {
-                path: path.into(),
-                found: header,
-                first: first_header.clone(),
-                first_file: first_file.clone(),
-            })
-        }
-        Some(_) => {}
-        None => *first = Some((path.to_path_buf(), header.clone())),
-    }
+    same_columns(path, &header, first)?;
     let scanner = scanner.get_or_insert_with(|| Scanner::new(header.clone(), sample_size, seed));
     let counted: Vec<AtomicBool> = scanner
         .columns
