@@ -145,45 +145,56 @@ fn confusion(cells: &[f64; 8]) -> [[f64; 4]; 2] {
     out
 }
 
-/// Weighted AUC (Mann–Whitney, ties counted half) with multiplicities per row; rows in `order`
-/// are sorted by score.
-fn weighted_auc(order: &[u32], scores: &[f64], y: &[f64], w: &[u32]) -> f64 {
-    let (mut pos_total, mut neg_total, mut sum, mut neg_below) = (0.0, 0.0, 0.0, 0.0);
-    let mut i = 0;
-    while i < order.len() {
-        let s = scores[order[i] as usize];
-        let (mut pos_run, mut neg_run) = (0.0, 0.0);
-        while i < order.len() && scores[order[i] as usize] == s {
-            let r = order[i] as usize;
-            if y[r] == 1.0 {
-                pos_run += w[r] as f64;
-            } else {
-                neg_run += w[r] as f64;
-            }
-            i += 1;
+/// The rows of one side in score order, each as `row << 2 | positive << 1 | last_of_its_tie`,
+/// so that a resample's AUC is one walk over these codes and the resample's row counts.
+fn rank_codes(scores: &[f64], y: &[f64]) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..scores.len() as u32).collect();
+    order.sort_by(|a, b| scores[*a as usize].total_cmp(&scores[*b as usize]));
+    (0..order.len())
+        .map(|k| {
+            let r = order[k] as usize;
+            let last = order
+                .get(k + 1)
+                .is_none_or(|&next| scores[next as usize] != scores[r]);
+            (order[k] << 2) | (u32::from(y[r] == 1.0) << 1) | u32::from(last)
+        })
+        .collect()
+}
+
+/// Weighted AUC (Mann–Whitney, ties counted half) with row multiplicities `w`, from the
+/// codes of [`rank_codes`]. Integer sums: exact, and equal to the pairwise count.
+fn weighted_auc(codes: &[u32], w: &[u32]) -> f64 {
+    let (mut twice_sum, mut neg_below, mut pos_total) = (0u64, 0u64, 0u64);
+    let (mut pos_run, mut neg_run) = (0u64, 0u64);
+    for &code in codes {
+        let c = u64::from(w[(code >> 2) as usize]);
+        let positive = u64::from((code >> 1) & 1);
+        pos_run += c * positive;
+        neg_run += c * (1 - positive);
+        if code & 1 == 1 {
+            twice_sum += pos_run * (2 * neg_below + neg_run);
+            neg_below += neg_run;
+            pos_total += pos_run;
+            pos_run = 0;
+            neg_run = 0;
         }
-        sum += pos_run * (neg_below + 0.5 * neg_run);
-        neg_below += neg_run;
-        pos_total += pos_run;
-        neg_total += neg_run;
     }
-    if pos_total == 0.0 || neg_total == 0.0 {
+    if pos_total == 0 || neg_below == 0 {
         f64::NAN
     } else {
-        sum / (pos_total * neg_total)
+        (twice_sum as f64 * 0.5) / (pos_total as f64 * neg_below as f64)
     }
 }
 
 /// Per-row data prepared once, so that a resample is a tally.
 struct Prepared {
     n: usize,
-    y_true: Vec<f64>,
     /// Classification: per row, y_true*4 + challenger_pred*2 + champion_pred.
     cells: Option<Vec<u8>>,
     /// Regression: per-row squared and absolute errors of each side.
     errors: Option<Vec<[f64; 4]>>,
-    /// Scores of each side, with the row order sorted by score.
-    scores: Option<[(Vec<u32>, Vec<f64>); 2]>,
+    /// Each side's rows in score order (see [`rank_codes`]): sorted once, never per resample.
+    scores: Option<[Vec<u32>; 2]>,
 }
 
 impl Prepared {
@@ -212,18 +223,12 @@ impl Prepared {
         });
         let scores = match (&chal.score, &champ.score) {
             (Some(a), Some(b)) if classification => {
-                let order = |s: &Vec<f64>| {
-                    let mut o: Vec<u32> = (0..n as u32).collect();
-                    o.sort_by(|x, y| s[*x as usize].total_cmp(&s[*y as usize]));
-                    (o, s.clone())
-                };
-                Some([order(a), order(b)])
+                Some([rank_codes(a, &chal.y_true), rank_codes(b, &champ.y_true)])
             }
             _ => None,
         };
         Prepared {
             n,
-            y_true: chal.y_true.clone(),
             cells,
             errors,
             scores,
@@ -304,10 +309,7 @@ impl Prepared {
                     }
                 };
                 match &self.scores {
-                    Some([(o1, s1), (o2, s2)]) => (
-                        weighted_auc(o1, s1, &self.y_true, w),
-                        weighted_auc(o2, s2, &self.y_true, w),
-                    ),
+                    Some([c1, c2]) => (weighted_auc(c1, w), weighted_auc(c2, w)),
                     None => (f64::NAN, f64::NAN),
                 }
             }
@@ -354,6 +356,28 @@ fn tally_draws(
             }
             for (k, x) in tally.iter_mut().enumerate() {
                 *x = t4.iter().map(|t| t[k] as f64).sum();
+            }
+        }
+        (Some(cells), None, true) => {
+            // Classification with roc_auc: the same draws, tallied and counted per row.
+            counts.fill(0);
+            let mut t2 = [[0u32; 8]; 2];
+            let mut left = n;
+            while left >= 2 {
+                let (a, b) = rng.two_below(n as u32);
+                t2[0][cells[a] as usize] += 1;
+                counts[a] += 1;
+                t2[1][cells[b] as usize] += 1;
+                counts[b] += 1;
+                left -= 2;
+            }
+            if left == 1 {
+                let (a, _) = rng.two_below(n as u32);
+                t2[0][cells[a] as usize] += 1;
+                counts[a] += 1;
+            }
+            for (k, x) in tally.iter_mut().enumerate() {
+                *x = f64::from(t2[0][k] + t2[1][k]);
             }
         }
         _ => {
@@ -553,11 +577,15 @@ mod tests {
         // sklearn.metrics.roc_auc_score([0,0,1,1],[0.1,0.4,0.35,0.8]) == 0.75
         let y = [0.0, 0.0, 1.0, 1.0];
         let s = [0.1f64, 0.4, 0.35, 0.8];
-        let mut o: Vec<u32> = (0..4).collect();
-        o.sort_by(|a, b| s[*a as usize].total_cmp(&s[*b as usize]));
-        assert!((weighted_auc(&o, &s, &y, &[1, 1, 1, 1]) - 0.75).abs() < 1e-12);
+        assert!((weighted_auc(&rank_codes(&s, &y), &[1, 1, 1, 1]) - 0.75).abs() < 1e-12);
         let s = [0.5f64, 0.5, 0.5, 0.5];
-        assert!((weighted_auc(&o, &s, &y, &[1, 1, 1, 1]) - 0.5).abs() < 1e-12);
+        assert!((weighted_auc(&rank_codes(&s, &y), &[1, 1, 1, 1]) - 0.5).abs() < 1e-12);
+        // Multiplicities: the second negative (0.4) twice, the first positive (0.35) dropped:
+        // pairs (0.8 vs 0.1, 0.4, 0.4) all won, so 1.0; with 0.35 kept once instead of 0.8:
+        // 0.35 beats 0.1 only, 1 of 3.
+        let s = [0.1f64, 0.4, 0.35, 0.8];
+        assert_eq!(weighted_auc(&rank_codes(&s, &y), &[1, 2, 0, 1]), 1.0);
+        assert!((weighted_auc(&rank_codes(&s, &y), &[1, 2, 1, 0]) - 1.0 / 3.0).abs() < 1e-15);
     }
 
     #[test]

@@ -116,17 +116,11 @@ pub struct Scanned {
 
 /// Digest, profile and sample of a dataset.
 pub fn scan_dataset(path: &Path, sample_size: usize, seed: u64) -> Result<Scanned> {
-    // Digest and scan read the files independently; both stream, and the second read comes
-    // from the page cache.
-    let (digest, scan) = std::thread::scope(|s| {
-        let digest = s.spawn(|| super::digest::digest_path(path));
-        let scan = super::read::scan(path, sample_size, seed);
-        (digest.join().expect("digest thread panicked"), scan)
-    });
-    let scan = scan?;
+    // One read of the files: the digest is computed as the scan reads them.
+    let (digest, scan) = super::read::scan_digest(path, sample_size, seed)?;
     let (profile, sample) = profile::build(&scan, sample_size, seed);
     Ok(Scanned {
-        digest: digest?.to_string(),
+        digest: digest.to_string(),
         profile,
         sample,
     })
@@ -231,6 +225,7 @@ fn check_drift(
     report: &mut DatasetReport,
 ) {
     let drift_cfg = &config.data.checks.drift;
+    let mut tested = Vec::new();
     for (col, ref_sample) in &reference.sample.columns {
         if drift_cfg.exclude.iter().any(|e| e == col)
             || config.data.target.as_deref() == Some(col.as_str())
@@ -240,8 +235,12 @@ fn check_drift(
         let Some(cur_sample) = current.sample.columns.get(col) else {
             continue;
         };
+        tested.push((col, ref_sample, cur_sample));
+    }
+    let pairs: Vec<_> = tested.iter().map(|(_, r, c)| (*r, *c)).collect();
+    let outcomes = drift::columns(drift_cfg.test, &pairs);
+    for ((col, _, _), outcome) in tested.into_iter().zip(outcomes) {
         let kind = current.profile.columns[col].kind;
-        let outcome = drift::column(drift_cfg.test, ref_sample, cur_sample);
         let drifted = match outcome.p_value {
             Some(p) => p < drift_cfg.p_value,
             None => outcome.statistic > drift_cfg.threshold,

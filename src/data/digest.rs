@@ -62,9 +62,7 @@ pub fn digest_path(path: &Path) -> Result<Digest> {
         let mut f = std::fs::File::open(&file)
             .with_context(|| format!("cannot open {}", file.display()))?;
         let len = f.metadata()?.len();
-        hasher.update(rel.as_bytes());
-        hasher.update(&[0u8]);
-        hasher.update(&len.to_le_bytes());
+        file_prefix(&mut hasher, &rel, len);
         loop {
             let n = f
                 .read(&mut buf)
@@ -76,6 +74,13 @@ pub fn digest_path(path: &Path) -> Result<Digest> {
         }
     }
     Ok(hasher.finish())
+}
+
+/// What the digest covers before a file's bytes: its relative path, a zero byte, its length.
+pub(crate) fn file_prefix(hasher: &mut Hasher, rel: &str, len: u64) {
+    hasher.update(rel.as_bytes());
+    hasher.update(&[0u8]);
+    hasher.update(&len.to_le_bytes());
 }
 
 #[cfg(test)]

@@ -75,6 +75,51 @@ pub fn column(configured: DriftTest, reference: &ColumnSample, current: &ColumnS
     }
 }
 
+/// [`column`] over many columns at once, on every core (a column at a time per thread, the
+/// next free one first); outcomes in the order of `pairs`. Works on in-memory samples, so
+/// the same tests serve data checks and monitoring.
+pub fn columns(configured: DriftTest, pairs: &[(&ColumnSample, &ColumnSample)]) -> Vec<Outcome> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(pairs.len());
+    if threads <= 1 {
+        return pairs
+            .iter()
+            .map(|(r, c)| column(configured, r, c))
+            .collect();
+    }
+    let next = AtomicUsize::new(0);
+    let mut out: Vec<Option<Outcome>> = vec![None; pairs.len()];
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((r, c)) = pairs.get(i) else { break };
+                        done.push((i, column(configured, r, c)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        for h in handles {
+            if let Ok(done) = h.join() {
+                for (i, o) in done {
+                    out[i] = Some(o);
+                }
+            }
+        }
+    });
+    // A thread that panicked left its columns out: compute them here (and panic here too).
+    out.into_iter()
+        .zip(pairs)
+        .map(|(o, (r, c))| o.unwrap_or_else(|| column(configured, r, c)))
+        .collect()
+}
+
 fn distinct_sorted(v: &[f64]) -> usize {
     let mut n = 0;
     let mut last = None;

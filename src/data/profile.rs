@@ -105,7 +105,7 @@ pub fn build(scan: &Scan, sample_size: usize, seed: u64) -> (Profile, Sample) {
     let mut samples = IndexMap::new();
     for (i, col) in scan.columns.iter().enumerate() {
         let kind = col.kind();
-        let texts = scan.sample.iter().filter_map(|row| row[i].as_deref());
+        let texts = scan.sample.iter().filter_map(|row| row.get(i));
         let sample = if kind.is_numeric() {
             // NaN carries no position in a distribution: it counts as missing here.
             let mut v: Vec<f64> = texts

@@ -10,6 +10,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+mod columnar;
+mod parallel;
+
+use crate::oci::digest::{Digest, Hasher};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -83,6 +87,40 @@ fn is_null(field: &str) -> bool {
     )
 }
 
+/// `text.parse::<f64>()`, faster on plain decimals (`-12.345`): with at most 15 digits the
+/// digits make an exact integer and 10^k is exact, so one division gives the correctly
+/// rounded value, as the full parser does. Anything else goes to the full parser.
+fn parse_float(text: &str) -> Option<f64> {
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let b = text.as_bytes();
+    let (negative, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.first() == Some(&b'.') || digits.last() == Some(&b'.') {
+        return text.parse().ok();
+    }
+    let (mut mantissa, mut count, mut scale, mut point) = (0u64, 0usize, 0usize, false);
+    for &c in digits {
+        match c {
+            b'0'..=b'9' if count < 15 => {
+                mantissa = mantissa * 10 + u64::from(c - b'0');
+                count += 1;
+                scale += usize::from(point);
+            }
+            b'.' if !point => point = true,
+            _ => return text.parse().ok(),
+        }
+    }
+    if count == 0 {
+        return text.parse().ok();
+    }
+    let x = mantissa as f64 / POW10[scale];
+    Some(if negative { -x } else { x })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
     AllNull,
@@ -104,8 +142,12 @@ pub struct ColumnScan {
     pub min: f64,
     pub max: f64,
     /// Value → count, until more than MAX_CATEGORIES distinct values are seen.
-    pub counts: Option<HashMap<String, u64>>,
+    pub counts: Option<Counts>,
 }
+
+/// Category counts (foldhash: fast on short keys, and seeded per process so crafted values
+/// cannot force collisions).
+pub type Counts = HashMap<String, u64, foldhash::fast::RandomState>;
 
 impl ColumnScan {
     fn new(name: String) -> ColumnScan {
@@ -118,8 +160,56 @@ impl ColumnScan {
             m2: 0.0,
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
-            counts: Some(HashMap::new()),
+            counts: Some(Counts::default()),
         }
+    }
+
+    /// A fresh column for one chunk of a parallel scan; `counted` is false once the whole
+    /// column is known to have more than MAX_CATEGORIES distinct values.
+    fn for_chunk(name: &str, counted: bool) -> ColumnScan {
+        let mut c = ColumnScan::new(name.to_string());
+        if !counted {
+            c.counts = None;
+        }
+        c
+    }
+
+    /// Folds the statistics of the next rows (`later`, scanned on their own) into these.
+    /// Types widen as one pass would widen them; moments combine by Chan's formula, exactly
+    /// the one-pass figures when either side is empty.
+    fn merge(&mut self, later: ColumnScan) {
+        use State::*;
+        self.state = match (self.state, later.state) {
+            (a, AllNull) => a,
+            (AllNull, b) => b,
+            (Categorical, _) | (_, Categorical) => Categorical,
+            (Boolean, Boolean) => Boolean,
+            (Boolean, _) | (_, Boolean) => Categorical,
+            (Float, _) | (_, Float) => Float,
+            (Integer, Integer) => Integer,
+        };
+        if self.count == 0 {
+            (self.mean, self.m2) = (later.mean, later.m2);
+        } else if later.count > 0 {
+            let (na, nb) = (self.count as f64, later.count as f64);
+            let n = na + nb;
+            let d = later.mean - self.mean;
+            self.mean += d * nb / n;
+            self.m2 += later.m2 + d * d * na * nb / n;
+        }
+        self.count += later.count;
+        self.nulls += later.nulls;
+        self.min = self.min.min(later.min);
+        self.max = self.max.max(later.max);
+        self.counts = match (self.counts.take(), later.counts) {
+            (Some(mut a), Some(b)) => {
+                for (k, v) in b {
+                    *a.entry(k).or_insert(0) += v;
+                }
+                (a.len() <= MAX_CATEGORIES).then_some(a)
+            }
+            _ => None,
+        };
     }
 
     pub fn kind(&self) -> Kind {
@@ -161,10 +251,18 @@ impl ColumnScan {
                 None
             }
             State::AllNull | State::Integer | State::Float => {
-                if self.state != State::Float && field.parse::<i64>().is_ok() {
+                if let Some(i) = (self.state != State::Float)
+                    .then(|| field.parse::<i64>().ok())
+                    .flatten()
+                {
                     self.state = State::Integer;
-                    field.parse::<f64>().ok()
-                } else if let Some(x) = field.parse::<f64>().ok().filter(|x| x.is_finite()) {
+                    // Both roundings of the same integer agree; only "-0" needs its sign.
+                    Some(if i == 0 && field.starts_with('-') {
+                        -0.0
+                    } else {
+                        i as f64
+                    })
+                } else if let Some(x) = parse_float(field).filter(|x| x.is_finite()) {
                     self.state = State::Float;
                     Some(x)
                 } else if self.state == State::AllNull
@@ -182,14 +280,60 @@ impl ColumnScan {
             }
         };
         if let Some(x) = number {
-            // Welford: stable mean and variance in one pass.
-            let n = self.count as f64;
-            let d = x - self.mean;
-            self.mean += d / n;
-            self.m2 += d * (x - self.mean);
-            self.min = self.min.min(x);
-            self.max = self.max.max(x);
+            self.add_number(x);
         }
+        self.count_value(field);
+    }
+
+    /// A non-null integer value of a typed (Parquet) column: as `push` of its decimal text.
+    fn push_int(&mut self, i: i64, key: &mut String) {
+        self.count += 1;
+        match self.state {
+            State::Categorical => {}
+            State::Boolean => self.state = State::Categorical,
+            State::AllNull | State::Integer | State::Float => {
+                if self.state != State::Float {
+                    self.state = State::Integer;
+                }
+                self.add_number(i as f64);
+            }
+        }
+        if self.counts.is_some() {
+            use std::fmt::Write;
+            key.clear();
+            let _ = write!(key, "{i}");
+            self.count_value(key);
+        }
+    }
+
+    /// A finite float value of a typed (Parquet) column whose text (`ryu`'s, as Arrow prints
+    /// it) always has a point or an exponent: as `push` of that text.
+    fn push_float(&mut self, x: f64, text: impl FnOnce() -> String) {
+        self.count += 1;
+        match self.state {
+            State::Categorical => {}
+            State::Boolean => self.state = State::Categorical,
+            State::AllNull | State::Integer | State::Float => {
+                self.state = State::Float;
+                self.add_number(x);
+            }
+        }
+        if self.counts.is_some() {
+            self.count_value(&text());
+        }
+    }
+
+    fn add_number(&mut self, x: f64) {
+        // Welford: stable mean and variance in one pass.
+        let n = self.count as f64;
+        let d = x - self.mean;
+        self.mean += d / n;
+        self.m2 += d * (x - self.mean);
+        self.min = self.min.min(x);
+        self.max = self.max.max(x);
+    }
+
+    fn count_value(&mut self, field: &str) {
         if let Some(counts) = &mut self.counts {
             if let Some(c) = counts.get_mut(field) {
                 *c += 1;
@@ -207,7 +351,7 @@ impl ColumnScan {
 #[derive(Debug)]
 struct Reservoir {
     capacity: usize,
-    rows: Vec<Vec<Option<String>>>,
+    rows: Vec<SampleRow>,
     rng: ChaCha8Rng,
     seen: u64,
     next: u64,
@@ -248,6 +392,14 @@ impl Reservoir {
         }) + 1;
     }
 
+    fn place(&mut self, slot: usize, row: SampleRow) {
+        if slot == self.rows.len() {
+            self.rows.push(row);
+        } else {
+            self.rows[slot] = row;
+        }
+    }
+
     /// Whether row number `self.seen` goes in, and where.
     fn slot(&mut self) -> Option<usize> {
         let i = self.seen;
@@ -266,13 +418,64 @@ impl Reservoir {
     }
 }
 
+/// One sampled row, compactly: its fields' text back to back and where each ends (two
+/// allocations a row rather than one per field: the sample is most of a scan's memory).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleRow {
+    text: Box<str>,
+    /// End of each field in `text`, with NULL_FIELD set for nulls.
+    ends: Box<[usize]>,
+}
+
+const NULL_FIELD: usize = 1 << (usize::BITS - 1);
+
+impl SampleRow {
+    /// A row from its fields' text (null-like text counts as null).
+    pub fn new<'a>(fields: impl IntoIterator<Item = Option<&'a str>>) -> SampleRow {
+        let mut text = String::new();
+        let mut ends = Vec::new();
+        for f in fields {
+            match f.filter(|f| !is_null(f)) {
+                Some(f) => {
+                    text.push_str(f);
+                    ends.push(text.len());
+                }
+                None => ends.push(text.len() | NULL_FIELD),
+            }
+        }
+        SampleRow {
+            text: text.into_boxed_str(),
+            ends: ends.into_boxed_slice(),
+        }
+    }
+
+    /// Fields in the row.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Field `i`, None when it is null or out of range.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let end = *self.ends.get(i)?;
+        if end & NULL_FIELD != 0 {
+            return None;
+        }
+        let start = i.checked_sub(1).map_or(0, |j| self.ends[j] & !NULL_FIELD);
+        self.text.get(start..end)
+    }
+}
+
 /// Everything one pass over a dataset learns.
 #[derive(Debug)]
 pub struct Scan {
     pub rows: u64,
     pub columns: Vec<ColumnScan>,
-    /// Sampled rows, fields as text (None for nulls).
-    pub sample: Vec<Vec<Option<String>>>,
+    /// Sampled rows, fields as text.
+    pub sample: Vec<SampleRow>,
 }
 
 pub struct Scanner {
@@ -290,23 +493,6 @@ impl Scanner {
         }
     }
 
-    fn row<'a>(&mut self, fields: impl Iterator<Item = &'a str> + Clone) {
-        self.rows += 1;
-        for (col, f) in self.columns.iter_mut().zip(fields.clone()) {
-            col.push(f);
-        }
-        if let Some(slot) = self.reservoir.slot() {
-            let row: Vec<Option<String>> = fields
-                .map(|f| (!is_null(f)).then(|| f.to_string()))
-                .collect();
-            if slot == self.reservoir.rows.len() {
-                self.reservoir.rows.push(row);
-            } else {
-                self.reservoir.rows[slot] = row;
-            }
-        }
-    }
-
     pub fn finish(self) -> Scan {
         Scan {
             rows: self.rows,
@@ -316,9 +502,10 @@ impl Scanner {
     }
 }
 
-/// Reads one CSV file into the scanner (the header must match `expected` when given).
+/// Reads one CSV file into the scanner, hashing its bytes into `hasher` on the way.
 fn scan_csv(
     path: &Path,
+    hasher: Option<&mut Hasher>,
     scanner: &mut Option<Scanner>,
     sample_size: usize,
     seed: u64,
@@ -328,9 +515,7 @@ fn scan_csv(
         path: path.into(),
         source,
     })?;
-    let file = std::io::BufReader::with_capacity(1 << 20, file);
-    let tail = || ends_with_closing_quote(path);
-    scan_csv_from(path, file, tail, scanner, sample_size, seed, first)
+    parallel::scan_csv_stream(path, file, hasher, scanner, sample_size, seed, first)
 }
 
 /// Scans CSV text held in memory as [`scan`] scans a CSV file (`name` names it in errors).
@@ -341,11 +526,10 @@ pub fn scan_csv_bytes(
     seed: u64,
 ) -> Result<Scan, ReadError> {
     let mut scanner = None;
-    let tail = || Ok(closes_quote(&bytes[bytes.len().saturating_sub(64)..]));
-    scan_csv_from(
+    parallel::scan_csv_stream(
         name,
         bytes,
-        tail,
+        None,
         &mut scanner,
         sample_size,
         seed,
@@ -354,138 +538,6 @@ pub fn scan_csv_bytes(
     scanner
         .map(Scanner::finish)
         .ok_or_else(|| ReadError::Empty { path: name.into() })
-}
-
-/// The CSV parse behind [`scan_csv`]; `tail` says whether the input's last non-blank byte
-/// closes a quoted field.
-fn scan_csv_from(
-    path: &Path,
-    input: impl std::io::Read,
-    tail: impl FnOnce() -> Result<bool, ReadError>,
-    scanner: &mut Option<Scanner>,
-    sample_size: usize,
-    seed: u64,
-    first: &mut Option<(PathBuf, Vec<String>)>,
-) -> Result<(), ReadError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .buffer_capacity(1 << 20)
-        .from_reader(input);
-    let mut record = csv::ByteRecord::new();
-    let read =
-        |reader: &mut csv::Reader<_>, record: &mut csv::ByteRecord| -> Result<bool, ReadError> {
-            reader.read_byte_record(record).map_err(|e| {
-                let line = e.position().map_or(0, |p| p.line());
-                match e.into_kind() {
-                    csv::ErrorKind::Io(source) => ReadError::Io {
-                        path: path.into(),
-                        source,
-                    },
-                    other => ReadError::Csv {
-                        path: path.into(),
-                        line,
-                        message: format!("{other:?}"),
-                    },
-                }
-            })
-        };
-    if !read(&mut reader, &mut record)? {
-        return Err(ReadError::Empty { path: path.into() });
-    }
-    let header = utf8_fields(path, &record, None, 1)?;
-    let mut seen = std::collections::HashSet::new();
-    for h in &header {
-        if !seen.insert(h.clone()) {
-            return Err(ReadError::DuplicateColumn {
-                path: path.into(),
-                name: h.clone(),
-            });
-        }
-    }
-    match first {
-        Some((first_file, first_header)) if *first_header != header => {
-            return Err(ReadError::Mismatch {
-                path: path.into(),
-                found: header,
-                first: first_header.clone(),
-                first_file: first_file.clone(),
-            })
-        }
-        Some(_) => {}
-        None => *first = Some((path.to_path_buf(), header.clone())),
-    }
-    let scanner = scanner.get_or_insert_with(|| Scanner::new(header.clone(), sample_size, seed));
-    let width = header.len();
-    // The csv parser accepts a quote left open until the end of the file as one long field;
-    // remember where the last multi-line field started to report it.
-    let mut open_quote_at: Option<u64> = None;
-    while read(&mut reader, &mut record)? {
-        let line = record.position().map_or(0, |p| p.line());
-        open_quote_at = record.iter().any(|f| f.contains(&b'\n')).then_some(line);
-        if record.len() != width {
-            if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
-                continue; // a blank line
-            }
-            let hint = if record.iter().any(|f| f.contains(&b'"')) || record.len() < width {
-                " (an unbalanced quote or a missing separator?)"
-            } else {
-                ""
-            };
-            return Err(ReadError::Ragged {
-                path: path.into(),
-                line,
-                expected: width,
-                found: record.len(),
-                hint,
-            });
-        }
-        let mut fields: Vec<&str> = Vec::with_capacity(width);
-        for (i, f) in record.iter().enumerate() {
-            match std::str::from_utf8(f) {
-                Ok(s) => fields.push(s),
-                Err(e) => {
-                    return Err(ReadError::NotUtf8 {
-                        path: path.into(),
-                        line,
-                        column: header[i].clone(),
-                        byte: e.valid_up_to(),
-                    })
-                }
-            }
-        }
-        scanner.row(fields.iter().copied());
-    }
-    if let Some(line) = open_quote_at {
-        if !tail()? {
-            return Err(ReadError::Csv {
-                path: path.into(),
-                line,
-                message: "a quoted field is never closed (unbalanced \")".into(),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Whether the file's last non-blank byte closes a quoted field.
-fn ends_with_closing_quote(path: &Path) -> Result<bool, ReadError> {
-    use std::io::{Read, Seek, SeekFrom};
-    let io = |source| ReadError::Io {
-        path: path.into(),
-        source,
-    };
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    let len = f.metadata().map_err(io)?.len();
-    f.seek(SeekFrom::Start(len.saturating_sub(64)))
-        .map_err(io)?;
-    let mut tail = Vec::new();
-    f.read_to_end(&mut tail).map_err(io)?;
-    Ok(closes_quote(&tail))
-}
-
-fn closes_quote(tail: &[u8]) -> bool {
-    tail.iter().rev().find(|b| !b.is_ascii_whitespace()) == Some(&b'"')
 }
 
 fn utf8_fields(
@@ -512,81 +564,43 @@ fn utf8_fields(
         .collect()
 }
 
-/// Reads one Parquet file batch by batch into the scanner.
-fn scan_parquet(
-    path: &Path,
-    scanner: &mut Option<Scanner>,
-    sample_size: usize,
-    seed: u64,
-    first: &mut Option<(PathBuf, Vec<String>)>,
-) -> Result<(), ReadError> {
-    use arrow::util::display::{ArrayFormatter, FormatOptions};
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let bad = |message: String| ReadError::Parquet {
-        path: path.into(),
-        message,
-    };
-    let file = std::fs::File::open(path).map_err(|source| ReadError::Io {
-        path: path.into(),
-        source,
-    })?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(e.to_string()))?;
-    let header: Vec<String> = builder
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
-    match first {
-        Some((first_file, first_header)) if *first_header != header => {
-            return Err(ReadError::Mismatch {
-                path: path.into(),
-                found: header,
-                first: first_header.clone(),
-                first_file: first_file.clone(),
-            })
-        }
-        Some(_) => {}
-        None => *first = Some((path.to_path_buf(), header.clone())),
-    }
-    let scanner = scanner.get_or_insert_with(|| Scanner::new(header.clone(), sample_size, seed));
-    let reader = builder
-        .with_batch_size(8192)
-        .build()
-        .map_err(|e| bad(e.to_string()))?;
-    let options = FormatOptions::default().with_null("");
-    for batch in reader {
-        let batch = batch.map_err(|e| bad(e.to_string()))?;
-        let formatters: Vec<ArrayFormatter> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-            .collect::<Result<_, _>>()
-            .map_err(|e| bad(e.to_string()))?;
-        let mut texts: Vec<String> = vec![String::new(); formatters.len()];
-        for row in 0..batch.num_rows() {
-            for (t, f) in texts.iter_mut().zip(&formatters) {
-                t.clear();
-                use std::fmt::Write;
-                let _ = write!(t, "{}", f.value(row));
-            }
-            scanner.row(texts.iter().map(String::as_str));
-        }
-    }
-    Ok(())
-}
-
 /// Scans a dataset (file or directory of .csv/.parquet files in sorted order).
 pub fn scan(path: &Path, sample_size: usize, seed: u64) -> anyhow::Result<Scan> {
+    scan_files(path, None, sample_size, seed)
+}
+
+/// Scans a dataset and computes its digest (see `data::digest`) in the same read of its files.
+pub fn scan_digest(path: &Path, sample_size: usize, seed: u64) -> anyhow::Result<(Digest, Scan)> {
+    let mut hasher = Hasher::sha256();
+    let scan = scan_files(path, Some(&mut hasher), sample_size, seed)?;
+    Ok((hasher.finish(), scan))
+}
+
+fn scan_files(
+    path: &Path,
+    mut hasher: Option<&mut Hasher>,
+    sample_size: usize,
+    seed: u64,
+) -> anyhow::Result<Scan> {
     let files = super::digest::dataset_files(path)?;
     let mut scanner = None;
     let mut first = None;
-    for (_, file) in &files {
+    for (rel, file) in &files {
+        if let Some(h) = hasher.as_deref_mut() {
+            let len = std::fs::metadata(file)
+                .map_err(|source| ReadError::Io {
+                    path: file.clone(),
+                    source,
+                })?
+                .len();
+            super::digest::file_prefix(h, rel, len);
+        }
         let parquet = file.extension().and_then(|e| e.to_str()) == Some("parquet");
+        let h = hasher.as_deref_mut();
         if parquet {
-            scan_parquet(file, &mut scanner, sample_size, seed, &mut first)?;
+            columnar::scan_parquet(file, h, &mut scanner, sample_size, seed, &mut first)?;
         } else {
-            scan_csv(file, &mut scanner, sample_size, seed, &mut first)?;
+            scan_csv(file, h, &mut scanner, sample_size, seed, &mut first)?;
         }
     }
     scanner

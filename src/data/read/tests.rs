@@ -79,6 +79,9 @@ fn malformed_inputs_name_the_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "ok.csv", b"a,b\n1,\"two\nlines\"\n");
     assert_eq!(scan(&p, 10, 1).unwrap().rows, 1);
+    // ... anywhere in the last record, not only in its last field.
+    let p = write(dir.path(), "ok2.csv", b"a,b\n1,2\n\"two\nlines\",3\n");
+    assert_eq!(scan(&p, 10, 1).unwrap().rows, 2);
     assert_eq!(
         err(b"a,b\n1,caf\xe9\n"),
         "DIR/d.csv:2: column \"b\" is not UTF-8 text (byte 3 of the field)"
@@ -113,7 +116,7 @@ fn reservoir_is_uniform_and_reproducible() {
     let values: Vec<f64> = a
         .sample
         .iter()
-        .map(|r| r[0].as_ref().unwrap().parse().unwrap())
+        .map(|r| r.get(0).unwrap().parse().unwrap())
         .collect();
     let mean = values.iter().sum::<f64>() / values.len() as f64;
     // Uniform over 0..20000: mean 10000, sd of the sample mean ≈ 5774/√1000 ≈ 183.
@@ -198,5 +201,167 @@ fn bytes_scan_like_files() {
             (Err(f), Err(b)) => assert_eq!(f, b),
             (f, b) => panic!("{bytes:?}: file {f:?}, bytes {b:?}"),
         }
+    }
+}
+
+#[test]
+fn the_fast_float_path_agrees_with_the_full_parser() {
+    let mut cases: Vec<String> = [
+        "0",
+        "-0",
+        "-0.0",
+        "0.1",
+        "5.",
+        ".5",
+        "-.5",
+        "1.",
+        "123456789012345",
+        "1234567890123456",
+        "0.000000000000001",
+        "9007199254740993",
+        "1e5",
+        "+1.5",
+        "-",
+        ".",
+        "",
+        "1.2.3",
+        "12a",
+        "inf",
+        "NaN",
+        "0.30000000000000004",
+        "-999999999999999",
+        "00000000000000001.5",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // Random plain decimals of every length.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for _ in 0..100_000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let digits = format!("{}", state % 10u64.pow((state % 17) as u32 + 1));
+        let point = (state >> 40) as usize % (digits.len() + 1);
+        let sign = if state >> 63 == 1 { "-" } else { "" };
+        cases.push(format!("{sign}{}.{}", &digits[..point], &digits[point..]));
+        cases.push(format!("{sign}{digits}"));
+    }
+    for c in &cases {
+        let full = c.parse::<f64>().ok();
+        let fast = parse_float(c);
+        assert_eq!(
+            full.map(f64::to_bits),
+            fast.map(f64::to_bits),
+            "{c:?}: full {full:?}, fast {fast:?}"
+        );
+    }
+}
+
+#[test]
+fn chunks_of_a_large_file_are_cut_at_record_boundaries() {
+    // Over two 4 MiB blocks: a quote-free stretch (cut at newlines), then quoted fields
+    // holding newlines and commas (cut where csv-core says a record ends), then plain again.
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("id,note,x\n");
+    let mut lines = 1u64;
+    let rows = 450_000u64;
+    let quoted = 100_000..310_000u64;
+    let mut plain1 = 0;
+    for i in 0..rows {
+        if quoted.contains(&i) {
+            text.push_str(&format!(
+                "{i},\"n{}\nsecond, line \"\"q\"\"\",{}.5\n",
+                i % 7,
+                i % 100
+            ));
+            lines += 2;
+        } else {
+            text.push_str(&format!("{i},plain{},{}.25\n", i % 3, i % 100));
+            lines += 1;
+            plain1 += u64::from(i % 3 == 1);
+        }
+    }
+    assert!(text.len() > 2 * parallel::BLOCK, "{}", text.len());
+    let p = write(dir.path(), "big.csv", text.as_bytes());
+    let s = scan(&p, 5_000, 3).unwrap();
+    assert_eq!(s.rows, rows);
+    assert_eq!(s.columns[0].kind(), Kind::Integer);
+    assert_eq!(s.columns[2].kind(), Kind::Float);
+    let notes = s.columns[1].counts.as_ref().unwrap();
+    assert_eq!(notes.len(), 3 + 7);
+    assert_eq!(notes["n3\nsecond, line \"q\""], 30_000);
+    assert_eq!(notes["plain1"], plain1);
+    assert_eq!(
+        (s.columns[0].min, s.columns[0].max),
+        (0.0, (rows - 1) as f64)
+    );
+    let mean = s.columns[0].mean().unwrap();
+    assert!((mean - (rows - 1) as f64 / 2.0).abs() < 1e-6, "{mean}");
+    // Every sampled row is one of the rows written, whole.
+    assert_eq!(s.sample.len(), 5_000);
+    for row in &s.sample {
+        let id: u64 = row.get(0).unwrap().parse().unwrap();
+        let note = row.get(1).unwrap();
+        if quoted.contains(&id) {
+            assert_eq!(note, format!("n{}\nsecond, line \"q\"", id % 7));
+        } else {
+            assert_eq!(note, format!("plain{}", id % 3));
+        }
+    }
+    // The same data scans the same from memory, and a ragged row near the end is reported on
+    // its own line of the file.
+    let b = scan_csv_bytes(&p, text.as_bytes(), 5_000, 3).unwrap();
+    assert_eq!((b.rows, &b.sample), (s.rows, &s.sample));
+    text.push_str("1,2\n");
+    let p = write(dir.path(), "ragged.csv", text.as_bytes());
+    let e = scan(&p, 10, 1).unwrap_err().to_string();
+    assert!(
+        e.ends_with(&format!(
+            "ragged.csv:{}: expected 3 fields as in the header, found 2 (an unbalanced quote or a missing separator?)",
+            lines + 1
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn merging_chunk_statistics_equals_one_pass() {
+    // The statistics of a column scanned in two halves and merged are those of one pass:
+    // exactly for counts, types and extremes, to rounding for the moments.
+    let values: Vec<String> = (0..1000).map(|i| format!("{}.5", (i * 37) % 101)).collect();
+    let mut one = ColumnScan::new("x".into());
+    values.iter().for_each(|v| one.push(v));
+    let (mut a, mut b) = (ColumnScan::new("x".into()), ColumnScan::new("x".into()));
+    values[..300].iter().for_each(|v| a.push(v));
+    values[300..].iter().for_each(|v| b.push(v));
+    a.merge(b);
+    assert_eq!(
+        (a.kind(), a.count, a.nulls),
+        (one.kind(), one.count, one.nulls)
+    );
+    assert_eq!((a.min, a.max), (one.min, one.max));
+    assert!((a.mean().unwrap() - one.mean().unwrap()).abs() < 1e-12);
+    assert!((a.std().unwrap() - one.std().unwrap()).abs() < 1e-12);
+    assert_eq!(a.counts, one.counts);
+    // Types widen as one pass would: integer then float is float; boolean then integer is
+    // categorical; an empty side changes nothing.
+    let scan_of = |vals: &[&str]| {
+        let mut c = ColumnScan::new("c".into());
+        vals.iter().for_each(|v| c.push(v));
+        c
+    };
+    for (first, second, kind) in [
+        (&["1", "2"][..], &["2.5"][..], Kind::Float),
+        (&["true"][..], &["1"][..], Kind::Categorical),
+        (&["1"][..], &["true"][..], Kind::Categorical),
+        (&[""][..], &["false"][..], Kind::Boolean),
+        (&["3"][..], &[][..], Kind::Integer),
+    ] {
+        let mut m = scan_of(first);
+        m.merge(scan_of(second));
+        let all: Vec<&str> = first.iter().chain(second).copied().collect();
+        assert_eq!(m.kind(), kind, "{first:?} then {second:?}");
+        assert_eq!(scan_of(&all).kind(), kind, "{all:?} in one pass");
     }
 }

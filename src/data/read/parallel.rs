@@ -1,0 +1,566 @@
+//! The CSV scan on every core, in one read of the file.
+//!
+//! A reader thread reads the file in fixed-size blocks, feeds each block to the dataset
+//! digest as it arrives, and cuts the stream at record boundaries into chunks: at the last
+//! newline of a block while no quote has been seen since the last cut, otherwise where
+//! csv-core (the state machine behind the csv crate) says the last complete record ends, so a
+//! quoted field holding newlines is never cut. Parser threads scan the chunks into per-chunk
+//! column statistics and note where each row starts. The calling thread merges the chunk
+//! results in file order: statistics (see [`ColumnScan::merge`]), then the reservoir sample,
+//! whose few chosen rows it parses again from the chunk. The queues hold a few chunks, so
+//! memory stays flat whatever the file size; results depend on the data and [`BLOCK`] only,
+//! never on the number of threads or their timing, and a file that fits in one block gives
+//! exactly the one-pass figures.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::Mutex;
+
+use super::{utf8_fields, ColumnScan, ReadError, SampleRow, Scanner};
+use crate::oci::digest::Hasher;
+
+/// Bytes read at a time.
+pub(crate) const BLOCK: usize = 4 << 20;
+
+/// Cuts a byte stream into chunks of whole records, hashing the bytes as they are read.
+struct Blocks<'h, R> {
+    input: R,
+    hasher: Option<&'h mut Hasher>,
+    buf: Vec<u8>,
+    eof: bool,
+    splitter: Splitter,
+}
+
+impl<'h, R: Read> Blocks<'h, R> {
+    fn new(input: R, hasher: Option<&'h mut Hasher>) -> Self {
+        Blocks {
+            input,
+            hasher,
+            buf: Vec::new(),
+            eof: false,
+            splitter: Splitter::new(),
+        }
+    }
+
+    /// The next chunk: whole records (the last chunk may end in an unterminated one).
+    fn next_chunk(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        loop {
+            if self.eof {
+                return Ok((!self.buf.is_empty()).then(|| std::mem::take(&mut self.buf)));
+            }
+            let from = self.buf.len();
+            self.buf.reserve(BLOCK);
+            let n = (&mut self.input)
+                .take(BLOCK as u64)
+                .read_to_end(&mut self.buf)?;
+            if let Some(h) = self.hasher.as_mut() {
+                h.update(&self.buf[from..]);
+            }
+            if n < BLOCK {
+                self.eof = true;
+                continue;
+            }
+            if let Some(cut) = self.splitter.last_boundary(&self.buf, from) {
+                let rest = self.buf.split_off(cut);
+                self.splitter.cut(cut);
+                return Ok(Some(std::mem::replace(&mut self.buf, rest)));
+            }
+        }
+    }
+}
+
+/// Finds record boundaries; the buffer it looks at always starts at one.
+struct Splitter {
+    /// A quote was seen since the last cut: csv-core decides, over `fed` bytes so far.
+    slow: bool,
+    fed: usize,
+    core: csv_core::Reader,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Splitter {
+    fn new() -> Splitter {
+        Splitter {
+            slow: false,
+            fed: 0,
+            core: csv_core::Reader::new(),
+            out: vec![0; 1 << 16],
+            ends: vec![0; 1 << 10],
+        }
+    }
+
+    /// The end of the last complete record in `buf`; bytes before `new_from` were looked at
+    /// by an earlier call.
+    fn last_boundary(&mut self, buf: &[u8], new_from: usize) -> Option<usize> {
+        use csv_core::ReadRecordResult as R;
+        if !self.slow {
+            if memchr::memchr(b'"', &buf[new_from..]).is_none() {
+                return memchr::memrchr(b'\n', &buf[new_from..]).map(|i| new_from + i + 1);
+            }
+            self.slow = true;
+            self.fed = 0;
+            self.core.reset();
+        }
+        let mut last = None;
+        while self.fed < buf.len() {
+            // The field bytes are not needed here: the output buffers are overwritten.
+            let (res, nin, _, _) =
+                self.core
+                    .read_record(&buf[self.fed..], &mut self.out, &mut self.ends);
+            self.fed += nin;
+            match res {
+                R::Record => last = Some(self.fed),
+                R::InputEmpty | R::End => break,
+                R::OutputFull | R::OutputEndsFull => {}
+            }
+        }
+        last.filter(|&at| at > 0)
+    }
+
+    /// The buffer was cut at `at`, a boundary `last_boundary` returned.
+    fn cut(&mut self, at: usize) {
+        if self.slow {
+            self.fed -= at;
+            // Nothing pending after the cut: back to the newline search.
+            self.slow = self.fed > 0;
+        }
+    }
+}
+
+/// One chunk to scan: its records start at `start`.
+struct Work {
+    seq: usize,
+    bytes: Vec<u8>,
+    start: usize,
+}
+
+/// A scanned chunk.
+struct Done {
+    seq: usize,
+    bytes: Vec<u8>,
+    start: usize,
+    columns: Vec<ColumnScan>,
+    /// Where each row starts, from `start`.
+    rows: Vec<usize>,
+    newlines: u64,
+    /// The line (chunk-relative) of the chunk's last record when that record is a quoted
+    /// field left open (see [`open_quote`]); None when the chunk has no record.
+    last_open: Option<Option<u64>>,
+    /// The first error, its line chunk-relative.
+    error: Option<ReadError>,
+}
+
+/// The records of `reader` into `columns`; `row` gets each row's byte offset. Returns the
+/// line and byte offset of the last record (None when there is none). Lines in errors count
+/// from the reader's start.
+pub(super) fn scan_records<R: Read>(
+    path: &Path,
+    reader: &mut csv::Reader<R>,
+    header: &[String],
+    columns: &mut [ColumnScan],
+    mut row: impl FnMut(u64),
+) -> Result<Option<(u64, u64)>, ReadError> {
+    let mut record = csv::ByteRecord::new();
+    let width = header.len();
+    let mut last = None;
+    while read_record(path, reader, &mut record)? {
+        let line = record.position().map_or(0, |p| p.line());
+        let offset = record.position().map_or(0, |p| p.byte());
+        last = Some((line, offset));
+        if record.len() != width {
+            if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
+                continue; // a blank line
+            }
+            let hint = if record.iter().any(|f| f.contains(&b'"')) || record.len() < width {
+                " (an unbalanced quote or a missing separator?)"
+            } else {
+                ""
+            };
+            return Err(ReadError::Ragged {
+                path: path.into(),
+                line,
+                expected: width,
+                found: record.len(),
+                hint,
+            });
+        }
+        for ((i, f), col) in record.iter().enumerate().zip(columns.iter_mut()) {
+            match std::str::from_utf8(f) {
+                Ok(text) => col.push(text),
+                Err(e) => {
+                    return Err(ReadError::NotUtf8 {
+                        path: path.into(),
+                        line,
+                        column: header[i].clone(),
+                        byte: e.valid_up_to(),
+                    })
+                }
+            }
+        }
+        row(offset);
+    }
+    Ok(last)
+}
+
+pub(super) fn read_record<R: Read>(
+    path: &Path,
+    reader: &mut csv::Reader<R>,
+    record: &mut csv::ByteRecord,
+) -> Result<bool, ReadError> {
+    reader.read_byte_record(record).map_err(|e| {
+        let line = e.position().map_or(0, |p| p.line());
+        match e.into_kind() {
+            csv::ErrorKind::Io(source) => ReadError::Io {
+                path: path.into(),
+                source,
+            },
+            other => ReadError::Csv {
+                path: path.into(),
+                line,
+                message: format!("{other:?}"),
+            },
+        }
+    })
+}
+
+fn csv_reader<R: Read>(input: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(1 << 16)
+        .from_reader(input)
+}
+
+fn scan_chunk(path: &Path, header: &[String], counted: &[AtomicBool], work: Work) -> Done {
+    let body = &work.bytes[work.start..];
+    let mut columns: Vec<ColumnScan> = header
+        .iter()
+        .zip(counted)
+        .map(|(h, c)| ColumnScan::for_chunk(h, c.load(Ordering::Relaxed)))
+        .collect();
+    let mut rows = Vec::new();
+    let mut reader = csv_reader(body);
+    let result = scan_records(path, &mut reader, header, &mut columns, |offset| {
+        rows.push(offset as usize)
+    });
+    for (c, flag) in columns.iter().zip(counted) {
+        if c.counts.is_none() {
+            flag.store(false, Ordering::Relaxed);
+        }
+    }
+    let (last_open, error) = match result {
+        Ok(last) => (last.map(|(line, at)| open_quote(body, at, line)), None),
+        Err(e) => (None, Some(e)),
+    };
+    Done {
+        seq: work.seq,
+        newlines: memchr::memchr_iter(b'\n', body).count() as u64,
+        bytes: work.bytes,
+        start: work.start,
+        columns,
+        rows,
+        last_open,
+        error,
+    }
+}
+
+/// `line` when the record at `at`, the last of `body`, leaves a quote open: the csv parser
+/// then took the rest of the input as one field, newlines included. Quotes pair up in a
+/// closed quoted field (`""` inside one is two), so an odd count is an open one.
+fn open_quote(body: &[u8], at: u64, line: u64) -> Option<u64> {
+    let rest = body.get(at as usize..).unwrap_or_default();
+    if memchr::memchr_iter(b'"', rest).count().is_multiple_of(2) {
+        return None;
+    }
+    let row = RowParser::new().fields(rest);
+    (0..row.len())
+        .any(|i| row.get(i).is_some_and(|f| f.contains('\n')))
+        .then_some(line)
+}
+
+/// An error's line, from chunk-relative to file-relative.
+fn shift_line(e: ReadError, base: u64) -> ReadError {
+    match e {
+        ReadError::Ragged {
+            path,
+            line,
+            expected,
+            found,
+            hint,
+        } => ReadError::Ragged {
+            path,
+            line: line + base,
+            expected,
+            found,
+            hint,
+        },
+        ReadError::NotUtf8 {
+            path,
+            line,
+            column,
+            byte,
+        } => ReadError::NotUtf8 {
+            path,
+            line: line + base,
+            column,
+            byte,
+        },
+        ReadError::Csv {
+            path,
+            line,
+            message,
+        } => ReadError::Csv {
+            path,
+            line: line + base,
+            message,
+        },
+        other => other,
+    }
+}
+
+/// Parses one record again (for the sample), with csv-core as the csv crate does.
+struct RowParser {
+    core: csv_core::Reader,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl RowParser {
+    fn new() -> RowParser {
+        RowParser {
+            core: csv_core::Reader::new(),
+            out: vec![0; 1 << 12],
+            ends: vec![0; 64],
+        }
+    }
+
+    fn fields(&mut self, input: &[u8]) -> SampleRow {
+        use csv_core::ReadRecordResult as R;
+        self.core.reset();
+        let (mut pos, mut outlen, mut nends) = (0, 0, 0);
+        loop {
+            let (res, nin, nout, nend) = self.core.read_record(
+                &input[pos..],
+                &mut self.out[outlen..],
+                &mut self.ends[nends..],
+            );
+            pos += nin;
+            outlen += nout;
+            nends += nend;
+            match res {
+                R::InputEmpty => {} // the next call sees the end of the input
+                R::OutputFull => self.out.resize(self.out.len() * 2, 0),
+                R::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
+                R::Record | R::End => break,
+            }
+        }
+        let mut start = 0;
+        SampleRow::new(self.ends[..nends].iter().map(|&end| {
+            let f = std::str::from_utf8(&self.out[start..end]).ok();
+            start = end;
+            f
+        }))
+    }
+}
+
+/// Folds scanned chunks into the scanner, in order.
+struct Merger<'a> {
+    scanner: &'a mut Scanner,
+    counted: &'a [AtomicBool],
+    parser: RowParser,
+    /// Newlines before the next chunk.
+    line_base: u64,
+    last_open: Option<u64>,
+}
+
+impl Merger<'_> {
+    fn merge(&mut self, done: Done) -> Result<(), ReadError> {
+        if let Some(e) = done.error {
+            return Err(shift_line(e, self.line_base));
+        }
+        for ((g, c), flag) in self
+            .scanner
+            .columns
+            .iter_mut()
+            .zip(done.columns)
+            .zip(self.counted)
+        {
+            g.merge(c);
+            if g.counts.is_none() {
+                flag.store(false, Ordering::Relaxed);
+            }
+        }
+        let body = &done.bytes[done.start..];
+        for &offset in &done.rows {
+            self.scanner.rows += 1;
+            if let Some(slot) = self.scanner.reservoir.slot() {
+                let row = self.parser.fields(&body[offset..]);
+                self.scanner.reservoir.place(slot, row);
+            }
+        }
+        if let Some(open) = done.last_open {
+            self.last_open = open.map(|line| line + self.line_base);
+        }
+        self.line_base += done.newlines;
+        Ok(())
+    }
+}
+
+/// The header: the first record of the first chunk, and where the next record starts.
+fn read_header(path: &Path, chunk: &[u8]) -> Result<(Vec<String>, usize), ReadError> {
+    let mut reader = csv_reader(chunk);
+    let mut record = csv::ByteRecord::new();
+    if !read_record(path, &mut reader, &mut record)? {
+        return Err(ReadError::Empty { path: path.into() });
+    }
+    let header = utf8_fields(path, &record, None, 1)?;
+    let mut seen = std::collections::HashSet::new();
+    for h in &header {
+        if !seen.insert(h.as_str()) {
+            return Err(ReadError::DuplicateColumn {
+                path: path.into(),
+                name: h.clone(),
+            });
+        }
+    }
+    Ok((header, reader.position().byte() as usize))
+}
+
+/// Every file of a dataset has the columns of the first one (`first` remembers them).
+pub(super) fn same_columns(
+    path: &Path,
+    header: &[String],
+    first: &mut Option<(PathBuf, Vec<String>)>,
+) -> Result<(), ReadError> {
+    match first {
+        Some((first_file, first_header)) if first_header != header => Err(ReadError::Mismatch {
+            path: path.into(),
+            found: header.to_vec(),
+            first: first_header.clone(),
+            first_file: first_file.clone(),
+        }),
+        Some(_) => Ok(()),
+        None => {
+            *first = Some((path.to_path_buf(), header.to_vec()));
+            Ok(())
+        }
+    }
+}
+
+/// Scans one CSV stream into the scanner (creating it from the header of the first file),
+/// feeding every byte read to `hasher`.
+pub(super) fn scan_csv_stream<R: Read + Send>(
+    path: &Path,
+    input: R,
+    hasher: Option<&mut Hasher>,
+    scanner: &mut Option<Scanner>,
+    sample_size: usize,
+    seed: u64,
+    first: &mut Option<(PathBuf, Vec<String>)>,
+) -> Result<(), ReadError> {
+    let io = |source| ReadError::Io {
+        path: path.into(),
+        source,
+    };
+    let mut blocks = Blocks::new(input, hasher);
+    let Some(chunk0) = blocks.next_chunk().map_err(io)? else {
+        return Err(ReadError::Empty { path: path.into() });
+    };
+    let (header, start) = read_header(path, &chunk0)?;
+    same_columns(path, &header, first)?;
+    let scanner = scanner.get_or_insert_with(|| Scanner::new(header.clone(), sample_size, seed));
+    let counted: Vec<AtomicBool> = scanner
+        .columns
+        .iter()
+        .map(|c| AtomicBool::new(c.counts.is_some()))
+        .collect();
+    let line_base = memchr::memchr_iter(b'\n', &chunk0[..start]).count() as u64;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8));
+    let stop = AtomicBool::new(false);
+    let mut merger = Merger {
+        scanner,
+        counted: &counted,
+        parser: RowParser::new(),
+        line_base,
+        last_open: None,
+    };
+    let (work_tx, work_rx) = sync_channel::<Work>(workers);
+    let (done_tx, done_rx) = sync_channel::<Done>(workers);
+    let work_rx = Mutex::new(work_rx);
+    let (merged, read) = std::thread::scope(|s| {
+        let stop = &stop;
+        let reader = s.spawn(move || -> std::io::Result<()> {
+            let mut next = Some(Work {
+                seq: 0,
+                bytes: chunk0,
+                start,
+            });
+            let mut seq = 1;
+            while let Some(work) = next {
+                if stop.load(Ordering::Relaxed) || work_tx.send(work).is_err() {
+                    break;
+                }
+                next = blocks.next_chunk()?.map(|bytes| Work {
+                    seq,
+                    bytes,
+                    start: 0,
+                });
+                seq += 1;
+            }
+            Ok(())
+        });
+        for _ in 0..workers {
+            let done_tx = done_tx.clone();
+            let (work_rx, header, counted) = (&work_rx, &header, &counted);
+            s.spawn(move || loop {
+                let work = match work_rx.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => break,
+                };
+                let Ok(work) = work else { break };
+                if done_tx
+                    .send(scan_chunk(path, header, counted, work))
+                    .is_err()
+                {
+                    break;
+                }
+            });
+        }
+        drop(done_tx);
+        let mut pending = BTreeMap::new();
+        let mut next = 0;
+        let mut merged = Ok(());
+        for done in done_rx.iter() {
+            if merged.is_err() {
+                continue; // drain, so that every thread finishes
+            }
+            pending.insert(done.seq, done);
+            while let Some(d) = pending.remove(&next) {
+                next += 1;
+                if let Err(e) = merger.merge(d) {
+                    stop.store(true, Ordering::Relaxed);
+                    merged = Err(e);
+                    break;
+                }
+            }
+        }
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the reader thread panicked")));
+        (merged, read)
+    });
+    merged?;
+    read.map_err(io)?;
+    if let Some(line) = merger.last_open {
+        return Err(ReadError::Csv {
+            path: path.into(),
+            line,
+            message: "a quoted field is never closed (unbalanced \")".into(),
+        });
+    }
+    Ok(())
+}
