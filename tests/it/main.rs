@@ -18,6 +18,7 @@ mod openapi;
 mod package;
 mod promote;
 mod registry_trust;
+mod registry_upload;
 mod runner;
 mod sandbox;
 mod text;
