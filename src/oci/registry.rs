@@ -18,7 +18,7 @@
 //! - Errors name the registry, the repository, the request and the HTTP status.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -220,11 +220,11 @@ impl Registry {
         idempotent: bool,
         build: &Build<'_>,
     ) -> Result<reqwest::Response> {
-        let authed_once = AtomicBool::new(false);
+        let answered = AtomicU32::new(0);
         let logged = format!("{what} at registry {}", self.host);
         self.policy
             .run(&logged, idempotent, || {
-                self.try_once(what, scope, idempotent, build, &authed_once)
+                self.try_once(what, scope, idempotent, build, &answered)
             })
             .await
             .map_err(Failure::into_error)
@@ -262,15 +262,16 @@ impl Registry {
         Ok((req, true, granted))
     }
 
-    /// One try of `send`: the request, and once per `send` the authentication a 401 asks for
-    /// (also when we sent a token: it may have expired, so a new one is fetched, once).
+    /// One try of `send`: the request, and the authentication a 401 asks for: once when we
+    /// sent nothing or a token we held, and once more when the new token is refused too (it may
+    /// have expired in between: a token is refreshed once). A refused Basic password is final.
     async fn try_once(
         &self,
         what: &str,
         scope: &Scope,
         idempotent: bool,
         build: &Build<'_>,
-        authed_once: &AtomicBool,
+        answered: &AtomicU32,
     ) -> Attempt<reqwest::Response, anyhow::Error> {
         let repo = &scope.repo;
         loop {
@@ -299,7 +300,9 @@ impl Registry {
             let status = resp.status();
             // A 401 from another origin (an upload location elsewhere) gets no credentials.
             if status == StatusCode::UNAUTHORIZED && own_origin {
-                if authed_once.swap(true, Ordering::SeqCst) {
+                let earlier = answered.fetch_add(1, Ordering::SeqCst);
+                let basic_refused = earlier > 0 && sent.as_ref().is_some_and(Granted::is_basic);
+                if basic_refused || earlier >= 2 {
                     return Attempt::Done(Err(self.refused(scope, sent.as_ref())));
                 }
                 let challenge = resp

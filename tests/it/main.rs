@@ -17,6 +17,7 @@ mod limits;
 mod openapi;
 mod package;
 mod promote;
+mod registry_auth;
 mod registry_trust;
 mod registry_upload;
 mod runner;
