@@ -149,3 +149,27 @@ fn docker_config_file() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))?;
     Some(dir.join("config.json"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_file_that_is_missing_or_not_pem_names_the_variable_and_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.pem");
+        let e = ca_file("MLOPS_REGISTRY_CA_FILE", missing.to_str().unwrap()).unwrap_err();
+        let e = format!("{e}");
+        assert!(
+            e.contains("MLOPS_REGISTRY_CA_FILE") && e.contains("nope.pem"),
+            "{e}"
+        );
+        let text = dir.path().join("ca.pem");
+        std::fs::write(&text, "not a certificate\n").unwrap();
+        let e = format!(
+            "{}",
+            ca_file("SSL_CERT_FILE", text.to_str().unwrap()).unwrap_err()
+        );
+        assert!(e.contains("SSL_CERT_FILE") && e.contains("ca.pem"), "{e}");
+    }
+}

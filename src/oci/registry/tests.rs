@@ -86,3 +86,12 @@ fn upload_locations_resolve_and_never_downgrade() {
         .unwrap_err();
     assert!(format!("{e}").contains("not over https"), "{e}");
 }
+
+#[test]
+fn listed_loopback_registries_speak_https() {
+    let s = RegistrySettings::anonymous().with_https_hosts(vec!["127.0.0.1:5001".into()]);
+    let url = |h: &str| Registry::new(h, &s).unwrap().base.to_string();
+    assert_eq!(url("127.0.0.1:5001"), "https://127.0.0.1:5001/");
+    assert_eq!(url("127.0.0.1:5000"), "http://127.0.0.1:5000/");
+    assert_eq!(url("reg.example"), "https://reg.example/");
+}
