@@ -77,6 +77,26 @@ impl<W: Write> Hashing<W> {
     }
 }
 
+/// A directory entry: mode 0755, owned by root, mtime 0.
+fn dir_header() -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o755);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(0);
+    h
+}
+
+fn media_type(compression: Compression) -> &'static str {
+    match compression {
+        Compression::None => "application/vnd.oci.image.layer.v1.tar",
+        Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+        Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+    }
+}
+
 /// Builds the layer for `dir` at `at` (an absolute path in the image) into `work`.
 pub fn build(dir: &Path, at: &str, compression: Compression, work: &Path) -> Result<Layer> {
     use std::os::unix::fs::PermissionsExt;
@@ -141,16 +161,6 @@ pub fn build(dir: &Path, at: &str, compression: Compression, work: &Path) -> Res
         p = parent;
     }
     parents.reverse();
-    let dir_header = || {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_mode(0o755);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        h.set_size(0);
-        h
-    };
     for d in parents.iter().chain(std::iter::once(&prefix)) {
         let mut h = dir_header();
         tar.append_data(&mut h, d, io::empty())?;
@@ -189,11 +199,7 @@ pub fn build(dir: &Path, at: &str, compression: Compression, work: &Path) -> Res
     drop(sink); // finishes the encoder, then the reporter sends the stored digest
     let (digest, size) = rx.recv().context("layer writer did not finish")?;
     let diff_id = diff_id.unwrap_or_else(|| digest.clone());
-    let media_type = match compression {
-        Compression::None => "application/vnd.oci.image.layer.v1.tar",
-        Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-        Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
-    };
+    let media_type = media_type(compression);
     Ok(Layer {
         path,
         digest,

@@ -140,7 +140,7 @@ type Sessions = Arc<Mutex<HashMap<String, Vec<u8>>>>;
 
 /// A registry that implements blob uploads only, keeping every byte it receives (also of a
 /// PATCH cut short) and reporting them in `Range`, as the specification describes.
-fn spec_registry() -> (String, Arc<Mutex<HashMap<String, Vec<u8>>>>) {
+fn spec_registry() -> (String, Sessions) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
     let sessions: Sessions = Arc::default();
