@@ -15,6 +15,7 @@ model: big
 data: {train: {path: data/train.csv}, test: {path: data/test.csv}}
 train: {image: mlops-test/busybox, command: [sh, -c, 'head -c 536870912 /dev/urandom > \$MLOPS_MODEL_DIR/weights.bin']}
 evaluate: {command: ['true']}
+compare: {metrics: {f1: {direction: maximize, threshold: 0.0}}}
 package: {repository: $REG/bench/$1, base_image: $REG/acme/serve-sklearn:1, model_path: /model, command: [python3, /app/serve.py], port: 8080}
 YAML
 }

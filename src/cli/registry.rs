@@ -18,6 +18,11 @@ pub(super) const HELP: &str = "\
   MLOPS_REGISTRY_TOKEN_HOSTS   hosts (host or host:port, comma-separated) besides the registry's own
                                that may serve its tokens
   MLOPS_REGISTRY_TIMEOUT_SECS  how long a registry may send nothing (default 300)
+  MLOPS_REGISTRY_CHUNK_MIB     blobs larger than this go up in resumable chunks of it (default 64)
+  MLOPS_REGISTRY_CA_FILE       PEM file of CA certificates trusted besides the system's (also read:
+                               SSL_CERT_FILE)
+  MLOPS_REGISTRY_HTTPS_HOSTS   loopback registries (host:port, comma-separated) that speak https;
+                               other loopback registries are spoken to over plain http
   DOCKER_CONFIG                where config.json is (default ~/.docker): each auths entry goes to
                                the host:port of its key only
   MLOPS_BUILD_ARGS             NAME=value pairs (whitespace-separated) passed as build arguments
@@ -49,14 +54,22 @@ pub(super) fn settings(config: Option<&Config>) -> Result<RegistrySettings> {
         Some(secs) => settings = settings.with_read_timeout(Duration::from_secs(secs)),
         None => {}
     }
-    if let Some(list) = var("MLOPS_REGISTRY_TOKEN_HOSTS") {
-        let hosts = list
-            .split(',')
-            .map(str::trim)
-            .filter(|h| !h.is_empty())
-            .map(|h| parse_host(h).map_err(|e| anyhow::anyhow!("MLOPS_REGISTRY_TOKEN_HOSTS: {e}")))
-            .collect::<Result<Vec<_>>>()?;
+    match number("MLOPS_REGISTRY_CHUNK_MIB")? {
+        Some(0) => bail!("MLOPS_REGISTRY_CHUNK_MIB must be at least 1 (MiB)"),
+        Some(mib) if mib > 4096 => bail!("MLOPS_REGISTRY_CHUNK_MIB={mib} is over 4096 (4 GiB)"),
+        Some(mib) => settings = settings.with_chunk(mib << 20),
+        None => {}
+    }
+    if let Some(hosts) = host_list("MLOPS_REGISTRY_TOKEN_HOSTS")? {
         settings = settings.with_token_hosts(hosts);
+    }
+    if let Some(hosts) = host_list("MLOPS_REGISTRY_HTTPS_HOSTS")? {
+        settings = settings.with_https_hosts(hosts);
+    }
+    for name in ["MLOPS_REGISTRY_CA_FILE", "SSL_CERT_FILE"] {
+        if let Some(path) = var(name) {
+            settings = settings.with_extra_roots(ca_file(name, &path)?);
+        }
     }
     if let Some(path) = docker_config_file() {
         match std::fs::read(&path) {
@@ -95,6 +108,31 @@ pub(super) fn settings(config: Option<&Config>) -> Result<RegistrySettings> {
     Ok(settings)
 }
 
+/// A comma-separated list of `host[:port]`.
+fn host_list(name: &str) -> Result<Option<Vec<String>>> {
+    let Some(list) = var(name) else {
+        return Ok(None);
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| parse_host(h).map_err(|e| anyhow::anyhow!("{name}: {e}")))
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// The CA certificates of a PEM file (`name` is the variable that names it).
+fn ca_file(name: &str, path: &str) -> Result<Vec<reqwest::Certificate>> {
+    let pem =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("{name}={path}: cannot read it: {e}"))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| anyhow::anyhow!("{name}={path}: not a PEM file of certificates ({e})"))?;
+    if certs.is_empty() {
+        bail!("{name}={path}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+    }
+    Ok(certs)
+}
+
 /// `MLOPS_REGISTRY`, else the registry host of `package.repository`.
 fn registry_host(config: Option<&Config>) -> Result<Option<String>> {
     if let Some(text) = var("MLOPS_REGISTRY") {
@@ -118,4 +156,28 @@ fn docker_config_file() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))?;
     Some(dir.join("config.json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_file_that_is_missing_or_not_pem_names_the_variable_and_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.pem");
+        let e = ca_file("MLOPS_REGISTRY_CA_FILE", missing.to_str().unwrap()).unwrap_err();
+        let e = format!("{e}");
+        assert!(
+            e.contains("MLOPS_REGISTRY_CA_FILE") && e.contains("nope.pem"),
+            "{e}"
+        );
+        let text = dir.path().join("ca.pem");
+        std::fs::write(&text, "not a certificate\n").unwrap();
+        let e = format!(
+            "{}",
+            ca_file("SSL_CERT_FILE", text.to_str().unwrap()).unwrap_err()
+        );
+        assert!(e.contains("SSL_CERT_FILE") && e.contains("ca.pem"), "{e}");
+    }
 }

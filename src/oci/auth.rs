@@ -12,6 +12,8 @@
 //! Each redirect of the token request is held to the same rule. The registry's credentials go
 //! only to an accepted realm (and, for a Basic challenge, only to the registry itself).
 
+use std::time::{Duration, Instant};
+
 use anyhow::{bail, Context, Result};
 use base64::Engine;
 use reqwest::Url;
@@ -135,13 +137,89 @@ pub(crate) fn check_realm(
     Ok(())
 }
 
+/// What a request needs a token for: pull (and push) on a repository, and pull on the
+/// repository a blob is mounted from. One token may carry both repositories' scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Scope {
+    pub repo: String,
+    pub push: bool,
+    pub mount_from: Option<String>,
+}
+
+impl Scope {
+    pub fn pull(repo: &str) -> Scope {
+        Scope {
+            repo: repo.to_string(),
+            push: false,
+            mount_from: None,
+        }
+    }
+
+    pub fn push(repo: &str) -> Scope {
+        Scope {
+            push: true,
+            ..Scope::pull(repo)
+        }
+    }
+
+    pub fn mount(repo: &str, from: &str) -> Scope {
+        Scope {
+            mount_from: Some(from.to_string()),
+            ..Scope::push(repo)
+        }
+    }
+
+    /// Whether a token for `self` also serves a request that needs `other`.
+    pub fn covers(&self, other: &Scope) -> bool {
+        self.repo == other.repo
+            && (self.push || !other.push)
+            && (other.mount_from.is_none() || self.mount_from == other.mount_from)
+    }
+
+    /// The `scope` parameters of the token request (distribution's token specification).
+    pub fn params(&self) -> Vec<String> {
+        let actions = if self.push { "pull,push" } else { "pull" };
+        let mut out = vec![format!("repository:{}:{actions}", self.repo)];
+        if let Some(from) = self.mount_from.as_ref().filter(|f| **f != self.repo) {
+            out.push(format!("repository:{from}:pull"));
+        }
+        out
+    }
+}
+
+/// An Authorization header value that worked: Basic serves every request; a token serves the
+/// scope it was issued for until shortly before it expires.
+#[derive(Debug, Clone)]
+pub(super) struct Granted {
+    pub value: String,
+    /// None for Basic.
+    pub scope: Option<Scope>,
+    pub expires: Option<Instant>,
+}
+
+/// How long before its announced expiry a token is no longer used.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
+/// A token's life when the token service does not say (the token specification's default).
+const DEFAULT_TOKEN_LIFE: u64 = 60;
+
+impl Granted {
+    pub fn serves(&self, scope: &Scope, now: Instant) -> bool {
+        let fresh = self.expires.is_none_or(|e| now + EXPIRY_MARGIN < e);
+        fresh && self.scope.as_ref().is_none_or(|s| s.covers(scope))
+    }
+
+    pub fn is_basic(&self) -> bool {
+        self.scope.is_none()
+    }
+}
+
 impl Registry {
-    /// The Authorization header value that answers `challenge` for `repo`.
-    pub(super) async fn authenticate(&self, challenge: &str, repo: &str) -> Result<String> {
+    /// The Authorization that answers `challenge` for `scope`.
+    pub(super) async fn authenticate(&self, challenge: &str, scope: &Scope) -> Result<Granted> {
         let challenge = parse_challenge(challenge);
-        let creds = self.credentials.as_ref();
+        let repo = &scope.repo;
         if challenge.scheme.eq_ignore_ascii_case("basic") {
-            let Some(c) = creds else {
+            let Some(c) = self.credentials.as_ref() else {
                 bail!(
                     "registry {} (repository {repo}) asks for credentials: set MLOPS_REGISTRY={} with MLOPS_REGISTRY_USER and MLOPS_REGISTRY_PASSWORD, or `docker login {}`{}",
                     self.host,
@@ -152,7 +230,11 @@ impl Registry {
             };
             let token = base64::engine::general_purpose::STANDARD
                 .encode(format!("{}:{}", c.username, c.password));
-            return Ok(format!("Basic {token}"));
+            return Ok(Granted {
+                value: format!("Basic {token}"),
+                scope: None,
+                expires: None,
+            });
         }
         if !challenge.scheme.eq_ignore_ascii_case("bearer") {
             bail!(
@@ -164,25 +246,46 @@ impl Registry {
         let realm = challenge
             .param("realm")
             .with_context(|| format!("registry {}: Bearer challenge without a realm", self.host))?;
-        let mut url = Url::parse(realm)
+        let url = Url::parse(realm)
             .with_context(|| format!("registry {}: bad token realm {realm:?}", self.host))?;
         check_realm(self.api_host(), &url, &self.token_hosts)
             .map_err(|e| anyhow::anyhow!("registry {}: {e}", self.host))?;
+        let service = challenge.param("service").map(str::to_string);
+        *self.bearer.lock().unwrap_or_else(|e| e.into_inner()) = Some((url.clone(), service));
+        self.fetch_token(scope).await
+    }
+
+    /// A token for `scope` from the token service a Bearer challenge named (checked then).
+    pub(super) async fn fetch_token(&self, scope: &Scope) -> Result<Granted> {
+        let known = self
+            .bearer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some((mut url, service)) = known else {
+            bail!("registry {}: no token service known yet", self.host);
+        };
+        let realm = url.to_string();
         {
             let mut q = url.query_pairs_mut();
-            if let Some(service) = challenge.param("service") {
+            if let Some(service) = &service {
                 q.append_pair("service", service);
             }
-            q.append_pair("scope", &format!("repository:{repo}:pull,push"));
+            for p in scope.params() {
+                q.append_pair("scope", &p);
+            }
         }
         let mut req = self.token_http.get(url);
-        if let Some(c) = creds {
+        if let Some(c) = self.credentials.as_ref() {
             req = req.basic_auth(&c.username, Some(&c.password));
         }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("registry {}: token request to {realm} failed", self.host))?;
+        let resp = req.send().await.map_err(|e| {
+            anyhow::anyhow!(
+                "registry {}: token request to {realm} failed: {}",
+                self.host,
+                self.describe(&e)
+            )
+        })?;
         if !resp.status().is_success() {
             bail!(
                 "registry {}: token request to {realm} answered {} (check the credentials for {}{})",
@@ -201,7 +304,44 @@ impl Registry {
             .as_str()
             .or(body["access_token"].as_str())
             .with_context(|| format!("registry {}: token response without a token", self.host))?;
-        Ok(format!("Bearer {token}"))
+        let life = body["expires_in"].as_u64().unwrap_or(DEFAULT_TOKEN_LIFE);
+        Ok(Granted {
+            value: format!("Bearer {token}"),
+            scope: Some(scope.clone()),
+            expires: Some(Instant::now() + Duration::from_secs(life.min(86_400))),
+        })
+    }
+
+    /// The error of a 401 that came although we sent what the registry asked for.
+    pub(super) fn refused(&self, scope: &Scope, sent: Option<&Granted>) -> anyhow::Error {
+        let repo = &scope.repo;
+        match (sent, self.credentials.as_ref()) {
+            (Some(g), Some(c)) if g.is_basic() => anyhow::anyhow!(
+                "registry {} (repository {repo}) refused the credentials of user {:?} (HTTP 401): check MLOPS_REGISTRY_USER/_PASSWORD or the config.json entry for {}",
+                self.host,
+                c.username,
+                self.host
+            ),
+            (Some(_), _) => {
+                let realm = self
+                    .bearer
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .map(|(u, _)| u.to_string())
+                    .unwrap_or_default();
+                anyhow::anyhow!(
+                    "registry {} (repository {repo}) refused the token from {realm} even after fetching a new one (HTTP 401): the token is expired or not valid for this registry (check the clocks of both machines, and that the token service grants {})",
+                    self.host,
+                    scope.params().join(" ")
+                )
+            }
+            (None, _) => anyhow::anyhow!(
+                "registry {} (repository {repo}) answered 401 again after authentication{}",
+                self.host,
+                self.credentials_elsewhere()
+            ),
+        }
     }
 
     /// A hint when credentials exist, but for other registries.
@@ -293,6 +433,41 @@ mod tests {
         // A realm inside this machine, named by a remote registry.
         assert!(check_realm("reg.example", &url("http://127.0.0.1:2375/x"), &[]).is_err());
         assert!(check_realm("127.0.0.1", &url("http://localhost:9/x"), &[]).is_err());
+    }
+
+    #[test]
+    fn scopes_cover_pulls_and_name_the_mount_source() {
+        let mount = Scope::mount("acme/churn", "acme/base");
+        assert_eq!(
+            mount.params(),
+            [
+                "repository:acme/churn:pull,push",
+                "repository:acme/base:pull"
+            ]
+        );
+        assert_eq!(Scope::pull("a").params(), ["repository:a:pull"]);
+        assert!(mount.covers(&Scope::pull("acme/churn")));
+        assert!(mount.covers(&Scope::push("acme/churn")));
+        assert!(Scope::push("a").covers(&Scope::pull("a")));
+        assert!(!Scope::pull("a").covers(&Scope::push("a")));
+        assert!(!Scope::push("a").covers(&Scope::mount("a", "b")));
+        assert!(!Scope::push("a").covers(&Scope::pull("b")));
+        let now = Instant::now();
+        let token = Granted {
+            value: "Bearer t".into(),
+            scope: Some(Scope::push("a")),
+            expires: Some(now + Duration::from_secs(3)),
+        };
+        assert!(
+            !token.serves(&Scope::pull("a"), now),
+            "expires within the margin"
+        );
+        let token = Granted {
+            expires: Some(now + Duration::from_secs(60)),
+            ..token
+        };
+        assert!(token.serves(&Scope::pull("a"), now));
+        assert!(!token.serves(&Scope::pull("b"), now));
     }
 
     #[test]

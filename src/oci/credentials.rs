@@ -36,6 +36,8 @@ impl fmt::Debug for Credentials {
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default first backoff delay (`MLOPS_REGISTRY_BACKOFF_MS`).
 pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(250);
+/// Default upload chunk (`MLOPS_REGISTRY_CHUNK_MIB`): larger blobs go up in chunks of this size.
+pub const DEFAULT_CHUNK: u64 = 64 << 20;
 
 /// Credentials per registry and the client's timeouts; see the module documentation.
 #[derive(Debug, Clone)]
@@ -47,6 +49,13 @@ pub struct RegistrySettings {
     pub(crate) token_hosts: Vec<String>,
     pub(crate) backoff: Duration,
     pub(crate) read_timeout: Duration,
+    /// Blobs larger than this go up in PATCH chunks of this size (`MLOPS_REGISTRY_CHUNK_MIB`).
+    pub(crate) chunk: u64,
+    /// Loopback registries that speak https (`MLOPS_REGISTRY_HTTPS_HOSTS`); every other registry
+    /// does anyway.
+    pub(crate) https_hosts: Vec<String>,
+    /// CA certificates trusted besides the system's (`MLOPS_REGISTRY_CA_FILE`, `SSL_CERT_FILE`).
+    pub(crate) extra_roots: Vec<reqwest::Certificate>,
 }
 
 impl Default for RegistrySettings {
@@ -56,6 +65,9 @@ impl Default for RegistrySettings {
             token_hosts: Vec::new(),
             backoff: DEFAULT_BACKOFF,
             read_timeout: DEFAULT_READ_TIMEOUT,
+            chunk: DEFAULT_CHUNK,
+            https_hosts: Vec::new(),
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -87,6 +99,31 @@ impl RegistrySettings {
     pub fn with_read_timeout(mut self, timeout: Duration) -> RegistrySettings {
         self.read_timeout = timeout;
         self
+    }
+
+    /// Blobs above `bytes` go up in chunks of `bytes` (at least 1 MiB).
+    pub fn with_chunk(mut self, bytes: u64) -> RegistrySettings {
+        self.chunk = bytes.max(1 << 20);
+        self
+    }
+
+    /// Loopback registries (`host[:port]` as references write it) spoken to over https.
+    pub fn with_https_hosts(mut self, hosts: Vec<String>) -> RegistrySettings {
+        self.https_hosts = hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect();
+        self
+    }
+
+    /// Trusts these CA certificates too (besides the system's).
+    pub fn with_extra_roots(mut self, roots: Vec<reqwest::Certificate>) -> RegistrySettings {
+        self.extra_roots.extend(roots);
+        self
+    }
+
+    /// Whether `host` is spoken to over https: always, except loopback registries not listed
+    /// in `https_hosts`.
+    pub fn speaks_https(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        !super::reference::is_loopback_host(&host) || self.https_hosts.contains(&host)
     }
 
     /// The credentials of exactly this `host[:port]`.

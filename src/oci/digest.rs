@@ -82,6 +82,12 @@ impl Digest {
     }
 
     /// A hasher of this digest's algorithm, to check content against it.
+    /// `sha256:` and the first 12 hex digits, for progress lines.
+    pub fn short(&self) -> String {
+        let hex = self.hex();
+        format!("{}:{}", self.algorithm().name(), &hex[..hex.len().min(12)])
+    }
+
     pub fn hasher(&self) -> Hasher {
         match self.algorithm() {
             Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use futures_util::{StreamExt, TryStreamExt};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -591,35 +592,33 @@ async fn push(
         &target_reg
     };
     let repo = &target.repository;
-    let mut uploaded = 0u64;
-    for l in &image.base_layers {
-        if reg.blob_exists(repo, &l.digest).await? {
-            continue;
-        }
-        if same_registry && reg.mount(repo, &l.digest, &base.repository).await? {
-            continue;
-        }
-        // Another registry (or no mount): stream it through a temporary file.
-        let tmp = work.join("base-layer.blob");
-        base_reg
-            .blob_to_file(&base.repository, &l.digest, l.size, &tmp)
-            .await?;
-        if reg.push_file(repo, &l.digest, &tmp).await? {
-            uploaded += l.size;
-        }
-        std::fs::remove_file(&tmp)?;
-    }
+    // Up to 4 blobs in flight: the base layers, the model layer, the config.
+    let mut blobs: Vec<futures_util::future::BoxFuture<'_, Result<u64>>> = image
+        .base_layers
+        .iter()
+        .map(|l| {
+            let from = same_registry.then_some(base);
+            Box::pin(copy_base_layer(reg, base_reg, from, base, repo, l, work)) as _
+        })
+        .collect();
     let layer = &image.layer;
-    if reg
-        .push_file(repo, layer.digest.as_str(), &layer.path)
-        .await?
-    {
-        uploaded += layer.size;
-    }
-    let config_digest = image.config_digest.as_str();
-    if reg.push_bytes(repo, config_digest, &image.config).await? {
-        uploaded += image.config.len() as u64;
-    }
+    blobs.push(Box::pin(async move {
+        let sent = reg
+            .push_file(repo, layer.digest.as_str(), &layer.path)
+            .await?;
+        Ok(if sent { layer.size } else { 0 })
+    }));
+    blobs.push(Box::pin(async move {
+        let sent = reg
+            .push_bytes(repo, image.config_digest.as_str(), &image.config)
+            .await?;
+        Ok(if sent { image.config.len() as u64 } else { 0 })
+    }));
+    let sent: Vec<u64> = futures_util::stream::iter(blobs)
+        .buffer_unordered(4)
+        .try_collect()
+        .await?;
+    let mut uploaded: u64 = sent.iter().sum();
     if reg
         .manifest_digest(repo, image.digest.as_str())
         .await?
@@ -630,6 +629,37 @@ async fn push(
     reg.put_manifest(repo, tag, &image.manifest, registry::OCI_MANIFEST)
         .await?;
     Ok(uploaded)
+}
+
+/// A base layer into the target repository: already there, mounted from the base's
+/// repository (`mount_from`: same registry), or copied through a temporary file in `work`.
+/// Returns the bytes uploaded.
+async fn copy_base_layer(
+    reg: &Registry,
+    base_reg: &Registry,
+    mount_from: Option<&ImageRef>,
+    base: &ImageRef,
+    repo: &str,
+    l: &Descriptor,
+    work: &Path,
+) -> Result<u64> {
+    if reg.blob_exists(repo, &l.digest).await? {
+        return Ok(0);
+    }
+    if let Some(from) = mount_from {
+        if reg.mount(repo, &l.digest, &from.repository).await? {
+            return Ok(0);
+        }
+    }
+    let digest = Digest::parse(&l.digest)
+        .map_err(|e| anyhow::anyhow!("base image {base}: the manifest lists {e}"))?;
+    let tmp = work.join(format!("base-{}.blob", digest.hex()));
+    base_reg
+        .blob_to_file(&base.repository, &l.digest, l.size, &tmp)
+        .await?;
+    let sent = reg.push_file(repo, &l.digest, &tmp).await?;
+    std::fs::remove_file(&tmp)?;
+    Ok(if sent { l.size } else { 0 })
 }
 
 /// Reads a run's package.json.

@@ -36,17 +36,19 @@ pub struct Layer {
     pub media_type: &'static str,
 }
 
-/// Counts and hashes what passes through.
+/// Counts and (unless built `passing`) hashes what passes through.
 struct Hashing<W: Write> {
     inner: W,
-    hasher: Hasher,
+    hasher: Option<Hasher>,
     count: u64,
 }
 
 impl<W: Write> Write for Hashing<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
         self.count += n as u64;
         Ok(n)
     }
@@ -59,12 +61,39 @@ impl<W: Write> Hashing<W> {
     fn new(inner: W) -> Self {
         Hashing {
             inner,
-            hasher: Hasher::sha256(),
+            hasher: Some(Hasher::sha256()),
             count: 0,
         }
     }
-    fn finish(self) -> (W, Digest, u64) {
-        (self.inner, self.hasher.finish(), self.count)
+    /// Counts only: for an uncompressed layer the stored bytes are the tar, hashed below.
+    fn passing(inner: W) -> Self {
+        Hashing {
+            hasher: None,
+            ..Hashing::new(inner)
+        }
+    }
+    fn finish(self) -> (W, Option<Digest>, u64) {
+        (self.inner, self.hasher.map(Hasher::finish), self.count)
+    }
+}
+
+/// A directory entry: mode 0755, owned by root, mtime 0.
+fn dir_header() -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o755);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(0);
+    h
+}
+
+fn media_type(compression: Compression) -> &'static str {
+    match compression {
+        Compression::None => "application/vnd.oci.image.layer.v1.tar",
+        Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+        Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
     }
 }
 
@@ -94,7 +123,9 @@ pub fn build(dir: &Path, at: &str, compression: Compression, work: &Path) -> Res
             if let Some(h) = self.inner.take() {
                 let (mut w, d, n) = h.finish();
                 let _ = w.flush();
-                let _ = self.tx.send((d, n));
+                if let Some(d) = d {
+                    let _ = self.tx.send((d, n));
+                }
             }
         }
     }
@@ -112,7 +143,12 @@ pub fn build(dir: &Path, at: &str, compression: Compression, work: &Path) -> Res
         ),
         Compression::Zstd => Box::new(zstd::stream::write::Encoder::new(bottom, 3)?.auto_finish()),
     };
-    let mut tar = tar::Builder::new(Hashing::new(sink));
+    // Uncompressed, the stored bytes are the tar: one hash gives both digests.
+    let top = match compression {
+        Compression::None => Hashing::passing(sink),
+        Compression::Gzip | Compression::Zstd => Hashing::new(sink),
+    };
+    let mut tar = tar::Builder::new(top);
     tar.mode(tar::HeaderMode::Deterministic);
     // Parent directories of the model path, then the tree.
     let mut parents = Vec::new();
@@ -125,16 +161,6 @@ pub fn build(dir: &Path, at: &str, compression: Compression, work: &Path) -> Res
         p = parent;
     }
     parents.reverse();
-    let dir_header = || {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_mode(0o755);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        h.set_size(0);
-        h
-    };
     for d in parents.iter().chain(std::iter::once(&prefix)) {
         let mut h = dir_header();
         tar.append_data(&mut h, d, io::empty())?;
@@ -172,11 +198,8 @@ pub fn build(dir: &Path, at: &str, compression: Compression, work: &Path) -> Res
     sink.flush()?;
     drop(sink); // finishes the encoder, then the reporter sends the stored digest
     let (digest, size) = rx.recv().context("layer writer did not finish")?;
-    let media_type = match compression {
-        Compression::None => "application/vnd.oci.image.layer.v1.tar",
-        Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-        Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
-    };
+    let diff_id = diff_id.unwrap_or_else(|| digest.clone());
+    let media_type = media_type(compression);
     Ok(Layer {
         path,
         digest,

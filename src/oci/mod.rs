@@ -8,5 +8,7 @@ pub mod digest;
 pub mod image;
 pub mod layer;
 pub mod layout;
+mod progress;
 pub mod reference;
 pub mod registry;
+mod upload;

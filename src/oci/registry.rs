@@ -18,18 +18,19 @@
 //! - Errors name the registry, the repository, the request and the HTTP status.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use reqwest::header::{self, HeaderValue};
-use reqwest::{Method, StatusCode, Url};
+use reqwest::{StatusCode, Url};
 
+use super::auth::{Granted, Scope};
 use super::blob::BlobReader;
 use super::credentials::{Credentials, RegistrySettings};
 use super::digest::Digest;
-use super::reference::{is_loopback_host, valid_tag};
+use super::reference::valid_tag;
 use crate::http::{Attempt, Failure, Policy};
 
 /// Manifest media types we read and write.
@@ -59,11 +60,15 @@ pub struct Registry {
     /// The registries that do have credentials, for error messages.
     pub(super) hosts_with_credentials: Vec<String>,
     pub(super) token_hosts: Vec<String>,
-    /// The Authorization header that last worked, per scope.
-    auth: Mutex<Option<(String, String)>>,
+    /// The Authorization values that worked: Basic, or a token per scope.
+    auth: Mutex<Vec<Granted>>,
+    /// The token service (realm, service) of the last Bearer challenge, once checked.
+    pub(super) bearer: Mutex<Option<(Url, Option<String>)>>,
+    /// Blobs above this size go up in chunks of it.
+    pub(super) chunk: u64,
     /// Retries: the shared HTTP policy, with this registry's backoff.
     policy: Policy,
-    read_timeout: Duration,
+    pub(super) read_timeout: Duration,
 }
 
 pub struct Fetched {
@@ -77,7 +82,7 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     Digest::of(bytes).to_string()
 }
 
-fn same_origin(a: &Url, b: &Url) -> bool {
+pub(super) fn same_origin(a: &Url, b: &Url) -> bool {
     a.scheme() == b.scheme()
         && a.host_str() == b.host_str()
         && a.port_or_known_default() == b.port_or_known_default()
@@ -124,10 +129,10 @@ fn size_text(n: u64) -> String {
 
 impl Registry {
     pub fn new(host: &str, settings: &RegistrySettings) -> Result<Registry> {
-        let scheme = if is_loopback_host(host) {
-            "http"
-        } else {
+        let scheme = if settings.speaks_https(host) {
             "https"
+        } else {
+            "http"
         };
         // Docker Hub's references name docker.io; its API lives elsewhere.
         let api_host = if host == "docker.io" {
@@ -142,6 +147,7 @@ impl Registry {
                 .user_agent(concat!("mlops/", env!("CARGO_PKG_VERSION")))
                 .connect_timeout(Duration::from_secs(10))
                 .read_timeout(settings.read_timeout)
+                .tls_certs_merge(settings.extra_roots.iter().cloned())
         };
         let api_hostname = base.host_str().unwrap_or_default().to_string();
         Ok(Registry {
@@ -161,7 +167,9 @@ impl Registry {
                 .map(str::to_string)
                 .collect(),
             token_hosts: settings.token_hosts.clone(),
-            auth: Mutex::new(None),
+            auth: Mutex::new(Vec::new()),
+            bearer: Mutex::new(None),
+            chunk: settings.chunk,
             policy: Policy {
                 backoff: settings.backoff,
                 attempts: ATTEMPTS,
@@ -176,70 +184,98 @@ impl Registry {
         &self.host
     }
 
+    pub(super) fn base(&self) -> &Url {
+        &self.base
+    }
+
+    pub(super) fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     /// The host name of the registry's API (`registry-1.docker.io` for `docker.io`).
     pub(super) fn api_host(&self) -> &str {
         self.base.host_str().unwrap_or_default()
     }
 
-    fn cached_auth(&self, repo: &str) -> Option<String> {
+    fn cached_auth(&self, scope: &Scope) -> Option<Granted> {
+        let now = std::time::Instant::now();
         let slot = self.auth.lock().unwrap_or_else(|e| e.into_inner());
-        let (scope_repo, value) = slot.as_ref()?;
-        (scope_repo == repo || value.starts_with("Basic ")).then(|| value.clone())
+        slot.iter().rev().find(|g| g.serves(scope, now)).cloned()
+    }
+
+    fn remember(&self, granted: Granted) {
+        let mut slot = self.auth.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        slot.retain(|g| g.scope != granted.scope && g.expires.is_none_or(|e| e > now));
+        slot.push(granted);
     }
 
     /// Sends a request built by `build` (called again for each attempt), authenticating on
     /// demand and retrying transient failures when `idempotent` (the policy of `crate::http`).
     /// Credentials go only to the registry's own origin.
-    async fn send(
+    pub(super) async fn send(
         &self,
         what: &str,
-        repo: &str,
+        scope: &Scope,
         idempotent: bool,
         build: &Build<'_>,
     ) -> Result<reqwest::Response> {
-        let authed_once = AtomicBool::new(false);
+        let answered = AtomicU32::new(0);
         let logged = format!("{what} at registry {}", self.host);
         self.policy
             .run(&logged, idempotent, || {
-                self.try_once(what, repo, idempotent, build, &authed_once)
+                self.try_once(what, scope, idempotent, build, &answered)
             })
             .await
             .map_err(Failure::into_error)
     }
 
-    /// The request `build` makes, with the Authorization that last worked when it goes to
-    /// the registry's own origin (then also true).
-    fn authorized(
+    /// The request `build` makes, with the Authorization for `scope` when it goes to the
+    /// registry's own origin (then also true): one that worked, or a new token from the token
+    /// service a challenge named before, when the one we held has expired.
+    async fn authorized(
         &self,
         what: &str,
-        repo: &str,
+        scope: &Scope,
         build: &Build<'_>,
-    ) -> Result<(reqwest::Request, bool)> {
+    ) -> Result<(reqwest::Request, bool, Option<Granted>)> {
         let mut req = build(&self.http)
             .build()
             .with_context(|| format!("{what} at registry {}", self.host))?;
         let own_origin = same_origin(req.url(), &self.base);
-        if let (true, Some(value)) = (own_origin, self.cached_auth(repo)) {
-            let mut value = HeaderValue::from_str(&value).with_context(|| {
+        if !own_origin {
+            return Ok((req, false, None));
+        }
+        let mut granted = self.cached_auth(scope);
+        if granted.is_none() && self.bearer.lock().is_ok_and(|b| b.is_some()) {
+            let fresh = self.fetch_token(scope).await?;
+            self.remember(fresh.clone());
+            granted = Some(fresh);
+        }
+        if let Some(g) = &granted {
+            let mut value = HeaderValue::from_str(&g.value).with_context(|| {
                 format!("registry {}: the token is not a header value", self.host)
             })?;
             value.set_sensitive(true);
             req.headers_mut().insert(header::AUTHORIZATION, value);
         }
-        Ok((req, own_origin))
+        Ok((req, true, granted))
     }
 
-    /// One try of `send`: the request, and once per `send` the authentication a 401 asks for.
+    /// One try of `send`: the request, and the authentication a 401 asks for: once when we
+    /// sent nothing or a token we held, and once more when the new token is refused too (it may
+    /// have expired in between: a token is refreshed once). A refused Basic password is final.
     async fn try_once(
         &self,
         what: &str,
-        repo: &str,
+        scope: &Scope,
         idempotent: bool,
         build: &Build<'_>,
-        authed_once: &AtomicBool,
+        answered: &AtomicU32,
     ) -> Attempt<reqwest::Response, anyhow::Error> {
+        let repo = &scope.repo;
         loop {
-            let (req, own_origin) = match self.authorized(what, repo, build) {
+            let (req, own_origin, sent) = match self.authorized(what, scope, build).await {
                 Ok(r) => r,
                 Err(e) => return Attempt::Done(Err(e)),
             };
@@ -251,6 +287,9 @@ impl Registry {
                         self.host,
                         self.describe(&e)
                     );
+                    if tls_problem(&e).is_some() {
+                        return Attempt::Done(Err(error));
+                    }
                     return match (idempotent, e.is_connect(), e.is_timeout()) {
                         (true, true, _) => Attempt::NotSent(error),
                         (true, false, true) => Attempt::Lost(error),
@@ -260,20 +299,21 @@ impl Registry {
             };
             let status = resp.status();
             // A 401 from another origin (an upload location elsewhere) gets no credentials.
-            if status == StatusCode::UNAUTHORIZED
-                && own_origin
-                && !authed_once.swap(true, Ordering::SeqCst)
-            {
+            if status == StatusCode::UNAUTHORIZED && own_origin {
+                let earlier = answered.fetch_add(1, Ordering::SeqCst);
+                let basic_refused = earlier > 0 && sent.as_ref().is_some_and(Granted::is_basic);
+                if basic_refused || earlier >= 2 {
+                    return Attempt::Done(Err(self.refused(scope, sent.as_ref())));
+                }
                 let challenge = resp
                     .headers()
                     .get(header::WWW_AUTHENTICATE)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("")
                     .to_string();
-                match self.authenticate(&challenge, repo).await {
-                    Ok(value) => {
-                        *self.auth.lock().unwrap_or_else(|e| e.into_inner()) =
-                            Some((repo.to_string(), value));
+                match self.authenticate(&challenge, scope).await {
+                    Ok(granted) => {
+                        self.remember(granted);
                         continue;
                     }
                     Err(e) => return Attempt::Done(Err(e)),
@@ -296,7 +336,10 @@ impl Registry {
     }
 
     /// A transport error in words, naming the read timeout when that is what ended it.
-    fn describe(&self, e: &reqwest::Error) -> String {
+    pub(super) fn describe(&self, e: &reqwest::Error) -> String {
+        if let Some(problem) = tls_problem(e) {
+            return self.tls_advice(&problem);
+        }
         if e.is_timeout() {
             format!(
                 "no data for {} s (the read timeout; MLOPS_REGISTRY_TIMEOUT_SECS changes it)",
@@ -349,11 +392,16 @@ impl Registry {
         Ok(out)
     }
 
-    fn url(&self, repo: &str, tail: &str) -> String {
+    pub(super) fn url(&self, repo: &str, tail: &str) -> String {
         format!("{}v2/{repo}/{tail}", self.base)
     }
 
-    async fn fail(&self, what: &str, repo: &str, mut resp: reqwest::Response) -> anyhow::Error {
+    pub(super) async fn fail(
+        &self,
+        what: &str,
+        repo: &str,
+        mut resp: reqwest::Response,
+    ) -> anyhow::Error {
         let status = resp.status();
         // The first few KiB of the body say why; the rest is not read.
         let mut body = Vec::new();
@@ -379,7 +427,7 @@ impl Registry {
         let accept = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(", ");
         let what = format!("GET manifest {reference}");
         let resp = self
-            .send(&what, repo, true, &|c| {
+            .send(&what, &Scope::pull(repo), true, &|c| {
                 c.get(&url).header(header::ACCEPT, &accept)
             })
             .await?;
@@ -430,7 +478,7 @@ impl Registry {
         let accept = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(", ");
         let what = format!("HEAD manifest {reference}");
         let resp = self
-            .send(&what, repo, true, &|c| {
+            .send(&what, &Scope::pull(repo), true, &|c| {
                 c.head(&url).header(header::ACCEPT, &accept)
             })
             .await?;
@@ -450,7 +498,9 @@ impl Registry {
     async fn get_blob(&self, repo: &str, digest: &Digest, size: u64) -> Result<BlobReader<'_>> {
         let url = self.url(repo, &format!("blobs/{digest}"));
         let what = format!("GET blob {digest}");
-        let resp = self.send(&what, repo, true, &|c| c.get(&url)).await?;
+        let resp = self
+            .send(&what, &Scope::pull(repo), true, &|c| c.get(&url))
+            .await?;
         if !resp.status().is_success() {
             return Err(self.fail(&what, repo, resp).await);
         }
@@ -508,16 +558,22 @@ impl Registry {
         Ok(size)
     }
 
-    fn parse_digest(&self, repo: &str, digest: &str) -> Result<Digest> {
+    pub(super) fn parse_digest(&self, repo: &str, digest: &str) -> Result<Digest> {
         Digest::parse(digest)
             .map_err(|e| anyhow::anyhow!("registry {} (repository {repo}): {e}", self.host))
     }
 
     pub async fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool> {
+        self.blob_exists_for(&Scope::pull(repo), digest).await
+    }
+
+    /// HEAD of a blob with the token of `scope` (a push scope before an upload: one token).
+    pub(super) async fn blob_exists_for(&self, scope: &Scope, digest: &str) -> Result<bool> {
+        let repo = scope.repo.as_str();
         let digest = self.parse_digest(repo, digest)?;
         let url = self.url(repo, &format!("blobs/{digest}"));
         let what = format!("HEAD blob {digest}");
-        let resp = self.send(&what, repo, true, &|c| c.head(&url)).await?;
+        let resp = self.send(&what, scope, true, &|c| c.head(&url)).await?;
         match resp.status() {
             StatusCode::NOT_FOUND => Ok(false),
             s if s.is_success() => Ok(true),
@@ -530,7 +586,8 @@ impl Registry {
     pub async fn probe_push(&self, repo: &str) -> Result<()> {
         let start = self.url(repo, "blobs/uploads/");
         let what = "start a blob upload (push check)";
-        let resp = self.send(what, repo, false, &|c| c.post(&start)).await?;
+        let scope = Scope::push(repo);
+        let resp = self.send(what, &scope, false, &|c| c.post(&start)).await?;
         if resp.status() != StatusCode::ACCEPTED {
             return Err(self.fail(what, repo, resp).await);
         }
@@ -552,8 +609,8 @@ impl Registry {
         }
         let cancel = "cancel the blob upload (push check)";
         match self
-            .send(cancel, repo, true, &|c| {
-                c.request(Method::DELETE, url.clone())
+            .send(cancel, &scope, true, &|c| {
+                c.request(reqwest::Method::DELETE, url.clone())
             })
             .await
         {
@@ -572,7 +629,7 @@ impl Registry {
         let url = self.url(repo, "blobs/uploads/");
         let what = format!("mount blob {digest} from {from}");
         let resp = self
-            .send(&what, repo, true, &|c| {
+            .send(&what, &Scope::mount(repo, from), true, &|c| {
                 c.post(&url)
                     .query(&[("mount", digest.as_str()), ("from", from)])
             })
@@ -581,152 +638,6 @@ impl Registry {
             StatusCode::CREATED => Ok(true),
             StatusCode::ACCEPTED => Ok(false),
             _ => Err(self.fail(&what, repo, resp).await),
-        }
-    }
-
-    /// Uploads a blob unless the repository has it: bytes in memory (small blobs).
-    /// Returns whether bytes were sent.
-    pub async fn push_bytes(&self, repo: &str, digest: &str, bytes: &[u8]) -> Result<bool> {
-        if self.blob_exists(repo, digest).await? {
-            return Ok(false);
-        }
-        let body = bytes::Bytes::copy_from_slice(bytes);
-        self.upload(repo, digest, bytes.len() as u64, &|| {
-            reqwest::Body::from(body.clone())
-        })
-        .await?;
-        Ok(true)
-    }
-
-    /// Uploads a blob from a file unless the repository has it, streaming (memory stays flat).
-    pub async fn push_file(&self, repo: &str, digest: &str, path: &Path) -> Result<bool> {
-        if self.blob_exists(repo, digest).await? {
-            return Ok(false);
-        }
-        let size = std::fs::metadata(path)
-            .with_context(|| format!("cannot read {}", path.display()))?
-            .len();
-        let path = path.to_path_buf();
-        self.upload(
-            repo,
-            digest,
-            size,
-            &move || match std::fs::File::open(&path) {
-                Ok(file) => {
-                    reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
-                        tokio::fs::File::from_std(file),
-                        1 << 20,
-                    ))
-                }
-                // The request fails with this error instead of sending a body.
-                Err(e) => reqwest::Body::wrap_stream(futures_util::stream::once(async move {
-                    Err::<bytes::Bytes, _>(e)
-                })),
-            },
-        )
-        .await?;
-        Ok(true)
-    }
-
-    /// Where the registry wants the upload: its `Location`, resolved against the registry.
-    fn upload_location(&self, location: &str, digest: &Digest) -> Result<Url> {
-        let mut url = self
-            .base
-            .join(location)
-            .with_context(|| format!("registry {}: bad upload location {location:?}", self.host))?;
-        let downgrade = self.base.scheme() == "https" && url.scheme() != "https";
-        if downgrade || !matches!(url.scheme(), "http" | "https") {
-            bail!(
-                "registry {} sends the upload to {url}, not over https: refusing",
-                self.host
-            );
-        }
-        if !same_origin(&url, &self.base) {
-            tracing::debug!(
-                "registry {}: upload goes to {} (another host: sent without credentials)",
-                self.host,
-                url.origin().ascii_serialization()
-            );
-        }
-        url.query_pairs_mut().append_pair("digest", digest.as_str());
-        Ok(url)
-    }
-
-    /// POST a session, then one monolithic PUT; the pair is retried as a whole.
-    async fn upload(
-        &self,
-        repo: &str,
-        digest: &str,
-        size: u64,
-        body: &(dyn Fn() -> reqwest::Body + Sync),
-    ) -> Result<()> {
-        let digest = self.parse_digest(repo, digest)?;
-        let what = format!("upload blob {digest}");
-        let logged = format!("{what} to registry {}", self.host);
-        self.policy
-            .run(&logged, true, || {
-                self.upload_once(&what, repo, &digest, size, body)
-            })
-            .await
-            .map_err(Failure::into_error)
-    }
-
-    /// One upload session: its POST, then the PUT of the whole blob. A failed PUT makes the
-    /// whole session worth trying again (a new session, not the same PUT).
-    async fn upload_once(
-        &self,
-        what: &str,
-        repo: &str,
-        digest: &Digest,
-        size: u64,
-        body: &(dyn Fn() -> reqwest::Body + Sync),
-    ) -> Attempt<(), anyhow::Error> {
-        let start = self.url(repo, "blobs/uploads/");
-        let resp = match self.send(what, repo, true, &|c| c.post(&start)).await {
-            Ok(r) => r,
-            Err(e) => return Attempt::Done(Err(e)),
-        };
-        if resp.status() != StatusCode::ACCEPTED {
-            return Attempt::Done(Err(self.fail(what, repo, resp).await));
-        }
-        let location = resp.headers().get(header::LOCATION);
-        let Some(location) = location.and_then(|v| v.to_str().ok()).map(str::to_string) else {
-            return Attempt::Done(Err(anyhow::anyhow!(
-                "registry {}: upload session without a Location",
-                self.host
-            )));
-        };
-        let url = match self.upload_location(&location, digest) {
-            Ok(url) => url,
-            Err(e) => return Attempt::Done(Err(e)),
-        };
-        // Not retried by `send`: the body stream is consumed; the session is restarted instead.
-        let resp = self
-            .send(what, repo, false, &|c| {
-                c.request(Method::PUT, url.clone())
-                    .header(header::CONTENT_TYPE, "application/octet-stream")
-                    .header(header::CONTENT_LENGTH, size)
-                    .body(body())
-            })
-            .await;
-        match resp {
-            Ok(r) if r.status() == StatusCode::CREATED => Attempt::Done(Ok(())),
-            Ok(r)
-                if r.status().is_server_error() || r.status() == StatusCode::TOO_MANY_REQUESTS =>
-            {
-                let why = format!("the PUT was answered {}", r.status());
-                Attempt::Busy {
-                    answer: Err(self.fail(what, repo, r).await),
-                    retry_after: None,
-                    why,
-                }
-            }
-            Ok(r) => Attempt::Done(Err(self.fail(what, repo, r).await)),
-            Err(e) => Attempt::Busy {
-                why: format!("{e:#}"),
-                answer: Err(e),
-                retry_after: None,
-            },
         }
     }
 
@@ -744,7 +655,7 @@ impl Registry {
         let what = format!("PUT manifest {reference}");
         let body = bytes::Bytes::copy_from_slice(bytes);
         let resp = self
-            .send(&what, repo, true, &|c| {
+            .send(&what, &Scope::push(repo), true, &|c| {
                 c.put(&url)
                     .header(header::CONTENT_TYPE, media_type)
                     .body(body.clone())
@@ -754,6 +665,40 @@ impl Registry {
             return Err(self.fail(&what, repo, resp).await);
         }
         Ok(sha256_digest(bytes))
+    }
+}
+
+/// What went wrong in TLS, when that is why a request failed: the innermost message.
+fn tls_problem(e: &reqwest::Error) -> Option<String> {
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    let mut found = None;
+    while let Some(err) = source {
+        let text = err.to_string();
+        let lower = text.to_ascii_lowercase();
+        if lower.contains("certificate")
+            || lower.contains("corrupt message")
+            || lower.contains("tls")
+        {
+            found = Some(text);
+        }
+        source = err.source();
+    }
+    found
+}
+
+impl Registry {
+    fn tls_advice(&self, problem: &str) -> String {
+        if problem.to_ascii_lowercase().contains("certificate") {
+            format!(
+                "the TLS certificate of registry {} is not trusted ({problem}): if it comes from a private CA, set MLOPS_REGISTRY_CA_FILE to that CA's PEM file",
+                self.host
+            )
+        } else {
+            format!(
+                "registry {} at {} does not speak TLS as expected ({problem}); loopback registries are spoken to over plain http unless MLOPS_REGISTRY_HTTPS_HOSTS lists them",
+                self.host, self.base
+            )
+        }
     }
 }
 
