@@ -26,7 +26,10 @@ fn main() {
                     println!("cargo:rerun-if-changed={}", reference.display());
                 } else {
                     // A packed ref: watch the file that holds it.
-                    println!("cargo:rerun-if-changed={}", common.join("packed-refs").display());
+                    println!(
+                        "cargo:rerun-if-changed={}",
+                        common.join("packed-refs").display()
+                    );
                 }
             }
         }

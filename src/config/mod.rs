@@ -1,5 +1,7 @@
 //! `mlops.yaml`: parse with positions → JSON Schema → semantic checks → typed [`Config`].
 
+pub mod monitor;
+mod monitor_checks;
 pub mod raw;
 pub mod resolved;
 pub mod schema;
@@ -9,6 +11,7 @@ pub mod yaml;
 
 use std::path::{Path, PathBuf};
 
+pub use monitor::{MonitorConfig, MonitorInputs, OnAlert};
 pub use raw::{
     ChampionMode, ChangedCheck, Compression, DeployTarget, Direction, DriftTest, ForgeKind,
     SchemaCheck,

@@ -147,6 +147,9 @@ pub struct SignConfig {
 pub struct EnvironmentConfig {
     pub requires: Option<String>,
     pub deploy: DeployConfig,
+    /// deploy.capture, absolute: where the serving container's capture files land.
+    pub capture: Option<PathBuf>,
+    pub monitor: Option<super::monitor::MonitorConfig>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -348,6 +351,7 @@ fn sign(raw: &RawConfig, root: &Path) -> SignConfig {
 fn environments(
     raw: &RawConfig,
     root: &Path,
+    drift: &DriftConfig,
 ) -> Result<IndexMap<String, EnvironmentConfig>, String> {
     let at = |p: &str| root.join(p);
     let mut environments = IndexMap::new();
@@ -370,11 +374,33 @@ fn environments(
                 command: d.command.clone().unwrap_or_default(),
             },
         };
+        let capture = d.capture.as_deref().map(at);
+        let monitor = match &env.monitor {
+            Some(m) => Some(super::monitor::resolve(
+                m,
+                &super::monitor::Inherited {
+                    root,
+                    env: name,
+                    capture: capture.as_deref(),
+                    drift,
+                    target: raw.data.target.as_deref(),
+                    compare_direction: &|metric| {
+                        raw.compare
+                            .as_ref()
+                            .and_then(|c| c.metrics.get(metric))
+                            .map(|r| r.direction)
+                    },
+                },
+            )?),
+            None => None,
+        };
         environments.insert(
             name.clone(),
             EnvironmentConfig {
                 requires: env.requires.clone(),
                 deploy,
+                capture,
+                monitor,
             },
         );
     }
@@ -433,7 +459,7 @@ impl Config {
         let compare = compare(&raw);
         let package = package(&raw, &root)?;
         let sign = sign(&raw, &root);
-        let environments = environments(&raw, &root)?;
+        let environments = environments(&raw, &root, &data.checks.drift)?;
         let forge = forge(&raw);
 
         Ok(Config {
