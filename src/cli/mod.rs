@@ -9,6 +9,7 @@ mod evaluate;
 mod forge;
 mod history;
 mod init;
+mod monitor;
 mod package;
 mod promote;
 mod registry;
@@ -92,6 +93,10 @@ pub enum Command {
     Status(status::Args),
     /// Promotions and rollbacks of one environment, newest first, from its file's git log.
     History(history::Args),
+    /// Watch what an environment serves: captured inputs and predictions against the training
+    /// reference and the model's test-set predictions, live quality, errors, latency.
+    /// Exit 0 healthy (or not enough data), 1 alert.
+    Monitor(monitor::Args),
     /// Scaffold mlops.yaml and the GitHub workflows (CI, promote, deploy); --check reports drift.
     Init(init::Args),
 }
@@ -178,6 +183,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Status(args) => status::run(&cli, args),
         Command::History(args) => history::run(&cli, args),
         Command::Init(args) => init::run(&cli, args),
+        Command::Monitor(args) => monitor::run(&cli, args),
     };
     match result {
         Ok(Status::Done) => ExitCode::SUCCESS,
