@@ -80,7 +80,10 @@ fn current_sample(w: &Window, i: usize, reference: &ColumnSample) -> ColumnSampl
     }
 }
 
-fn schema(cx: &Inputs, target: Option<&str>) -> SchemaSection {
+/// Reference columns the serving inputs must have, with the reference's types (an integer
+/// column may arrive as floats' integral values and the other way round for float columns).
+/// The label and the columns excluded from drift (identifiers) are not expected.
+fn schema(cx: &Inputs, target: Option<&str>, exclude: &[String]) -> SchemaSection {
     let Some(reference) = cx.reference else {
         return SchemaSection {
             section: Section {
@@ -94,6 +97,7 @@ fn schema(cx: &Inputs, target: Option<&str>) -> SchemaSection {
     for (i, name) in cx.columns.iter().enumerate() {
         let want = reference.schema[name];
         match cx.window.seen[i].kind() {
+            None if exclude.contains(name) => {}
             None => differences.push(format!("column {name:?} is missing")),
             // A float column whose live values all happen to be integral is still a float.
             Some(Kind::Integer) if want == Kind::Float => {}
@@ -245,6 +249,13 @@ fn quality(w: &Window, mcfg: &MonitorConfig) -> Result<QualitySection> {
     let Some(labels) = &mcfg.labels else {
         return Ok(out);
     };
+    if !labels.path.exists() {
+        out.section.notes.push(format!(
+            "no labels yet: {} does not exist",
+            labels.path.display()
+        ));
+        return Ok(out);
+    }
     let truth = super::labels::read(labels)?;
     let mut p = Predictions {
         y_true: Vec::new(),
@@ -344,7 +355,7 @@ pub fn evaluate(config: &Config, mcfg: &MonitorConfig, cx: &Inputs) -> Result<Re
         corrupt_examples: w.corrupt_examples.clone(),
         other_digest_rows: w.other_digest,
         outside_window_rows: w.outside_window,
-        schema: schema(cx, target),
+        schema: schema(cx, target, &mcfg.drift.exclude),
         drift: feature_drift(cx, &mcfg.drift),
         predictions: prediction_drift(cx, &mcfg.drift),
         quality: quality(w, mcfg)?,

@@ -14,6 +14,7 @@ mod github;
 mod init;
 mod keys;
 mod limits;
+mod monitor;
 mod openapi;
 mod package;
 mod promote;
