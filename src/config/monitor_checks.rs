@@ -75,3 +75,70 @@ pub(super) fn check(cx: &mut Ctx, name: &str, env: &Value) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    fn check(environments: &str) -> (Vec<String>, Option<crate::config::Config>) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.csv"), "x\n1\n").unwrap();
+        let text = format!(
+            "version: 1\nmodel: m\ndata: {{train: {{path: t.csv}}, test: {{path: t.csv}}, target: y, checks: {{drift: {{p_value: 0.05, exclude: [id]}}}}}}\ntrain: {{image: i, command: ['true']}}\nevaluate: {{command: ['true']}}\ncompare: {{metrics: {{rmse: {{direction: minimize, threshold: 1}}}}}}\nenvironments:\n{environments}"
+        );
+        let path = dir.path().join("mlops.yaml");
+        let checked = crate::config::check_text("mlops.yaml", Path::new(&path), &text);
+        (
+            checked.diagnostics.iter().map(|d| d.human()).collect(),
+            checked.config,
+        )
+    }
+
+    #[test]
+    fn a_full_monitor_block_resolves_with_inherited_defaults() {
+        let (errors, config) = check(
+            "  staging:\n    deploy: {target: docker, port: 18080, capture: cap}\n    monitor:\n      labels: {path: labels.csv}\n      window: 12h\n      drift: {max_drifted_share: 0.3}\n      metrics: {f1: {threshold: 0.8}, rmse: {threshold: 2}}\n      errors: {max_rate: 0.01}\n      latency: {p95_ms: 250}\n      on_alert: [retrain, issue, notify]\n",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let config = config.unwrap();
+        let env = &config.environments["staging"];
+        assert!(env.capture.as_ref().unwrap().ends_with("cap"));
+        let m = env.monitor.as_ref().unwrap();
+        assert!(
+            matches!(&m.inputs, crate::config::MonitorInputs::Capture(p) if p.ends_with("cap"))
+        );
+        assert_eq!(m.window, std::time::Duration::from_secs(12 * 3600));
+        assert_eq!(m.min_rows, 500);
+        assert_eq!((m.drift.p_value, m.drift.max_drifted_share), (0.05, 0.3));
+        assert_eq!(m.drift.exclude, ["id"]);
+        let labels = m.labels.as_ref().unwrap();
+        assert_eq!((labels.key.as_str(), labels.target.as_str()), ("id", "y"));
+        use crate::config::Direction;
+        assert_eq!(m.metrics["f1"].direction, Direction::Maximize);
+        assert_eq!(m.metrics["rmse"].direction, Direction::Minimize);
+        assert_eq!(m.on_alert.len(), 3);
+    }
+
+    #[test]
+    fn mistakes_in_the_monitor_block_are_named_with_their_key() {
+        let (errors, _) = check(
+            "  staging:\n    deploy: {target: docker, port: 18080}\n    monitor:\n      window: soon\n      metrics: {lift: {threshold: 1}}\n      on_alert: [issue, issue, page]\n",
+        );
+        let all = errors.join("\n");
+        assert!(all.contains("environments.staging.monitor.inputs: reads the capture directory, but environments.staging.deploy.capture is not set"), "{all}");
+        assert!(
+            all.contains("environments.staging.monitor.window: invalid duration \"soon\""),
+            "{all}"
+        );
+        assert!(
+            all.contains("environments.staging.monitor.metrics.lift: cannot be computed"),
+            "{all}"
+        );
+        assert!(all.contains("live quality needs labels"), "{all}");
+        assert!(all.contains("mlops.yaml:"), "{all}");
+        assert!(
+            all.contains("page"),
+            "an unknown action is a schema error: {all}"
+        );
+    }
+}

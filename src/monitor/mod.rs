@@ -271,3 +271,6 @@ pub fn save(root: &Path, report: &Report) -> Result<PathBuf> {
     crate::fsutil::write_atomic(&dir.join("report.md"), render::markdown(report).as_bytes())?;
     Ok(dir)
 }
+
+#[cfg(test)]
+mod tests;

@@ -399,6 +399,13 @@ pub fn prometheus(r: &Report) -> String {
         "Per check: 0 ok, 1 alert, 2 not enough data, 3 skipped.",
         &refs,
     );
+    drift_metrics(&mut p, r);
+    quality_metrics(&mut p, r);
+    p.out
+}
+
+/// Per-column drift figures of the features and of the predictions.
+fn drift_metrics(p: &mut Prom, r: &Report) {
     let per_column =
         |cols: &[ColumnReport], f: &dyn Fn(&ColumnReport) -> Option<f64>| -> Vec<(String, f64)> {
             cols.iter()
@@ -438,6 +445,10 @@ pub fn prometheus(r: &Report) -> String {
             p.metric(&format!("{prefix}_{name}"), help, &refs);
         }
     }
+}
+
+/// Drifted share, live quality, error rate, latency and the report's time.
+fn quality_metrics(p: &mut Prom, r: &Report) {
     if let Some(share) = r.drift.drifted_share {
         p.metric(
             "drifted_share",
@@ -494,5 +505,4 @@ pub fn prometheus(r: &Report) -> String {
             &[("", t.timestamp() as f64)],
         );
     }
-    p.out
 }

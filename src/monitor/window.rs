@@ -143,14 +143,42 @@ impl Ord for Entry {
     }
 }
 
+/// The row's place in the bottom-k order: a seeded hash of its id (of where it was read, for a
+/// row without one). Integer ids hash as their decimal text, so 7 and "7" are the same row.
 fn priority(seed: u64, id: Option<&Scalar>, file: usize, line: u64) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     seed.hash(&mut h);
-    match id.and_then(Scalar::as_text) {
-        Some(id) => id.hash(&mut h),
-        None => (file, line).hash(&mut h),
+    match id {
+        Some(Scalar::Text(t)) => t.as_ref().hash(&mut h),
+        Some(Scalar::Int(i)) => i.to_string().hash(&mut h),
+        Some(other @ (Scalar::Float(_) | Scalar::Bool(_))) => other.as_text().hash(&mut h),
+        _ => (file, line).hash(&mut h),
     }
     h.finish()
+}
+
+/// Column index of each input, by name; inputs usually arrive in the same order on every line,
+/// so the index of each position is remembered and only checked.
+struct Columns<'a> {
+    index: &'a HashMap<&'a str, usize>,
+    names: &'a [String],
+    by_position: Vec<Option<usize>>,
+}
+
+impl Columns<'_> {
+    fn find(&mut self, position: usize, name: &str) -> Option<usize> {
+        if let Some(Some(i)) = self.by_position.get(position) {
+            if self.names[*i] == name {
+                return Some(*i);
+            }
+        }
+        let found = self.index.get(name).copied();
+        if self.by_position.len() <= position {
+            self.by_position.resize(position + 1, None);
+        }
+        self.by_position[position] = found;
+        found
+    }
 }
 
 impl Window {
@@ -173,7 +201,7 @@ impl Window {
     fn push(
         &mut self,
         f: &Filter,
-        index: &HashMap<&str, usize>,
+        cols: &mut Columns,
         r: &Record,
         at: (usize, u64),
     ) -> Result<(), String> {
@@ -203,15 +231,20 @@ impl Window {
         if wanted {
             values = Some(vec![Value::Null; f.columns.len()]);
         }
-        for (name, v) in &r.inputs.0 {
-            match index.get(name.as_ref()) {
-                Some(&i) => {
+        for (position, (name, v)) in r.inputs.0.iter().enumerate() {
+            match cols.find(position, name) {
+                Some(i) => {
                     self.seen[i].add(v);
                     if let Some(vals) = values.as_mut() {
                         vals[i] = Value::of(v);
                     }
                 }
-                None => *self.new_columns.entry(name.to_string()).or_default() += 1,
+                None => match self.new_columns.get_mut(name.as_ref()) {
+                    Some(n) => *n += 1,
+                    None => {
+                        self.new_columns.insert(name.to_string(), 1);
+                    }
+                },
             }
         }
         let prediction = r.prediction.as_ref().map_or(Value::Null, Value::of);
@@ -343,11 +376,16 @@ pub fn read(files: &[PathBuf], f: &Filter) -> Result<Window> {
             .map(|_| {
                 s.spawn(|| -> Result<Window> {
                     let mut w = Window::new(f);
+                    let mut cols = Columns {
+                        index: &index,
+                        names: f.columns,
+                        by_position: Vec::new(),
+                    };
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(file) = files.get(i) else { break };
                         w.files += 1;
-                        read_file(file, i, f, &index, &mut w)?;
+                        read_file(file, i, f, &mut cols, &mut w)?;
                     }
                     Ok(w)
                 })
@@ -371,19 +409,13 @@ pub fn read(files: &[PathBuf], f: &Filter) -> Result<Window> {
     Ok(window)
 }
 
-fn read_file(
-    path: &Path,
-    i: usize,
-    f: &Filter,
-    index: &HashMap<&str, usize>,
-    w: &mut Window,
-) -> Result<()> {
+fn read_file(path: &Path, i: usize, f: &Filter, cols: &mut Columns, w: &mut Window) -> Result<()> {
     let name = path.to_string_lossy();
     if name.ends_with(".csv") {
-        return read_csv(path, i, f, index, w);
+        return read_csv(path, i, f, cols, w);
     }
     if name.ends_with(".parquet") {
-        return read_parquet(path, i, f, index, w);
+        return read_parquet(path, i, f, cols, w);
     }
     let file = open_nofollow(path)?;
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
@@ -412,7 +444,7 @@ fn read_file(
         }
         match serde_json::from_slice::<Record>(text) {
             Ok(r) => {
-                if let Err(why) = w.push(f, index, &r, (i, number)) {
+                if let Err(why) = w.push(f, cols, &r, (i, number)) {
                     w.corrupt(path, number, &why);
                 }
             }
@@ -436,13 +468,7 @@ fn open_nofollow(path: &Path) -> Result<std::fs::File> {
         })
 }
 
-fn read_csv(
-    path: &Path,
-    i: usize,
-    f: &Filter,
-    index: &HashMap<&str, usize>,
-    w: &mut Window,
-) -> Result<()> {
+fn read_csv(path: &Path, i: usize, f: &Filter, cols: &mut Columns, w: &mut Window) -> Result<()> {
     let mut csv = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(open_nofollow(path)?);
@@ -460,7 +486,7 @@ fn read_csv(
             Ok(false) => break,
             Ok(true) => {
                 let fields: Vec<&str> = record.iter().collect();
-                if let Err(why) = w.push(f, index, &from_fields(&header, &fields), (i, number)) {
+                if let Err(why) = w.push(f, cols, &from_fields(&header, &fields), (i, number)) {
                     w.corrupt(path, number, &why);
                 }
             }
@@ -474,7 +500,7 @@ fn read_parquet(
     path: &Path,
     i: usize,
     f: &Filter,
-    index: &HashMap<&str, usize>,
+    cols: &mut Columns,
     w: &mut Window,
 ) -> Result<()> {
     use arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -511,7 +537,7 @@ fn read_parquet(
                 let _ = write!(t, "{}", fm.value(row));
             }
             let fields: Vec<&str> = texts.iter().map(String::as_str).collect();
-            if let Err(why) = w.push(f, index, &from_fields(&header, &fields), (i, number)) {
+            if let Err(why) = w.push(f, cols, &from_fields(&header, &fields), (i, number)) {
                 w.corrupt(path, number, &why);
             }
         }
