@@ -15,11 +15,12 @@ fi
 mon="$root/target/bench-monitor"
 rm -rf "$mon"
 mkdir -p "$mon/data" "$mon/capture" "$mon/.mlops/environments"
+n_rows=${MLOPS_BENCH_MONITOR_ROWS:-1000000}
 digest="sha256:$(printf 'bench-monitor' | sha256sum | cut -d' ' -f1)"
-"$ev/bin/python" - "$mon" "$digest" <<'PY'
+"$ev/bin/python" - "$mon" "$digest" "$n_rows" <<'PY'
 import datetime, sys
 import numpy as np, pandas as pd
-out, digest = sys.argv[1], sys.argv[2]
+out, digest, n_rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
 def frame(seed, shift, n):
     rng = np.random.default_rng(seed)
     cols = {f"x{i}": rng.normal(shift if i < 4 else 0, 1, n).round(6) for i in range(16)}
@@ -32,7 +33,7 @@ train = frame(1, 0.0, 200_000)
 train["label"] = (train["x0"] > 0).astype(int)
 train.to_csv(f"{out}/data/train.csv", index=False)
 train.head(1000).to_csv(f"{out}/data/test.csv", index=False)
-live = frame(2, 0.05, 1_000_000)
+live = frame(2, 0.05, n_rows)
 rng = np.random.default_rng(3)
 score = rng.random(len(live)).round(6)
 latency = rng.gamma(2.0, 4.0, len(live)).round(3)
@@ -64,6 +65,7 @@ data:
   target: label
 train: {image: mlops-test/busybox, command: ['true']}
 evaluate: {command: ['true']}
+compare: {metrics: {f1: {direction: maximize, threshold: 0.8}}}
 environments:
   staging:
     deploy: {target: command, command: ['true'], capture: capture}
@@ -102,10 +104,10 @@ print(snap.dict()["metrics"][0]["value"])
 PY
 peer_cmd=("$ev/bin/python" "$work/ev_monitor.py" "$mon" "$digest")
 hyperfine -N -w 0 -r 2 --export-json "$work/m2.json" "${peer_cmd[*]}" >/dev/null
-python3 - "$work/monitor.json" <<'PY'
+python3 - "$work/monitor.json" "$n_rows" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-assert r["rows"] == 1_000_000, r["rows"]
+assert r["rows"] == int(sys.argv[2]), r["rows"]
 drifted = {c["name"] for c in r["drift"]["columns"] if c["drifted"]}
 assert {"x0", "x1", "x2", "x3"} <= drifted, drifted
 PY
