@@ -94,6 +94,7 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
                     health,
                     container_port,
                     health_timeout: timeout,
+                    capture: env_cfg.capture.as_deref(),
                 };
                 deploy::docker::deploy(&state, &target, &log).await?
             }
@@ -107,10 +108,17 @@ pub fn run(cli: &Cli, args: &Args) -> super::Exit {
                 output,
                 *apply,
                 container_port,
+                env_cfg.capture.as_deref(),
             )?),
             DeployConfig::Command { command } => {
                 let record = runs::runs_root(&config.root).join(format!("deploy-{env}.json"));
-                deploy::command::deploy(&state, command, &config.root, &record)?
+                deploy::command::deploy(
+                    &state,
+                    command,
+                    &config.root,
+                    &record,
+                    env_cfg.capture.as_deref(),
+                )?
             }
         };
         let deployed = match outcome {

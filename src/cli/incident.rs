@@ -6,7 +6,6 @@
 //!
 //! `src/cli/monitor.rs` (the monitor branch) calls [`alert`] after writing monitor.json and
 //! report.md; until that lands, nothing outside the tests does.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 
@@ -101,7 +100,7 @@ mod tests {
             std::fs::write(root.join(f), "x\n1\n").unwrap();
         }
         let yaml = format!(
-            "version: 1\nmodel: churn\ndata: {{train: {{path: data/train.csv}}, test: {{path: data/test.csv}}}}\ntrain: {{image: i, command: [t]}}\nevaluate: {{command: [e]}}\ncompare: {{metrics: {{f1: {{direction: maximize, threshold: 0.8}}}}}}\nenvironments:\n  staging:\n    deploy: {{target: command, command: ['true']}}\n    monitor: {{on_alert: [issue]}}\nforge: {forge}\n"
+            "version: 1\nmodel: churn\ndata: {{train: {{path: data/train.csv}}, test: {{path: data/test.csv}}}}\ntrain: {{image: i, command: [t]}}\nevaluate: {{command: [e]}}\ncompare: {{metrics: {{f1: {{direction: maximize, threshold: 0.8}}}}}}\nenvironments:\n  staging:\n    deploy: {{target: command, command: ['true']}}\n    monitor: {{inputs: {{path: data/test.csv}}, on_alert: [issue]}}\nforge: {forge}\n"
         );
         std::fs::write(root.join("mlops.yaml"), yaml).unwrap();
         crate::git::run(root, &["init", "-q", "-b", "main"]).unwrap();

@@ -11,6 +11,7 @@ mod forge;
 mod history;
 mod incident;
 mod init;
+mod monitor;
 mod notify;
 mod package;
 mod promote;
@@ -99,6 +100,10 @@ pub enum Command {
     History(history::Args),
     /// Mirror a run (params, metrics, datasets, artifacts, model version) into MLflow again.
     Track(track::Args),
+    /// Watch what an environment serves: captured inputs and predictions against the training
+    /// reference and the model's test-set predictions, live quality, errors, latency.
+    /// Exit 0 healthy (or not enough data), 1 alert.
+    Monitor(monitor::Args),
     /// Scaffold mlops.yaml and the GitHub workflows (CI, promote, deploy); --check reports drift.
     Init(init::Args),
     /// Check this machine or CI job is ready: config, engine, registry push, signing key,
@@ -190,6 +195,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Init(args) => init::run(&cli, args),
         Command::Doctor(args) => doctor::run(&cli, args),
         Command::Track(args) => track::run(&cli, args),
+        Command::Monitor(args) => monitor::run(&cli, args),
     };
     match result {
         Ok(Status::Done) => ExitCode::SUCCESS,

@@ -317,6 +317,20 @@ impl Prepared {
     }
 }
 
+/// `metric` of one set of predictions, computed as the bootstrap computes it on the full test
+/// set; None when these predictions cannot give it (a classification metric on non-0/1 values,
+/// roc_auc without scores or with one class only, an unknown name).
+pub fn metric_on(p: &Predictions, metric: &str) -> Option<f64> {
+    if p.y_true.is_empty() {
+        return None;
+    }
+    let prep = Prepared::new(p, p);
+    if !prep.supports(metric) {
+        return None;
+    }
+    Some(prep.values(metric, None).0).filter(|v| v.is_finite())
+}
+
 /// One resample: `n` draws with replacement from `rng`, tallied into what the metrics need —
 /// confusion cells in `tally`, error sums in `sums`, and per-row draw counts in `counts` (for
 /// roc_auc; empty when no metric needs them).

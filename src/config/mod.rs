@@ -1,5 +1,7 @@
 //! `mlops.yaml`: parse with positions → JSON Schema → semantic checks → typed [`Config`].
 
+pub mod monitor;
+mod monitor_checks;
 pub mod notify;
 pub mod raw;
 pub mod resolved;
@@ -10,7 +12,8 @@ pub mod yaml;
 
 use std::path::{Path, PathBuf};
 
-pub use notify::{NotifyConfig, NotifyEvent, NotifyKind, OnAlert, Setting};
+pub use monitor::{MonitorConfig, MonitorInputs, OnAlert};
+pub use notify::{NotifyConfig, NotifyEvent, NotifyKind, Setting};
 pub use raw::{
     ChampionMode, ChangedCheck, Compression, DeployTarget, Direction, DriftTest, ForgeKind,
     SchemaCheck,

@@ -117,44 +117,6 @@ pub(super) fn resolve(raw: Option<&Vec<RawNotify>>) -> Vec<NotifyConfig> {
         .collect()
 }
 
-// ---------------------------------------------------------------------------------------------
-// STAND-IN (loop helper, issue 19): `environments.<env>.monitor.on_alert` only, so
-// `incident::handle` can read it before the monitor helper's `monitor:` block lands. Their
-// RawMonitor / MonitorConfig (with every monitor key and this same `on_alert`) replace these.
-
-/// What an alerting monitor does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum OnAlert {
-    /// Start a retraining: repository_dispatch `mlops-retrain` (github), a trigger file and,
-    /// with `mlops monitor --run`, `mlops run` + `mlops promote` (local).
-    Retrain,
-    /// One issue per model and environment, updated with the newest report, closed when healthy.
-    Issue,
-    /// The `notify:` webhooks: once when an incident opens, once when it resolves.
-    Notify,
-}
-
-/// `environments.<env>.monitor` (stand-in: only `on_alert`).
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawMonitor {
-    pub on_alert: Option<Vec<OnAlert>>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct MonitorConfig {
-    pub on_alert: Vec<OnAlert>,
-}
-
-impl MonitorConfig {
-    pub(super) fn resolve(raw: &RawMonitor) -> MonitorConfig {
-        MonitorConfig {
-            on_alert: raw.on_alert.clone().unwrap_or_default(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use crate::config::{check_text, NotifyEvent, NotifyKind, Setting};

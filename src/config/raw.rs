@@ -269,8 +269,7 @@ pub struct RawEnvironment {
     /// An environment that must have had the digest before this one takes it.
     pub requires: Option<String>,
     pub deploy: RawDeploy,
-    /// `mlops monitor <env>`: what to watch, and what to do on an alert.
-    pub monitor: Option<super::notify::RawMonitor>,
+    pub monitor: Option<super::monitor::RawMonitor>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -292,6 +291,10 @@ pub struct RawDeploy {
     pub apply: Option<bool>,
     /// command: the command to run.
     pub command: Option<Vec<String>>,
+    /// Host directory the serving container writes captured predictions to (docker: mounted at
+    /// /mlops/capture; kubernetes: the template's `capture`; command: MLOPS_CAPTURE_DIR).
+    #[schemars(length(min = 1))]
+    pub capture: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -151,7 +151,9 @@ pub struct SignConfig {
 pub struct EnvironmentConfig {
     pub requires: Option<String>,
     pub deploy: DeployConfig,
-    pub monitor: Option<super::notify::MonitorConfig>,
+    /// deploy.capture, absolute: where the serving container's capture files land.
+    pub capture: Option<PathBuf>,
+    pub monitor: Option<super::monitor::MonitorConfig>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -353,6 +355,7 @@ fn sign(raw: &RawConfig, root: &Path) -> SignConfig {
 fn environments(
     raw: &RawConfig,
     root: &Path,
+    drift: &DriftConfig,
 ) -> Result<IndexMap<String, EnvironmentConfig>, String> {
     let at = |p: &str| root.join(p);
     let mut environments = IndexMap::new();
@@ -375,15 +378,33 @@ fn environments(
                 command: d.command.clone().unwrap_or_default(),
             },
         };
+        let capture = d.capture.as_deref().map(at);
+        let monitor = match &env.monitor {
+            Some(m) => Some(super::monitor::resolve(
+                m,
+                &super::monitor::Inherited {
+                    root,
+                    env: name,
+                    capture: capture.as_deref(),
+                    drift,
+                    target: raw.data.target.as_deref(),
+                    compare_direction: &|metric| {
+                        raw.compare
+                            .as_ref()
+                            .and_then(|c| c.metrics.get(metric))
+                            .map(|r| r.direction)
+                    },
+                },
+            )?),
+            None => None,
+        };
         environments.insert(
             name.clone(),
             EnvironmentConfig {
                 requires: env.requires.clone(),
                 deploy,
-                monitor: env
-                    .monitor
-                    .as_ref()
-                    .map(super::notify::MonitorConfig::resolve),
+                capture,
+                monitor,
             },
         );
     }
@@ -458,7 +479,7 @@ impl Config {
         let compare = compare(&raw);
         let package = package(&raw, &root)?;
         let sign = sign(&raw, &root);
-        let environments = environments(&raw, &root)?;
+        let environments = environments(&raw, &root, &data.checks.drift)?;
         let forge = forge(&raw);
         let notify = super::notify::resolve(raw.notify.as_ref());
         let tracking = tracking(&raw);

@@ -12,7 +12,7 @@ use super::units::{parse_duration, parse_size};
 use super::yaml::{pointer_token, Positions};
 use crate::diagnostic::Diagnostic;
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     file: &'a str,
     root: &'a Path,
     doc: &'a Value,
@@ -21,11 +21,11 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn str_at(&self, pointer: &str) -> Option<&str> {
+    pub(super) fn str_at(&self, pointer: &str) -> Option<&str> {
         self.doc.pointer(pointer).and_then(Value::as_str)
     }
 
-    fn error(&mut self, pointer: &str, message: String) -> &mut Diagnostic {
+    pub(super) fn error(&mut self, pointer: &str, message: String) -> &mut Diagnostic {
         self.out.push(Diagnostic::error(
             self.file,
             self.positions.value(pointer),
@@ -36,7 +36,7 @@ impl Ctx<'_> {
         &mut self.out[last]
     }
 
-    fn key_error(&mut self, pointer: &str, message: String) -> &mut Diagnostic {
+    pub(super) fn key_error(&mut self, pointer: &str, message: String) -> &mut Diagnostic {
         self.out.push(Diagnostic::error(
             self.file,
             self.positions.key(pointer),
@@ -262,17 +262,18 @@ fn environments(cx: &mut Ctx) -> HashSet<String> {
                 requires.insert(name.clone(), req.to_string());
             }
         }
+        super::monitor_checks::check(cx, name, env);
         let deploy = format!("{base}/deploy");
         let Some(target) = env.pointer("/deploy/target").and_then(Value::as_str) else {
             continue;
         };
         let (needed, allowed): (&[&str], &[&str]) = match target {
-            "docker" => (&["port"], &["target", "port", "host", "health"]),
+            "docker" => (&["port"], &["target", "port", "host", "health", "capture"]),
             "kubernetes" => (
                 &["template", "output"],
-                &["target", "template", "output", "apply"],
+                &["target", "template", "output", "apply", "capture"],
             ),
-            "command" => (&["command"], &["target", "command"]),
+            "command" => (&["command"], &["target", "command", "capture"]),
             _ => continue,
         };
         for key in needed {

@@ -1,6 +1,8 @@
 //! The command target: run the user's command with the pinned image in the environment
 //! (`MLOPS_DEPLOY_IMAGE` = repository@digest, `MLOPS_DEPLOY_DIGEST`, `MLOPS_DEPLOY_ENVIRONMENT`,
-//! `MLOPS_DEPLOY_MODEL`, `MLOPS_DEPLOY_RUN_ID`, `MLOPS_DEPLOY_PREVIOUS_DIGEST`), in the
+//! `MLOPS_DEPLOY_MODEL`, `MLOPS_DEPLOY_RUN_ID`, `MLOPS_DEPLOY_PREVIOUS_DIGEST`, and for the
+//! serving runtime it starts `MLOPS_DIGEST`, `MLOPS_MODEL`, `MLOPS_ENVIRONMENT`, and
+//! `MLOPS_CAPTURE_DIR` = deploy.capture when set), in the
 //! repository root. The last digest deployed from this checkout is recorded in
 //! `.mlops/runs/deploy-<env>.json`, so the same digest twice is a no-op.
 
@@ -19,6 +21,7 @@ pub fn deploy(
     command: &[String],
     root: &Path,
     record: &Path,
+    capture: Option<&Path>,
 ) -> Result<Outcome<Deployed>> {
     let previous: Option<String> = std::fs::read(record)
         .ok()
@@ -39,9 +42,11 @@ pub fn deploy(
     let (program, args) = command
         .split_first()
         .context("deploy.command is empty: give the program and its arguments")?;
+    let capture = capture.map(|p| p.display().to_string());
     let status = std::process::Command::new(program)
         .args(args)
         .current_dir(root)
+        .envs(super::capture::serving_env(state, capture.as_deref()))
         .env("MLOPS_DEPLOY_IMAGE", &state.image)
         .env("MLOPS_DEPLOY_DIGEST", state.digest.as_str())
         .env("MLOPS_DEPLOY_ENVIRONMENT", &state.environment)

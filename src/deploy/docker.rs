@@ -38,6 +38,8 @@ pub struct Target<'a> {
     /// The port the serving runtime listens on inside the container.
     pub container_port: u16,
     pub health_timeout: Duration,
+    /// deploy.capture: the host directory mounted at /mlops/capture (MLOPS_CAPTURE_DIR).
+    pub capture: Option<&'a std::path::Path>,
 }
 
 /// Refused when the new version failed its health check and the previous one kept (or went
@@ -72,6 +74,16 @@ pub async fn deploy(
     let mut log = LogSink::open("deploy", log_path)?;
     runner.pull(&state.image, &mut log).await?;
     log.finish();
+    if let Some(dir) = target.capture {
+        let user = docker
+            .inspect_image(&state.image)
+            .await
+            .with_context(|| format!("cannot inspect {}", state.image))?
+            .config
+            .and_then(|c| c.user)
+            .unwrap_or_default();
+        super::capture::prepare(dir, &user)?;
+    }
 
     // Ctrl-C or SIGTERM at any point: the probe goes, and a half-done swap is undone (the new
     // container removed, the previous version renamed back and restarted) before we exit.
@@ -397,8 +409,22 @@ async fn create(
             maximum_retry_count: None,
         }),
         security_opt: Some(vec!["no-new-privileges".into()]),
+        binds: target.capture.map(|dir| {
+            vec![format!(
+                "{}:{}:rw",
+                dir.display(),
+                super::capture::CONTAINER_CAPTURE_DIR
+            )]
+        }),
         ..Default::default()
     };
+    let capture_dir = target
+        .capture
+        .map(|_| super::capture::CONTAINER_CAPTURE_DIR);
+    let env: Vec<String> = super::capture::serving_env(state, capture_dir)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     let labels = HashMap::from([
         (DEPLOYMENT_LABEL.to_string(), deployment.to_string()),
         (DIGEST_LABEL.to_string(), state.digest.to_string()),
@@ -408,6 +434,7 @@ async fn create(
         image: Some(state.image.clone()),
         labels: Some(labels),
         exposed_ports: Some(vec![cport]),
+        env: Some(env),
         host_config: Some(host_config),
         ..Default::default()
     };

@@ -1,7 +1,9 @@
 //! The kubernetes target: render `deploy.template` (minijinja) into `deploy.output`, the
 //! directory Argo CD or Flux syncs; `kubectl apply -f` it only when `deploy.apply` is true.
 //! Template variables: model, env (also environment), image (by digest), digest, run_id,
-//! git_commit, port, metrics. An unknown variable is an error naming the template and line.
+//! git_commit, port, metrics, capture (deploy.capture as an absolute path, or none: declare a
+//! volume mounted at /mlops/capture with it) and serving_env (MLOPS_DIGEST, MLOPS_MODEL,
+//! MLOPS_ENVIRONMENT, and MLOPS_CAPTURE_DIR=/mlops/capture with capture). An unknown variable is an error naming the template and line.
 //! Values cannot change the structure of the manifests: a string that is not a safe plain
 //! scalar is an error unless written as `{{ value|yaml }}` (a double-quoted YAML scalar), and
 //! the rendered text must parse as YAML.
@@ -20,6 +22,7 @@ pub fn deploy(
     output: &Path,
     apply: bool,
     port: u16,
+    capture: Option<&Path>,
 ) -> Result<Deployed> {
     let source = std::fs::read_to_string(template)
         .with_context(|| format!("cannot read deploy.template {}", template.display()))?;
@@ -84,6 +87,11 @@ pub fn deploy(
             run_id => &state.run_id,
             git_commit => &state.git_commit,
             port => port,
+            capture => capture.map(|p| p.display().to_string()),
+            serving_env => minijinja::Value::from_pairs(super::capture::serving_env(
+                state,
+                capture.map(|_| super::capture::CONTAINER_CAPTURE_DIR),
+            )),
             metrics => minijinja::Value::from(minijinja::value::Serde(&state.metrics)),
         })
         .map_err(|e| anyhow::anyhow!("rendering {}: {e:#}", template.display()))?;
@@ -186,8 +194,47 @@ mod tests {
         let t = dir.path().join("deployment.yaml.j2");
         std::fs::write(&t, template).unwrap();
         let out = dir.path().join("out");
-        deploy(state, &t, &out, false, 8080)?;
+        deploy(state, &t, &out, false, 8080, None)?;
         Ok(std::fs::read_to_string(out.join("deployment.yaml")).unwrap())
+    }
+
+    #[test]
+    fn templates_receive_capture_and_the_serving_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("d.yaml.j2");
+        std::fs::write(
+            &t,
+            "env:\n{% for k, v in serving_env|items %}  {{ k }}: {{ v }}\n{% endfor %}{% if capture %}volume: {{ capture }}\n{% endif %}",
+        )
+        .unwrap();
+        let out = dir.path().join("out");
+        deploy(
+            &state(),
+            &t,
+            &out,
+            false,
+            8080,
+            Some(Path::new("/srv/capture")),
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(out.join("d.yaml")).unwrap();
+        assert!(text.contains("  MLOPS_MODEL: churn\n"), "{text}");
+        assert!(text.contains("  MLOPS_ENVIRONMENT: production\n"), "{text}");
+        assert!(
+            text.contains(&format!("  MLOPS_DIGEST: {}\n", state().digest)),
+            "{text}"
+        );
+        assert!(
+            text.contains("  MLOPS_CAPTURE_DIR: /mlops/capture\n"),
+            "{text}"
+        );
+        assert!(text.contains("volume: /srv/capture\n"), "{text}");
+        deploy(&state(), &t, &out, false, 8080, None).unwrap();
+        let text = std::fs::read_to_string(out.join("d.yaml")).unwrap();
+        assert!(
+            !text.contains("volume") && !text.contains("CAPTURE"),
+            "{text}"
+        );
     }
 
     fn load(text: &str) -> saphyr::YamlOwned {

@@ -2,6 +2,7 @@
 //! been verified. `docker` runs the image on this machine's engine; `kubernetes` renders
 //! manifests for Argo CD or Flux (and applies them when asked); `command` runs the user's command.
 
+pub mod capture;
 pub mod command;
 pub mod docker;
 pub mod kubernetes;

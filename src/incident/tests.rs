@@ -23,7 +23,7 @@ compare:
 environments:
   staging:
     deploy: {{target: command, command: ['true']}}
-    monitor: {{on_alert: {on_alert}}}
+    monitor: {{inputs: {{path: data/test.csv}}, on_alert: {on_alert}}}
 forge: {{type: local, base: main}}
 "
     )

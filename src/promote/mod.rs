@@ -88,6 +88,10 @@ struct Candidate {
     body: String,
     /// Accepted data references travelling with the change (a new run's, not a rollback's).
     data_files: bool,
+    /// The run's predictions on the frozen test set, kept with the promotion as
+    /// `.mlops/predictions/<digest-hex>.csv` for `mlops monitor`'s prediction drift (a
+    /// rollback's digest has its file from its own promotion).
+    predictions: Option<std::path::PathBuf>,
 }
 
 /// Checks the request: the candidate, `requires`, and its signature. Refused when any says no.
@@ -194,6 +198,12 @@ pub fn propose(config: &Config, plan: Plan, forge: &mut dyn Forge) -> Result<Pro
         .push((rel, environment::render(&state)?.into_bytes()));
     if candidate.data_files {
         change.files.extend(data_references(&config.root)?);
+    }
+    if let Some(p) = candidate.predictions.as_deref().filter(|p| p.is_file()) {
+        change.files.push((
+            crate::monitor::predictions::path_in_repo(&state.digest),
+            crate::monitor::predictions::compact(p)?,
+        ));
     }
     let proposal = forge.propose(&change)?;
     Ok(Promoted {
@@ -304,6 +314,7 @@ fn from_run(config: &Config, env: &str, run_id: Option<&str>) -> Result<Outcome<
         metrics: crate::compare::metrics::load_metrics(&run.metrics(Side::Challenger))
             .unwrap_or_default(),
         data_files: true,
+        predictions: Some(run.predictions(Side::Challenger)),
     }))
 }
 
@@ -400,6 +411,7 @@ fn rollback(
         data: state.data,
         metrics: state.metrics,
         data_files: false,
+        predictions: None,
     }
 }
 

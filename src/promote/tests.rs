@@ -334,6 +334,38 @@ fn the_same_candidate_twice_makes_no_second_commit() {
 }
 
 #[test]
+fn the_runs_test_set_predictions_travel_with_the_promotion_for_monitoring() {
+    let p = project();
+    p.run("r1", "promote", &sha("a1"));
+    let eval = runs::runs_root(p.root()).join("r1/eval/challenger/predictions.csv");
+    std::fs::write(&eval, "y_true,y_pred,score\n1,1,0.9\n0,0,0.25\n").unwrap();
+    let mut signed = MemorySignatures::of(&[&sha("a1")]);
+    let mut forge = MemoryForge::default();
+    propose(
+        &p.config,
+        done(p.plan("staging", Source::Run(None), &mut signed)),
+        &mut forge,
+    )
+    .unwrap();
+    let change = &forge.proposed[0];
+    let hex = sha("a1").trim_start_matches("sha256:").to_string();
+    let (_, content) = change
+        .files
+        .iter()
+        .find(|(path, _)| *path == format!(".mlops/predictions/{hex}.csv"))
+        .unwrap_or_else(|| {
+            panic!(
+                "{:?}",
+                change.files.iter().map(|f| &f.0).collect::<Vec<_>>()
+            )
+        });
+    assert_eq!(
+        String::from_utf8_lossy(content),
+        "y_pred,score\n1,0.9\n0,0.25\n"
+    );
+}
+
+#[test]
 fn a_rollback_finds_an_earlier_digest_by_its_prefix() {
     let p = project();
     p.merge("staging", &sha("a1"), "r1");

@@ -23,7 +23,7 @@ fn project() -> tempfile::TempDir {
     let text = text
         .replacen(
             "  staging: {deploy: {target: docker, port: 18080, health: /health}}\n",
-            "  staging:\n    deploy: {target: docker, port: 18080, health: /health}\n    monitor: {on_alert: [retrain, issue, notify]}\n",
+            "  staging:\n    deploy: {target: docker, port: 18080, health: /health}\n    monitor: {inputs: {path: data/test.csv}, on_alert: [retrain, issue, notify]}\n",
             1,
         )
         .replacen(

@@ -17,6 +17,7 @@ mod init;
 mod init_project;
 mod keys;
 mod limits;
+mod monitor;
 mod notify;
 mod openapi;
 mod package;

@@ -148,7 +148,7 @@ fn project(on_alert: &str) -> tempfile::TempDir {
     assert!(text.contains(needle), "{text}");
     let text = text.replacen(
         needle,
-        &format!("  staging:\n    deploy: {{target: docker, port: 18080, health: /health}}\n    monitor: {{on_alert: {on_alert}}}\n"),
+        &format!("  staging:\n    deploy: {{target: docker, port: 18080, health: /health}}\n    monitor: {{inputs: {{path: data/test.csv}}, on_alert: {on_alert}}}\n"),
         1,
     );
     std::fs::write(&yaml, text).unwrap();
