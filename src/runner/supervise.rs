@@ -10,8 +10,10 @@ use std::time::Duration;
 use super::docker::{humanize, DockerRunner};
 use super::{LogSink, RunnerError, StepOutcome, StepSpec};
 
-/// How long output may trail the exit status.
-const LOG_GRACE: Duration = Duration::from_secs(2);
+/// How long the output may stay silent once the exit status is known before we stop reading
+/// it: the engine closes the stream after the last lines, which on a loaded machine can trail
+/// the exit by a few seconds. Still bounded by the step's deadline.
+const LOG_GRACE: Duration = Duration::from_secs(5);
 /// How long a kill or an inspect may take before we stop waiting for the engine.
 const ENGINE_GRACE: Duration = Duration::from_secs(30);
 
@@ -56,7 +58,13 @@ impl DockerRunner {
         let stop = loop {
             tokio::select! {
                 item = logs.next(), if logs_open => match item {
-                    Some(Ok(output)) => log.write(&output.into_bytes()),
+                    Some(Ok(output)) => {
+                        log.write(&output.into_bytes());
+                        if exited.is_some() {
+                            // Still draining after the exit: silence, not time, ends it.
+                            grace.as_mut().reset(tokio::time::Instant::now() + LOG_GRACE);
+                        }
+                    }
                     Some(Err(e)) => {
                         tracing::debug!("log stream: {e}");
                         logs_open = false;
