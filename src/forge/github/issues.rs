@@ -38,37 +38,37 @@ impl GitHub {
 
     /// The open issues (pull requests left out) carrying every label of `labels`.
     pub fn open_issues(&self, labels: &[String]) -> Result<Vec<Issue>, GitHubError> {
-        let path = self.client.repo_path("/issues");
-        let all = self
-            .rt
-            .block_on(self.client.all(&path, move || async move {
-                self.issues_handler()
-                    .list()
-                    .state(octocrab::params::State::Open)
-                    .labels(labels)
-                    .per_page(100u8)
-                    .send()
-                    .await
-            }))?;
-        Ok(all
-            .into_iter()
-            .filter(|i| i.pull_request.is_none())
-            .collect())
+        self.open_issues_where(Some(labels), None)
     }
 
     /// The open issues (pull requests left out) `creator` opened.
     pub fn open_issues_by(&self, creator: &str) -> Result<Vec<Issue>, GitHubError> {
+        self.open_issues_where(None, Some(creator))
+    }
+
+    /// Every page of the open issues with these labels and/or this creator, pull requests
+    /// left out (GitHub lists them as issues too).
+    fn open_issues_where(
+        &self,
+        labels: Option<&[String]>,
+        creator: Option<&str>,
+    ) -> Result<Vec<Issue>, GitHubError> {
         let path = self.client.repo_path("/issues");
         let all = self
             .rt
             .block_on(self.client.all(&path, move || async move {
-                self.issues_handler()
+                let handler = self.issues_handler();
+                let mut list = handler
                     .list()
                     .state(octocrab::params::State::Open)
-                    .creator(creator)
-                    .per_page(100u8)
-                    .send()
-                    .await
+                    .per_page(100u8);
+                if let Some(labels) = labels {
+                    list = list.labels(labels);
+                }
+                if let Some(creator) = creator {
+                    list = list.creator(creator);
+                }
+                list.send().await
             }))?;
         Ok(all
             .into_iter()
