@@ -17,6 +17,34 @@ const LOG_GRACE: Duration = Duration::from_secs(5);
 /// How long a kill or an inspect may take before we stop waiting for the engine.
 const ENGINE_GRACE: Duration = Duration::from_secs(30);
 
+/// How many bytes of each stream the followed log stream delivered.
+#[derive(Default)]
+struct Seen {
+    stdout: u64,
+    stderr: u64,
+    console: u64,
+}
+
+impl Seen {
+    /// The counter of the stream `output` belongs to (stdin is never logged).
+    fn of(&mut self, output: &bollard::container::LogOutput) -> Option<&mut u64> {
+        use bollard::container::LogOutput::*;
+        match output {
+            StdOut { .. } => Some(&mut self.stdout),
+            StdErr { .. } => Some(&mut self.stderr),
+            Console { .. } => Some(&mut self.console),
+            StdIn { .. } => None,
+        }
+    }
+
+    fn count(&mut self, output: &bollard::container::LogOutput) {
+        let n = output.as_ref().len() as u64;
+        if let Some(c) = self.of(output) {
+            *c += n;
+        }
+    }
+}
+
 enum Stop {
     Exited(Result<i64, bollard::errors::Error>),
     Timeout,
@@ -54,11 +82,13 @@ impl DockerRunner {
         let grace = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(grace);
         let mut logs_open = true;
+        let mut seen = Seen::default();
         let mut exited: Option<Result<i64, bollard::errors::Error>> = None;
         let stop = loop {
             tokio::select! {
                 item = logs.next(), if logs_open => match item {
                     Some(Ok(output)) => {
+                        seen.count(&output);
                         log.write(&output.into_bytes());
                         if exited.is_some() {
                             // Still draining after the exit: silence, not time, ends it.
@@ -92,7 +122,11 @@ impl DockerRunner {
             }
         };
         let code = match stop {
-            Stop::Exited(code) => code?,
+            Stop::Exited(code) => {
+                let code = code?;
+                self.catch_up(id, &seen, log).await;
+                code
+            }
             Stop::Timeout | Stop::Interrupted => {
                 let kill = KillContainerOptionsBuilder::default()
                     .signal("KILL")
@@ -140,6 +174,51 @@ impl DockerRunner {
             StepOutcome::Failed
         };
         Ok((outcome, Some(code)))
+    }
+
+    /// The engine's followed log stream can end before the last lines of an exited container
+    /// reach it (Docker 20.10's json-file follower does, on a busy engine, most often with a
+    /// last line that has no newline). Once the container has exited its log is complete, so
+    /// it is read again, without following, and what the stream did not deliver is written:
+    /// per stream, everything after the bytes already seen.
+    async fn catch_up(&self, id: &str, seen: &Seen, log: &mut LogSink) {
+        let options = LogsOptionsBuilder::default()
+            .follow(false)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let mut skip = Seen {
+            stdout: seen.stdout,
+            stderr: seen.stderr,
+            console: seen.console,
+        };
+        let mut logs = self.docker.logs(id, Some(options));
+        let read = async {
+            while let Some(item) = logs.next().await {
+                let output = match item {
+                    Ok(output) => output,
+                    Err(e) => {
+                        tracing::debug!("re-reading the log: {e}");
+                        return;
+                    }
+                };
+                let Some(left) = skip.of(&output) else {
+                    continue;
+                };
+                let bytes = output.as_ref();
+                let n = bytes.len() as u64;
+                if *left >= n {
+                    *left -= n;
+                    continue;
+                }
+                let from = *left as usize;
+                *left = 0;
+                log.write(&bytes[from..]);
+            }
+        };
+        if tokio::time::timeout(ENGINE_GRACE, read).await.is_err() {
+            tracing::warn!("the engine did not re-read the log of container {id} in time");
+        }
     }
 }
 
