@@ -44,6 +44,43 @@ fn write(dir: &Path, name: &str, lines: &[String]) {
     std::fs::write(dir.join(name), lines.join("\n") + "\n").unwrap();
 }
 
+/// What a hostile or broken writer can put in a capture file is a corrupt line, counted and
+/// named, never a crash and never a row: invalid UTF-8, a lone surrogate, a NUL, a number too
+/// large for a float, a line that is not an object. An input nested 100,000 deep is skipped
+/// without recursion and kept as a nested value (a parser that recursed to skip it, as
+/// sonic-rs 0.5.10 does, overflows the reader thread's stack: this test aborted with it).
+#[test]
+fn hostile_capture_lines_are_counted_as_corrupt_and_the_rest_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = "2026-12-01T10:00:00Z";
+    let good = line("g1", t, DIGEST, 0.3, "basic", "ok");
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(good.as_bytes());
+    bytes.push(b'\n');
+    bytes.extend_from_slice(b"{\"id\":\"bad\xff\xfe\",\"inputs\":{}}\n");
+    bytes.extend_from_slice(br#"{"id":"\ud800","inputs":{}}"#);
+    bytes.push(b'\n');
+    let deep = format!(
+        r#"{{"id":"deep","time":"{t}","digest":"{DIGEST}","inputs":{{"x":{}{}}}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    bytes.extend_from_slice(deep.as_bytes());
+    bytes.push(b'\n');
+    bytes.extend_from_slice(b"{\"id\":\"nul\x00\",\"inputs\":{}}\n");
+    bytes.extend_from_slice(b"{\"id\":\"big\",\"inputs\":{\"x\":1e999}}\n");
+    bytes.extend_from_slice(b"[1,2,3]\n");
+    bytes.extend_from_slice(line("g2", t, DIGEST, 0.7, "plus", "ok").as_bytes());
+    bytes.push(b'\n');
+    std::fs::write(tmp.path().join("capture-x-1.jsonl"), &bytes).unwrap();
+    let cols = columns();
+    let files = window::files(tmp.path(), true, since()).unwrap();
+    let w = window::read(&files, &filter(&cols, 10)).unwrap();
+    assert_eq!(w.rows, 3, "the deep line is a row with a nested value: {:?}", w.corrupt_examples);
+    assert_eq!(w.corrupt, 5, "{:?}", w.corrupt_examples);
+    assert_eq!(w.sample.len(), 3);
+}
+
 #[test]
 fn rows_are_filtered_counted_and_sampled_the_same_whatever_the_file_split() {
     let tmp = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@
 //! files or the number of threads). A line that does not parse (a writer that crashed
 //! mid-line) is counted and named in the report, never fatal.
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
@@ -75,8 +75,9 @@ impl Seen {
 }
 
 /// A sampled value, owned.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum Value {
+    #[default]
     Null,
     Number(f64),
     Text(String),
@@ -94,7 +95,7 @@ impl Value {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SampledRow {
     pub values: Vec<Value>,
     pub prediction: Value,
@@ -117,29 +118,104 @@ pub struct Window {
     /// Input columns the reference does not have, with the rows that had them.
     pub new_columns: BTreeMap<String, u64>,
     pub latencies: Vec<f64>,
-    /// Bottom-k sample: (priority, row), as a max-heap while reading.
-    heap: BinaryHeap<Entry>,
+    /// Bottom-k sample: (priority, row) while reading.
+    bottom: BottomK,
     pub sample: Vec<SampledRow>,
     /// id → (prediction, score) when labels are joined.
     pub predictions: HashMap<String, (f64, Option<f64>)>,
 }
 
-#[derive(Debug)]
-struct Entry(u64, SampledRow);
-impl PartialEq for Entry {
-    fn eq(&self, o: &Self) -> bool {
-        self.0 == o.0
-    }
+/// The `k` rows of smallest priority seen so far. Rows below the bound gather in slots, with
+/// (priority, slot) pairs beside them; once k + k/4 have gathered, a selection over the pairs
+/// keeps the k smallest, the bound falls to the largest of those, and the other slots are
+/// reused with their buffers. Amortised, a row costs a few 16-byte moves and no allocation for
+/// numbers (a heap of whole rows, sifted 17 levels per replacement and allocating each row,
+/// was 13% of a scan of 1M rows with k = 100,000).
+#[derive(Debug, Default)]
+struct BottomK {
+    k: usize,
+    /// Only a priority below this can still be among the k smallest.
+    bound: u64,
+    order: Vec<(u64, u32)>,
+    slots: Vec<SampledRow>,
+    free: Vec<u32>,
 }
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
+
+impl BottomK {
+    fn new(k: usize) -> BottomK {
+        BottomK {
+            k: k.min(u32::MAX as usize / 2),
+            bound: u64::MAX,
+            ..Default::default()
+        }
     }
-}
-impl Ord for Entry {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        self.0.cmp(&o.0)
+
+    fn wants(&self, p: u64) -> bool {
+        self.k > 0 && (self.bound == u64::MAX || p < self.bound)
+    }
+
+    /// A cleared row of `width` nulls for priority `p`, or None when `p` is no longer wanted.
+    fn take(&mut self, p: u64, width: usize) -> Option<&mut SampledRow> {
+        if self.order.len() >= self.k + self.k / 4 + 1 {
+            self.shrink();
+            if !self.wants(p) {
+                return None;
+            }
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                let row = &mut self.slots[slot as usize];
+                row.values.iter_mut().for_each(|v| *v = Value::Null);
+                row.values.resize(width, Value::Null);
+                row.prediction = Value::Null;
+                row.score = None;
+                slot
+            }
+            None => {
+                self.slots.push(SampledRow {
+                    values: vec![Value::Null; width],
+                    prediction: Value::Null,
+                    score: None,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.order.push((p, slot));
+        Some(&mut self.slots[slot as usize])
+    }
+
+    fn shrink(&mut self) {
+        if self.order.len() > self.k {
+            self.order.select_nth_unstable(self.k - 1);
+            self.free
+                .extend(self.order[self.k..].iter().map(|&(_, slot)| slot));
+            self.order.truncate(self.k);
+            self.bound = self.order[self.k - 1].0;
+        }
+    }
+
+    fn merge(&mut self, mut o: BottomK) {
+        o.shrink();
+        for (p, slot) in std::mem::take(&mut o.order) {
+            let row = &mut o.slots[slot as usize];
+            if self.wants(p) {
+                let width = row.values.len();
+                if let Some(into) = self.take(p, width) {
+                    *into = std::mem::take(row);
+                }
+            }
+        }
+    }
+
+    /// The sample, smallest priority first.
+    fn finish(mut self) -> Vec<SampledRow> {
+        self.shrink();
+        let mut order = std::mem::take(&mut self.order);
+        order.sort_unstable();
+        order
+            .into_iter()
+            .map(|(_, slot)| std::mem::take(&mut self.slots[slot as usize]))
+            .collect()
     }
 }
 
@@ -185,6 +261,7 @@ impl Window {
     fn new(f: &Filter) -> Window {
         Window {
             seen: vec![Seen::default(); f.columns.len()],
+            bottom: BottomK::new(f.sample_size),
             ..Default::default()
         }
     }
@@ -225,18 +302,17 @@ impl Window {
             self.errors += 1;
             return Ok(());
         }
-        let mut values = None;
         let p = priority(f.seed, r.id.as_ref(), at.0, at.1);
-        let wanted = self.heap.len() < f.sample_size || self.heap.peek().is_some_and(|e| p < e.0);
-        if wanted {
-            values = Some(vec![Value::Null; f.columns.len()]);
-        }
+        let mut row = match self.bottom.wants(p) {
+            true => self.bottom.take(p, f.columns.len()),
+            false => None,
+        };
         for (position, (name, v)) in r.inputs.0.iter().enumerate() {
             match cols.find(position, name) {
                 Some(i) => {
                     self.seen[i].add(v);
-                    if let Some(vals) = values.as_mut() {
-                        vals[i] = Value::of(v);
+                    if let Some(row) = row.as_mut() {
+                        row.values[i] = Value::of(v);
                     }
                 }
                 None => match self.new_columns.get_mut(name.as_ref()) {
@@ -255,23 +331,14 @@ impl Window {
                 self.predictions.insert(id, (*p, r.score));
             }
         }
-        if let Some(values) = values {
-            if self.heap.len() >= f.sample_size {
-                self.heap.pop();
-            }
-            self.heap.push(Entry(
-                p,
-                SampledRow {
-                    values,
-                    prediction,
-                    score: r.score.filter(|s| s.is_finite()),
-                },
-            ));
+        if let Some(row) = row {
+            row.prediction = prediction;
+            row.score = r.score.filter(|s| s.is_finite());
         }
         Ok(())
     }
 
-    fn merge(&mut self, o: Window, sample_size: usize) {
+    fn merge(&mut self, o: Window) {
         self.files += o.files;
         self.rows += o.rows;
         self.errors += o.errors;
@@ -290,14 +357,7 @@ impl Window {
             *self.new_columns.entry(k).or_default() += n;
         }
         self.latencies.extend(o.latencies);
-        for e in o.heap {
-            if self.heap.len() < sample_size {
-                self.heap.push(e);
-            } else if self.heap.peek().is_some_and(|top| e.0 < top.0) {
-                self.heap.pop();
-                self.heap.push(e);
-            }
-        }
+        self.bottom.merge(o.bottom);
         self.predictions.extend(o.predictions);
     }
 }
@@ -401,11 +461,9 @@ pub fn read(files: &[PathBuf], f: &Filter) -> Result<Window> {
     });
     let mut window = Window::new(f);
     for part in parts {
-        window.merge(part?, f.sample_size);
+        window.merge(part?);
     }
-    let mut entries = std::mem::take(&mut window.heap).into_vec();
-    entries.sort_by_key(|e| e.0);
-    window.sample = entries.into_iter().map(|e| e.1).collect();
+    window.sample = std::mem::take(&mut window.bottom).finish();
     Ok(window)
 }
 
@@ -543,4 +601,59 @@ fn read_parquet(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod bottom_k_tests {
+    use super::*;
+
+    fn row(p: u64) -> SampledRow {
+        SampledRow {
+            values: vec![Value::Number(p as f64)],
+            prediction: Value::Null,
+            score: None,
+        }
+    }
+
+    /// The k smallest of every priority pushed, smallest first, each with its own row, whatever
+    /// the split into parts and however often the buffer was shrunk and its slots reused.
+    #[test]
+    fn keeps_exactly_the_k_smallest_across_shrinks_and_merges() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % 1_000_000
+        };
+        for (n, k, parts) in [(10_000usize, 100usize, 1usize), (10_000, 100, 3), (50, 100, 2), (5_000, 1, 2)] {
+            let all: Vec<u64> = (0..n).map(|_| next()).collect();
+            let mut merged = BottomK::new(k);
+            for part in all.chunks(n.div_ceil(parts)) {
+                let mut b = BottomK::new(k);
+                for &p in part {
+                    if b.wants(p) {
+                        if let Some(r) = b.take(p, 1) {
+                            *r = row(p);
+                        }
+                    }
+                }
+                merged.merge(b);
+            }
+            let mut want = all.clone();
+            want.sort_unstable();
+            want.truncate(k);
+            let got: Vec<u64> = merged
+                .finish()
+                .iter()
+                .map(|r| match r.values[0] {
+                    Value::Number(v) => v as u64,
+                    _ => u64::MAX,
+                })
+                .collect();
+            assert_eq!(got, want, "n={n} k={k} parts={parts}");
+        }
+        assert!(BottomK::new(0).finish().is_empty());
+        assert!(!BottomK::new(0).wants(0));
+    }
 }
