@@ -6,6 +6,7 @@
 //! enough data": never a pass, never an alert.
 
 pub mod checks;
+pub mod fastline;
 pub mod labels;
 pub mod predictions;
 pub mod record;
@@ -238,7 +239,14 @@ pub fn run(config: &Config, request: &Request) -> Result<Report> {
         seed,
         keep_predictions: mcfg.labels.is_some(),
     };
+    let started = std::time::Instant::now();
     let w = window::read(&files, &filter)?;
+    tracing::debug!(
+        "read {} rows from {} files in {:?}",
+        w.rows,
+        files.len(),
+        started.elapsed()
+    );
     let digest: &Digest = &state.digest;
     let reference_predictions = predictions::load(&config.root, digest)?;
     let mut report = checks::evaluate(
@@ -251,6 +259,10 @@ pub fn run(config: &Config, request: &Request) -> Result<Report> {
             reference_predictions: reference_predictions.as_ref(),
         },
     )?;
+    tracing::debug!(
+        "checks done {:?} after the start of the read",
+        started.elapsed()
+    );
     report.model = config.model.clone();
     report.environment = env.to_string();
     report.digest = state.digest.to_string();

@@ -76,7 +76,11 @@ fn hostile_capture_lines_are_counted_as_corrupt_and_the_rest_is_read() {
     let cols = columns();
     let files = window::files(tmp.path(), true, since()).unwrap();
     let w = window::read(&files, &filter(&cols, 10)).unwrap();
-    assert_eq!(w.rows, 3, "the deep line is a row with a nested value: {:?}", w.corrupt_examples);
+    assert_eq!(
+        w.rows, 3,
+        "the deep line is a row with a nested value: {:?}",
+        w.corrupt_examples
+    );
     assert_eq!(w.corrupt, 5, "{:?}", w.corrupt_examples);
     assert_eq!(w.sample.len(), 3);
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
+use super::fastline;
 use super::record::{from_fields, Record, Scalar};
 
 /// A capture line longer than this is counted as corrupt.
@@ -84,6 +85,18 @@ pub enum Value {
 }
 
 impl Value {
+    /// Overwrites with `s`, reusing the text buffer when both are text (the sample's slots
+    /// are reused: categories need no allocation per row).
+    fn assign(&mut self, s: &Scalar) {
+        match (&mut *self, s) {
+            (Value::Text(buf), Scalar::Text(t)) => {
+                buf.clear();
+                buf.push_str(t);
+            }
+            _ => *self = Value::of(s),
+        }
+    }
+
     fn of(s: &Scalar) -> Value {
         match s {
             Scalar::Null => Value::Null,
@@ -120,6 +133,8 @@ pub struct Window {
     pub latencies: Vec<f64>,
     /// Bottom-k sample: (priority, row) while reading.
     bottom: BottomK,
+    /// Which columns the row being sampled has written (the others become null).
+    written: Vec<bool>,
     pub sample: Vec<SampledRow>,
     /// id → (prediction, score) when labels are joined.
     pub predictions: HashMap<String, (f64, Option<f64>)>,
@@ -154,9 +169,11 @@ impl BottomK {
         self.k > 0 && (self.bound == u64::MAX || p < self.bound)
     }
 
-    /// A cleared row of `width` nulls for priority `p`, or None when `p` is no longer wanted.
+    /// A row of `width` values for priority `p`, or None when `p` is no longer wanted. A reused
+    /// slot keeps its previous values (their text buffers are reused): the caller overwrites
+    /// every column.
     fn take(&mut self, p: u64, width: usize) -> Option<&mut SampledRow> {
-        if self.order.len() >= self.k + self.k / 4 + 1 {
+        if self.order.len() > self.k + self.k / 4 {
             self.shrink();
             if !self.wants(p) {
                 return None;
@@ -165,7 +182,6 @@ impl BottomK {
         let slot = match self.free.pop() {
             Some(slot) => {
                 let row = &mut self.slots[slot as usize];
-                row.values.iter_mut().for_each(|v| *v = Value::Null);
                 row.values.resize(width, Value::Null);
                 row.prediction = Value::Null;
                 row.score = None;
@@ -262,6 +278,7 @@ impl Window {
         Window {
             seen: vec![Seen::default(); f.columns.len()],
             bottom: BottomK::new(f.sample_size),
+            written: vec![false; f.columns.len()],
             ..Default::default()
         }
     }
@@ -307,12 +324,16 @@ impl Window {
             true => self.bottom.take(p, f.columns.len()),
             false => None,
         };
+        if row.is_some() {
+            self.written.iter_mut().for_each(|w| *w = false);
+        }
         for (position, (name, v)) in r.inputs.0.iter().enumerate() {
             match cols.find(position, name) {
                 Some(i) => {
                     self.seen[i].add(v);
                     if let Some(row) = row.as_mut() {
-                        row.values[i] = Value::of(v);
+                        row.values[i].assign(v);
+                        self.written[i] = true;
                     }
                 }
                 None => match self.new_columns.get_mut(name.as_ref()) {
@@ -332,6 +353,11 @@ impl Window {
             }
         }
         if let Some(row) = row {
+            for (v, written) in row.values.iter_mut().zip(&self.written) {
+                if !written {
+                    *v = Value::Null;
+                }
+            }
             row.prediction = prediction;
             row.score = r.score.filter(|s| s.is_finite());
         }
@@ -500,7 +526,11 @@ fn read_file(path: &Path, i: usize, f: &Filter, cols: &mut Columns, w: &mut Wind
         if text.is_empty() {
             continue;
         }
-        match serde_json::from_slice::<Record>(text) {
+        let parsed = match fastline::parse(text) {
+            Some(r) => Ok(r),
+            None => serde_json::from_slice::<Record>(text),
+        };
+        match parsed {
             Ok(r) => {
                 if let Err(why) = w.push(f, cols, &r, (i, number)) {
                     w.corrupt(path, number, &why);
@@ -626,7 +656,12 @@ mod bottom_k_tests {
             x ^= x << 17;
             x % 1_000_000
         };
-        for (n, k, parts) in [(10_000usize, 100usize, 1usize), (10_000, 100, 3), (50, 100, 2), (5_000, 1, 2)] {
+        for (n, k, parts) in [
+            (10_000usize, 100usize, 1usize),
+            (10_000, 100, 3),
+            (50, 100, 2),
+            (5_000, 1, 2),
+        ] {
             let all: Vec<u64> = (0..n).map(|_| next()).collect();
             let mut merged = BottomK::new(k);
             for part in all.chunks(n.div_ceil(parts)) {

@@ -127,24 +127,8 @@ impl DockerRunner {
                 self.catch_up(id, &seen, log).await;
                 code
             }
-            Stop::Timeout | Stop::Interrupted => {
-                let kill = KillContainerOptionsBuilder::default()
-                    .signal("KILL")
-                    .build();
-                let killed = self.docker.kill_container(id, Some(kill));
-                if tokio::time::timeout(ENGINE_GRACE, killed).await.is_err() {
-                    tracing::warn!("the engine did not confirm killing container {id}");
-                }
-                if matches!(stop, Stop::Timeout) {
-                    log.note(&format!(
-                        "timed out after {}; container killed",
-                        humanize(spec.resources.timeout)
-                    ));
-                    return Ok((StepOutcome::Timeout, None));
-                }
-                log.note("interrupted; container removed");
-                return Ok((StepOutcome::Interrupted, None));
-            }
+            Stop::Timeout => return Ok((self.kill(id, spec, log, true).await, None)),
+            Stop::Interrupted => return Ok((self.kill(id, spec, log, false).await, None)),
         };
         let inspect = tokio::time::timeout(ENGINE_GRACE, self.docker.inspect_container(id, None))
             .await
@@ -174,6 +158,32 @@ impl DockerRunner {
             StepOutcome::Failed
         };
         Ok((outcome, Some(code)))
+    }
+
+    /// Kills a container that ran out of time (or was interrupted) and says so in its log.
+    async fn kill(
+        &self,
+        id: &str,
+        spec: &StepSpec,
+        log: &mut LogSink,
+        timeout: bool,
+    ) -> StepOutcome {
+        let kill = KillContainerOptionsBuilder::default()
+            .signal("KILL")
+            .build();
+        let killed = self.docker.kill_container(id, Some(kill));
+        if tokio::time::timeout(ENGINE_GRACE, killed).await.is_err() {
+            tracing::warn!("the engine did not confirm killing container {id}");
+        }
+        if timeout {
+            log.note(&format!(
+                "timed out after {}; container killed",
+                humanize(spec.resources.timeout)
+            ));
+            return StepOutcome::Timeout;
+        }
+        log.note("interrupted; container removed");
+        StepOutcome::Interrupted
     }
 
     /// The engine's followed log stream can end before the last lines of an exited container
