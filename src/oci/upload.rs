@@ -2,11 +2,12 @@
 //!
 //! - A blob of at most one chunk (`MLOPS_REGISTRY_CHUNK_MIB`, default 64 MiB) goes up in one
 //!   PUT after its POST; the pair is retried as a whole.
-//! - A larger one from a file goes up in chunks: POST, then one PATCH per chunk with
-//!   `Content-Range` and `Content-Length`, each body streamed from the file in 1 MiB pieces
-//!   (memory stays flat), then the closing PUT with `?digest=`. The bytes are hashed in the
-//!   same read pass, and the closing PUT is sent only when they match the digest we were given
-//!   (a file that changed under us is not pushed under the old digest).
+//! - A larger one goes up in chunks: POST, then one PATCH per chunk with `Content-Range` and
+//!   `Content-Length`, then the closing PUT with `?digest=`. Where the bytes come from is a
+//!   [`Chunks`]: a file, each body streamed from it in 1 MiB pieces and hashed in the same
+//!   pass, the closing PUT sent only when they match the digest we were given (a file that
+//!   changed under us is not pushed under the old digest); or the model layer generated as it
+//!   goes (`stream`), whose digest is known once its last byte was sent.
 //! - After a dropped connection or a 5xx during a PATCH, the upload's URL is asked where it
 //!   stands (GET → 204 with `Range: 0-N`) and the upload resumes at byte N+1: at most the chunk
 //!   in flight is sent again. A session the registry no longer knows (404, or 400
