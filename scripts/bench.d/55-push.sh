@@ -10,9 +10,9 @@ REG=127.0.0.1:${MLOPS_REGISTRY_PORT:-5000}
 REG_DATA=${MLOPS_REGISTRY_DATA:-/var/lib/mlops-registry}
 gib=${MLOPS_BENCH_PUSH_GIB:-4}
 free_gb=$(df -BG --output=avail "$work" | tail -n 1 | tr -dc 0-9)
-# The model, the layer built from it, the registry's copies (layer, curl's blob, an upload in
-# flight): up to 5 times its size.
-while [ "$gib" -gt 1 ] && [ $((free_gb - 5 * gib)) -lt 10 ]; do gib=$((gib / 2)); done
+# The model and the registry's copies (the layer, curl's blob, an upload in flight): up to 4
+# times its size (the model layer is streamed into the upload, never written to disk).
+while [ "$gib" -gt 1 ] && [ $((free_gb - 4 * gib)) -lt 10 ]; do gib=$((gib / 2)); done
 bytes=$((gib << 30))
 chunk_mib=${MLOPS_REGISTRY_CHUNK_MIB:-64}
 echo "bench push: a $gib GiB model, $free_gb GB free, chunks of $chunk_mib MiB" >&2

@@ -18,6 +18,7 @@ use super::digest::{Digest, Hasher};
 use super::layer::{self, Compression};
 use super::reference::{parse_pinned, ImageLocation, ImageRef};
 use super::registry::{self, Registry};
+use super::tree::ModelTree;
 use crate::runs::{RunDir, Side};
 
 /// `package:` of mlops.yaml, resolved.
@@ -63,9 +64,10 @@ pub struct Packaged {
     /// Bytes sent to the registry this time (0 when everything was already there).
     pub uploaded_bytes: u64,
     pub annotations: IndexMap<String, String>,
-    /// sha256 over everything the image derives from (model files' names, sizes and mtimes,
-    /// package settings, base digest, provenance); an unchanged fingerprint with the image still
-    /// in place skips the rebuild.
+    /// sha256 over everything the image derives from (the model tree's key: its files' names,
+    /// sizes, modes, inodes, mtimes and ctimes, see `tree`; package settings, base digest,
+    /// provenance); an unchanged fingerprint with the image still in place skips the rebuild.
+    /// Empty when the model's stamps were too recent to trust.
     #[serde(default)]
     pub fingerprint: String,
 }
@@ -90,54 +92,34 @@ impl Packaged {
     }
 }
 
-/// The fingerprint of a packaging: see `Packaged::fingerprint`.
+/// The fingerprint of a packaging: see `Packaged::fingerprint`; None when the model tree has
+/// no key (stamps too recent to trust).
 fn fingerprint(
-    model_dir: &Path,
+    tree: &ModelTree,
     pkg: &PackageConfig,
     base_digest: &Digest,
     annotations: &IndexMap<String, String>,
-) -> Result<String> {
-    use std::os::unix::fs::MetadataExt;
+) -> Result<Option<String>> {
+    let Some(key) = tree.key() else {
+        return Ok(None);
+    };
     let mut h = Hasher::sha256();
     h.update(&serde_json::to_vec(pkg)?);
     h.update(base_digest.as_str().as_bytes());
     h.update(&serde_json::to_vec(annotations)?);
-    let mut stack = vec![model_dir.to_path_buf()];
-    let mut entries = Vec::new();
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d)? {
-            let e = e?;
-            let m = e.metadata()?;
-            if m.is_dir() {
-                stack.push(e.path());
-            }
-            let path = e.path();
-            entries.push(format!(
-                "{}\0{}\0{}\0{}\0{:o}",
-                path.strip_prefix(model_dir).unwrap_or(&path).display(),
-                m.len(),
-                m.mtime(),
-                m.mtime_nsec(),
-                m.mode()
-            ));
-        }
-    }
-    entries.sort();
-    for e in entries {
-        h.update(e.as_bytes());
-        h.update(&[0u8]);
-    }
-    Ok(h.finish().to_string())
+    h.update(key.as_bytes());
+    Ok(Some(h.finish().to_string()))
 }
 
 /// The earlier packaging of this run, when nothing it derives from changed and the image is
 /// still where it was put.
 async fn unchanged(
     run: &RunDir,
-    print: &str,
+    print: Option<&str>,
     pkg: &PackageConfig,
     settings: &RegistrySettings,
 ) -> Result<Option<Packaged>> {
+    let Some(print) = print else { return Ok(None) };
     let Ok(prev) = load(run) else { return Ok(None) };
     if prev.fingerprint != print {
         return Ok(None);
@@ -163,7 +145,7 @@ async fn unchanged(
     }))
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerRecord {
     pub digest: Digest,
     pub diff_id: Digest,
@@ -419,7 +401,7 @@ pub fn model_dir(run: &RunDir) -> Result<PathBuf> {
 
 /// The new image, assembled: its config and manifest, the base's layers and the model layer.
 struct Assembled {
-    layer: layer::Layer,
+    layer: LayerRecord,
     base_layers: Vec<Descriptor>,
     config: Vec<u8>,
     config_digest: Digest,
@@ -458,8 +440,13 @@ pub async fn package(
         .map_err(|e| anyhow::anyhow!("base image {base}: {e}"))?;
 
     let annotations = provenance(project, run)?;
-    let print = fingerprint(&model_dir, pkg, &base_digest, &annotations)?;
-    if let Some(prev) = unchanged(run, &print, pkg, settings).await? {
+    let tree = std::sync::Arc::new(ModelTree::scan(
+        &model_dir,
+        &pkg.model_path,
+        pkg.compression,
+    )?);
+    let print = fingerprint(&tree, pkg, &base_digest, &annotations)?;
+    if let Some(prev) = unchanged(run, print.as_deref(), pkg, settings).await? {
         tracing::info!(
             "model, base and settings unchanged since the last packaging: {}",
             prev.reference
@@ -470,23 +457,41 @@ pub async fn package(
     let work = tempfile::Builder::new()
         .prefix(".package-")
         .tempdir_in(&run.path)?;
-    let layer = layer::build(&model_dir, &pkg.model_path, pkg.compression, work.path())?;
-    let image = assemble(pkg, layer, base_manifest, &base_config, &annotations)?;
-    let (reference, uploaded) = match &pkg.repository {
+    let model = Model {
+        tree: &tree,
+        cache: run.path.join("model-layer.json"),
+        work: work.path(),
+    };
+    let (reference, image, uploaded) = match &pkg.repository {
         ImageLocation::Registry(target) => {
-            let uploaded = push(
+            let base_image = BaseImage {
+                image: base,
+                registry: &base_reg,
+                manifest: base_manifest,
+                config: &base_config,
+            };
+            let (image, uploaded) = push(
                 target,
-                base,
-                &base_reg,
-                &image,
+                base_image,
+                &model,
+                pkg,
+                &annotations,
                 &run.id,
-                work.path(),
                 settings,
             )
             .await?;
-            (format!("{}@{}", target.name(), image.digest), uploaded)
+            let reference = format!("{}@{}", target.name(), image.digest);
+            (reference, image, uploaded)
         }
         ImageLocation::Layout(dir) => {
+            let layer = layer::build(&tree, work.path())?;
+            let record = LayerRecord {
+                digest: layer.digest.clone(),
+                diff_id: layer.diff_id.clone(),
+                size: layer.size,
+                media_type: layer.media_type.to_string(),
+            };
+            let image = assemble(pkg, record, base_manifest, &base_config, &annotations)?;
             let base_layers = image
                 .base_layers
                 .iter()
@@ -497,14 +502,14 @@ pub async fn package(
                 &base_reg,
                 &base.repository,
                 &base_layers,
-                &image.layer,
+                &layer,
                 &image.config,
                 &image.manifest,
                 &run.id,
             )
             .await?;
             let at = ImageLocation::Layout(dir.clone());
-            (format!("{at}@{}", image.digest), uploaded)
+            (format!("{at}@{}", image.digest), image, uploaded)
         }
     };
     let packaged = Packaged {
@@ -514,15 +519,10 @@ pub async fn package(
         size: image.size(),
         base_image: base.to_string(),
         base_digest,
-        model_layer: LayerRecord {
-            digest: image.layer.digest.clone(),
-            diff_id: image.layer.diff_id.clone(),
-            size: image.layer.size,
-            media_type: image.layer.media_type.to_string(),
-        },
+        model_layer: image.layer.clone(),
         uploaded_bytes: uploaded,
         annotations,
-        fingerprint: print,
+        fingerprint: print.unwrap_or_default(),
     };
     crate::fsutil::write_json_atomic(&run.package_json(), &packaged)?;
     Ok(packaged)
@@ -531,7 +531,7 @@ pub async fn package(
 /// The image config and manifest for the model layer on the base.
 fn assemble(
     pkg: &PackageConfig,
-    layer: layer::Layer,
+    layer: LayerRecord,
     base_manifest: Manifest,
     base_config: &[u8],
     annotations: &IndexMap<String, String>,
@@ -572,53 +572,63 @@ fn assemble(
     })
 }
 
-/// Pushes the image to `target` (tagged with the run id); returns the bytes sent. Base layers
-/// are mounted from the base's repository on the same registry, else copied through `work`.
+/// The base image an image is packaged on, read from its registry.
+struct BaseImage<'a> {
+    image: &'a ImageRef,
+    registry: &'a Registry,
+    manifest: Manifest,
+    config: &'a [u8],
+}
+
+/// The model going into the image: its tree, the run's layer cache, a scratch directory.
+struct Model<'a> {
+    tree: &'a std::sync::Arc<ModelTree>,
+    cache: PathBuf,
+    work: &'a Path,
+}
+
+/// Pushes the image to `target` (tagged with the run id); returns it and the bytes sent. Base
+/// layers are mounted from the base's repository on the same registry, else copied through
+/// `work`, while the model layer goes up (see `model_layer`); the config, which names the
+/// model layer's diff_id, and the manifest follow.
 async fn push(
     target: &ImageRef,
-    base: &ImageRef,
-    base_reg: &Registry,
-    image: &Assembled,
+    base: BaseImage<'_>,
+    model: &Model<'_>,
+    pkg: &PackageConfig,
+    annotations: &IndexMap<String, String>,
     tag: &str,
-    work: &Path,
     settings: &RegistrySettings,
-) -> Result<u64> {
-    let same_registry = target.registry == base.registry;
+) -> Result<(Assembled, u64)> {
+    let same_registry = target.registry == base.image.registry;
     let target_reg;
     let reg = if same_registry {
-        base_reg
+        base.registry
     } else {
         target_reg = Registry::new(&target.registry, settings)?;
         &target_reg
     };
     let repo = &target.repository;
-    // Up to 4 blobs in flight: the base layers, the model layer, the config.
-    let mut blobs: Vec<futures_util::future::BoxFuture<'_, Result<u64>>> = image
-        .base_layers
+    // Up to 4 blobs in flight: the model layer and 3 base layers.
+    let from = same_registry.then_some(base.image);
+    let copies = base
+        .manifest
+        .layers
         .iter()
-        .map(|l| {
-            let from = same_registry.then_some(base);
-            Box::pin(copy_base_layer(reg, base_reg, from, base, repo, l, work)) as _
-        })
-        .collect();
-    let layer = &image.layer;
-    blobs.push(Box::pin(async move {
-        let sent = reg
-            .push_file(repo, layer.digest.as_str(), &layer.path)
-            .await?;
-        Ok(if sent { layer.size } else { 0 })
-    }));
-    blobs.push(Box::pin(async move {
-        let sent = reg
-            .push_bytes(repo, image.config_digest.as_str(), &image.config)
-            .await?;
-        Ok(if sent { image.config.len() as u64 } else { 0 })
-    }));
-    let sent: Vec<u64> = futures_util::stream::iter(blobs)
-        .buffer_unordered(4)
-        .try_collect()
+        .map(|l| copy_base_layer(reg, base.registry, from, base.image, repo, l, model.work));
+    let base_sent = futures_util::stream::iter(copies)
+        .buffer_unordered(3)
+        .try_collect::<Vec<u64>>();
+    let model_sent = super::model_layer::push(reg, repo, model.tree, &model.cache, model.work);
+    let (base_sent, (layer, model_sent)) = futures_util::try_join!(base_sent, model_sent)?;
+    let image = assemble(pkg, layer, base.manifest, base.config, annotations)?;
+    let config_sent = reg
+        .push_bytes(repo, image.config_digest.as_str(), &image.config)
         .await?;
-    let mut uploaded: u64 = sent.iter().sum();
+    let mut uploaded = base_sent.iter().sum::<u64>() + model_sent;
+    if config_sent {
+        uploaded += image.config.len() as u64;
+    }
     if reg
         .manifest_digest(repo, image.digest.as_str())
         .await?
@@ -628,7 +638,7 @@ async fn push(
     }
     reg.put_manifest(repo, tag, &image.manifest, registry::OCI_MANIFEST)
         .await?;
-    Ok(uploaded)
+    Ok((image, uploaded))
 }
 
 /// A base layer into the target repository: already there, mounted from the base's

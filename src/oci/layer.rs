@@ -1,18 +1,21 @@
 //! The model layer: a reproducible tar of a directory placed at a path inside the image.
 //! Entries sorted by path, mtime 0, uid/gid 0, no user or group names, modes normalised to
 //! 0755 (directories and executables) or 0644; compression none, gzip (level 6, no name or
-//! time in the header) or zstd (level 3), single-threaded. Written once to a temporary file
-//! while both digests are computed, so memory stays flat however big the model is. The model
-//! directory is the training step's writing: it is read as a step output (see
-//! `outputs`): regular files and directories only, no link followed.
+//! time in the header) or zstd (level 3), single-threaded. The tar comes from the plan of
+//! `tree` (scanned once; files checked against their stamps as they are read). Pushed to a
+//! registry uncompressed, it is streamed straight into the upload (see `stream`); compressed,
+//! or for an OCI layout, it is written once to a file while both digests are computed, so
+//! memory stays flat however big the model is. The model directory is the training step's
+//! writing: it is read as a step output (see `outputs`): regular files and directories only,
+//! no link followed.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::digest::{Digest, Hasher};
 use anyhow::{Context, Result};
 
-use crate::outputs::StepDir;
+use super::digest::{Digest, Hasher};
+use super::tree::ModelTree;
 
 // How the model layer is compressed (`package.compression`); no doc comment: it would become
 // a description in the committed schema.
@@ -37,7 +40,7 @@ pub struct Layer {
 }
 
 /// Counts and (unless built `passing`) hashes what passes through.
-struct Hashing<W: Write> {
+pub(crate) struct Hashing<W: Write> {
     inner: W,
     hasher: Option<Hasher>,
     count: u64,
@@ -58,7 +61,7 @@ impl<W: Write> Write for Hashing<W> {
 }
 
 impl<W: Write> Hashing<W> {
-    fn new(inner: W) -> Self {
+    pub(crate) fn new(inner: W) -> Self {
         Hashing {
             inner,
             hasher: Some(Hasher::sha256()),
@@ -72,24 +75,12 @@ impl<W: Write> Hashing<W> {
             ..Hashing::new(inner)
         }
     }
-    fn finish(self) -> (W, Option<Digest>, u64) {
+    pub(crate) fn finish(self) -> (W, Option<Digest>, u64) {
         (self.inner, self.hasher.map(Hasher::finish), self.count)
     }
 }
 
-/// A directory entry: mode 0755, owned by root, mtime 0.
-fn dir_header() -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(tar::EntryType::Directory);
-    h.set_mode(0o755);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    h.set_size(0);
-    h
-}
-
-fn media_type(compression: Compression) -> &'static str {
+pub(crate) fn media_type(compression: Compression) -> &'static str {
     match compression {
         Compression::None => "application/vnd.oci.image.layer.v1.tar",
         Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -97,11 +88,10 @@ fn media_type(compression: Compression) -> &'static str {
     }
 }
 
-/// Builds the layer for `dir` at `at` (an absolute path in the image) into `work`.
-pub fn build(dir: &Path, at: &str, compression: Compression, work: &Path) -> Result<Layer> {
-    use std::os::unix::fs::PermissionsExt;
-    let prefix = PathBuf::from(at.trim_start_matches('/'));
+/// Builds the layer planned by `tree` into a file in `work`.
+pub fn build(tree: &ModelTree, work: &Path) -> Result<Layer> {
     let path = work.join("model-layer.blob");
+    let compression = tree.compression;
     // The uncompressed stream is hashed for diff_id at the top of the chain; the stored bytes
     // at the bottom, which reports its digest through a channel when the encoder above it
     // finishes and drops it.
@@ -110,12 +100,19 @@ pub fn build(dir: &Path, at: &str, compression: Compression, work: &Path) -> Res
         inner: Option<Hashing<W>>,
         tx: std::sync::mpsc::Sender<(Digest, u64)>,
     }
+    impl<W: Write> Report<W> {
+        fn inner(&mut self) -> io::Result<&mut Hashing<W>> {
+            self.inner
+                .as_mut()
+                .ok_or_else(|| io::Error::other("the layer writer was already finished"))
+        }
+    }
     impl<W: Write> Write for Report<W> {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.inner.as_mut().unwrap().write(buf)
+            self.inner()?.write(buf)
         }
         fn flush(&mut self) -> io::Result<()> {
-            self.inner.as_mut().unwrap().flush()
+            self.inner()?.flush()
         }
     }
     impl<W: Write> Drop for Report<W> {
@@ -129,9 +126,10 @@ pub fn build(dir: &Path, at: &str, compression: Compression, work: &Path) -> Res
             }
         }
     }
-    let file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
+    let file = std::fs::File::create(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
     let bottom = Report {
-        inner: Some(Hashing::new(file)),
+        inner: Some(Hashing::new(io::BufWriter::with_capacity(1 << 20, file))),
         tx,
     };
     let sink: Box<dyn Write> = match compression {
@@ -148,71 +146,51 @@ pub fn build(dir: &Path, at: &str, compression: Compression, work: &Path) -> Res
         Compression::None => Hashing::passing(sink),
         Compression::Gzip | Compression::Zstd => Hashing::new(sink),
     };
-    let mut tar = tar::Builder::new(top);
-    tar.mode(tar::HeaderMode::Deterministic);
-    // Parent directories of the model path, then the tree.
-    let mut parents = Vec::new();
-    let mut p = prefix.as_path();
-    while let Some(parent) = p.parent() {
-        if parent.as_os_str().is_empty() {
-            break;
-        }
-        parents.push(parent.to_path_buf());
-        p = parent;
-    }
-    parents.reverse();
-    for d in parents.iter().chain(std::iter::once(&prefix)) {
-        let mut h = dir_header();
-        tar.append_data(&mut h, d, io::empty())?;
-    }
-    // The training step wrote this directory: regular files and directories only, nothing
-    // followed, each file opened below its directory without following links, its size taken
-    // from fstat of the opened file and exactly that many bytes read.
-    let root = StepDir::open(dir)?;
-    for (rel, is_dir) in root.walk()? {
-        let name = prefix.join(&rel);
-        if is_dir {
-            let mut h = dir_header();
-            tar.append_data(&mut h, &name, io::empty())?;
-            continue;
-        }
-        let opened = root.open_file(&rel)?;
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(if opened.meta.permissions().mode() & 0o111 != 0 {
-            0o755
-        } else {
-            0o644
-        });
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        h.set_size(opened.meta.len());
-        let path = opened.path.clone();
-        let data = std::io::BufReader::with_capacity(1 << 20, opened.exact());
-        tar.append_data(&mut h, &name, data)
-            .with_context(|| format!("cannot add {} to the model layer", path.display()))?;
-    }
-    let hashing = tar.into_inner()?;
+    let hashing = tree.write_tar(top)?;
     let (mut sink, diff_id, _) = hashing.finish();
     sink.flush()?;
     drop(sink); // finishes the encoder, then the reporter sends the stored digest
     let (digest, size) = rx.recv().context("layer writer did not finish")?;
     let diff_id = diff_id.unwrap_or_else(|| digest.clone());
-    let media_type = media_type(compression);
     Ok(Layer {
         path,
         digest,
         size,
         diff_id,
-        media_type,
+        media_type: media_type(compression),
     })
+}
+
+/// The digest and size of the uncompressed layer of `tree`, from reading the model once
+/// (nothing is written).
+pub fn hash_tar(tree: &ModelTree) -> Result<(Digest, u64)> {
+    let hashing = tree.write_tar(Hashing::new(io::sink()))?;
+    let (_, digest, size) = hashing.finish();
+    Ok((digest.context("the layer hash was not kept")?, size))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Read;
+
+    fn build_dir(dir: &Path, compression: Compression, work: &Path) -> Result<Layer> {
+        build(&ModelTree::scan(dir, "/model", compression)?, work)
+    }
+
+    #[test]
+    fn the_hashed_tar_is_the_built_one() {
+        let dir = model();
+        let work = tempfile::tempdir().unwrap();
+        let built = build_dir(dir.path(), Compression::None, work.path()).unwrap();
+        let tree = ModelTree::scan(dir.path(), "/model", Compression::None).unwrap();
+        let (digest, size) = hash_tar(&tree).unwrap();
+        assert_eq!((digest, size), (built.digest.clone(), built.size));
+        assert_eq!(built.diff_id, built.digest);
+        assert_eq!(size, tree.tar_size());
+        let gz = build_dir(dir.path(), Compression::Gzip, work.path()).unwrap();
+        assert_eq!(gz.diff_id, built.digest);
+    }
 
     fn model() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
@@ -226,7 +204,7 @@ mod tests {
     fn holds_the_files_with_their_fstat_sizes_reproducibly() {
         let dir = model();
         let work = tempfile::tempdir().unwrap();
-        let a = build(dir.path(), "/model", Compression::None, work.path()).unwrap();
+        let a = build_dir(dir.path(), Compression::None, work.path()).unwrap();
         let bytes = std::fs::read(&a.path).unwrap();
         let mut archive = tar::Archive::new(&bytes[..]);
         let mut seen = Vec::new();
@@ -246,7 +224,7 @@ mod tests {
             ]
         );
         let work2 = tempfile::tempdir().unwrap();
-        let b = build(dir.path(), "/model", Compression::None, work2.path()).unwrap();
+        let b = build_dir(dir.path(), Compression::None, work2.path()).unwrap();
         assert_eq!(a.digest, b.digest);
     }
 
@@ -265,7 +243,7 @@ mod tests {
         .unwrap();
         let e = format!(
             "{:#}",
-            build(dir.path(), "/model", Compression::Gzip, work.path())
+            build_dir(dir.path(), Compression::Gzip, work.path())
                 .err()
                 .unwrap()
         );
@@ -275,7 +253,7 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("sub/passwd")).unwrap();
         let e = format!(
             "{:#}",
-            build(dir.path(), "/model", Compression::Gzip, work.path())
+            build_dir(dir.path(), Compression::Gzip, work.path())
                 .err()
                 .unwrap()
         );
@@ -285,7 +263,7 @@ mod tests {
         let _l = std::os::unix::net::UnixListener::bind(dir.path().join("sock")).unwrap();
         let e = format!(
             "{:#}",
-            build(dir.path(), "/model", Compression::Zstd, work.path())
+            build_dir(dir.path(), Compression::Zstd, work.path())
                 .err()
                 .unwrap()
         );

@@ -59,8 +59,15 @@ pub async fn write(
     }
     let target = blob_path(dir, layer.digest.as_str())?;
     if !target.exists() {
-        std::fs::copy(&layer.path, target.with_extension("partial"))?;
-        std::fs::rename(target.with_extension("partial"), &target)?;
+        // The layer was built in a scratch directory: moved in when it is on the same file
+        // system, else copied.
+        let partial = target.with_extension("partial");
+        if std::fs::rename(&layer.path, &partial).is_err() {
+            std::fs::copy(&layer.path, &partial).with_context(|| {
+                format!("cannot copy the model layer into {}", partial.display())
+            })?;
+        }
+        std::fs::rename(&partial, &target)?;
         written += layer.size;
     }
     for bytes in [config, manifest] {

@@ -2,11 +2,12 @@
 //!
 //! - A blob of at most one chunk (`MLOPS_REGISTRY_CHUNK_MIB`, default 64 MiB) goes up in one
 //!   PUT after its POST; the pair is retried as a whole.
-//! - A larger one from a file goes up in chunks: POST, then one PATCH per chunk with
-//!   `Content-Range` and `Content-Length`, each body streamed from the file in 1 MiB pieces
-//!   (memory stays flat), then the closing PUT with `?digest=`. The bytes are hashed in the
-//!   same read pass, and the closing PUT is sent only when they match the digest we were given
-//!   (a file that changed under us is not pushed under the old digest).
+//! - A larger one goes up in chunks: POST, then one PATCH per chunk with `Content-Range` and
+//!   `Content-Length`, then the closing PUT with `?digest=`. Where the bytes come from is a
+//!   [`Chunks`]: a file, each body streamed from it in 1 MiB pieces and hashed in the same
+//!   pass, the closing PUT sent only when they match the digest we were given (a file that
+//!   changed under us is not pushed under the old digest); or the model layer generated as it
+//!   goes (`stream`), whose digest is known once its last byte was sent.
 //! - After a dropped connection or a 5xx during a PATCH, the upload's URL is asked where it
 //!   stands (GET → 204 with `Range: 0-N`) and the upload resumes at byte N+1: at most the chunk
 //!   in flight is sent again. A session the registry no longer knows (404, or 400
@@ -16,6 +17,7 @@
 //! - Every `Location` the registry answers with is resolved against the registry and refused
 //!   when it leaves https; credentials go only to the registry's own origin (see `registry`).
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -109,7 +111,16 @@ impl Registry {
             .len();
         if size > self.chunk {
             let digest = self.parse_digest(repo, digest)?;
-            self.upload_chunked(&scope, &digest, path, size).await?;
+            let chunks = FileChunks {
+                path: path.to_path_buf(),
+                digest: digest.clone(),
+                hashed: Arc::new(Mutex::new(Hashed {
+                    hasher: Some(digest.hasher()),
+                    upto: 0,
+                })),
+            };
+            self.upload_chunked(&scope, &chunks, size, &digest.short())
+                .await?;
             return Ok(true);
         }
         let path = path.to_path_buf();
@@ -157,7 +168,7 @@ impl Registry {
     }
 
     /// POST a session, then one monolithic PUT; the pair is retried as a whole.
-    async fn upload(
+    pub(super) async fn upload(
         &self,
         scope: &Scope,
         digest: &str,
@@ -232,28 +243,24 @@ impl Registry {
     }
 
     /// POST, PATCH per chunk (resuming where the registry stands after an interruption), then
-    /// the closing PUT once the bytes hashed match `digest`.
-    async fn upload_chunked(
+    /// the closing PUT with the digest of what `chunks` produced; returns that digest.
+    pub(super) async fn upload_chunked<C: Chunks>(
         &self,
         scope: &Scope,
-        digest: &Digest,
-        path: &Path,
+        chunks: &C,
         size: u64,
-    ) -> Result<()> {
-        let what = format!("chunked upload of blob {digest}");
-        let progress = Progress::new(&format!("upload {}", digest.short()), size);
-        let hashed = Arc::new(Mutex::new(Hashed {
-            hasher: Some(digest.hasher()),
-            upto: 0,
-        }));
+        label: &str,
+    ) -> Result<Digest> {
+        let what = format!("chunked upload of blob {label}");
+        let progress = Progress::new(&format!("upload {label}"), size);
         let mut session = self.start_session(&what, scope).await?;
         let (mut offset, mut recoveries, mut restarted) = (0u64, 0u32, false);
         while offset < size {
             let end = (offset + self.chunk).min(size);
+            chunks.seek(offset).await?;
+            let body = &|| chunks.body(offset, end - offset, &progress);
             let outcome = self
-                .patch(
-                    &what, scope, &session, path, offset, end, &hashed, &progress,
-                )
+                .patch(&what, scope, &session, offset, end, body)
                 .await?;
             let gone = match outcome {
                 Patched::At(url, at) => {
@@ -303,34 +310,29 @@ impl Registry {
             offset = 0;
             progress.set(0);
         }
-        self.close_upload(&what, scope, digest, session, path, &hashed)
-            .await?;
+        let digest = self.close_upload(&what, scope, session, chunks).await?;
         progress.finish();
-        Ok(())
+        Ok(digest)
     }
 
-    /// One PATCH of `start..end`, its body streamed from the file.
-    #[allow(clippy::too_many_arguments)]
+    /// One PATCH of `start..end`, its body from `body` (built again for each try).
     async fn patch(
         &self,
         what: &str,
         scope: &Scope,
         session: &Url,
-        path: &Path,
         start: u64,
         end: u64,
-        hashed: &Arc<Mutex<Hashed>>,
-        progress: &Progress,
+        body: &(dyn Fn() -> reqwest::Body + Sync),
     ) -> Result<Patched> {
         let len = end - start;
         let resp = self
             .send(what, scope, false, &|c| {
-                let body = file_body(path, start, len, Some((hashed.clone(), progress.clone())));
                 c.request(Method::PATCH, session.clone())
                     .header(header::CONTENT_TYPE, "application/octet-stream")
                     .header("content-range", format!("{start}-{}", end - 1))
                     .header(header::CONTENT_LENGTH, len)
-                    .body(body)
+                    .body(body())
             })
             .await;
         let resp = match resp {
@@ -389,34 +391,30 @@ impl Registry {
         Err(error)
     }
 
-    /// The closing PUT, once the bytes read match `digest`; else the session is cancelled.
-    async fn close_upload(
+    /// The closing PUT with the digest of what `chunks` produced; when they cannot vouch for
+    /// it (a file changed under us) the session is cancelled instead.
+    async fn close_upload<C: Chunks>(
         &self,
         what: &str,
         scope: &Scope,
-        digest: &Digest,
         session: Url,
-        path: &Path,
-        hashed: &Arc<Mutex<Hashed>>,
-    ) -> Result<()> {
-        let computed = {
-            let mut h = hashed.lock().unwrap_or_else(|e| e.into_inner());
-            h.hasher.take().map(Hasher::finish)
-        };
-        if computed.as_ref() != Some(digest) {
-            let cancelled = self
-                .send(what, scope, true, &|c| c.delete(session.clone()))
-                .await;
-            if let Err(e) = cancelled {
-                tracing::debug!("cancelling the upload failed: {e:#}");
+        chunks: &C,
+    ) -> Result<Digest> {
+        let digest = match chunks.digest().await {
+            Ok(d) => d,
+            Err(e) => {
+                let cancelled = self
+                    .send(what, scope, true, &|c| c.delete(session.clone()))
+                    .await;
+                if let Err(e) = cancelled {
+                    tracing::debug!("cancelling the upload failed: {e:#}");
+                }
+                return Err(e.context(format!(
+                    "nothing was pushed to registry {} (the upload was cancelled)",
+                    self.host
+                )));
             }
-            bail!(
-                "{} changed while it was uploaded to registry {} (its bytes are now {}, not {digest}): nothing was pushed; package again",
-                path.display(),
-                self.host,
-                computed.map_or_else(|| "unread".to_string(), |d| d.to_string())
-            );
-        }
+        };
         let mut url = session;
         url.query_pairs_mut().append_pair("digest", digest.as_str());
         let resp = self
@@ -425,15 +423,61 @@ impl Registry {
             })
             .await?;
         if resp.status() == StatusCode::CREATED {
-            return Ok(());
+            return Ok(digest);
         }
         // A closing PUT retried after a lost answer finds its session consumed.
         if resp.status() == StatusCode::NOT_FOUND
             && self.blob_exists_for(scope, digest.as_str()).await?
         {
-            return Ok(());
+            return Ok(digest);
         }
         Err(self.fail(what, &scope.repo, resp).await)
+    }
+}
+
+/// The bytes of a chunked upload: where each PATCH body comes from, and the digest the closing
+/// PUT names once all were sent.
+pub(crate) trait Chunks: Sync {
+    /// Makes the bytes from `offset` on the next a body gives (a stream regenerates them).
+    fn seek(&self, offset: u64) -> impl Future<Output = Result<()>> + Send;
+    /// The body of a PATCH of `len` bytes from `start`.
+    fn body(&self, start: u64, len: u64, progress: &Progress) -> reqwest::Body;
+    /// The digest of the bytes, once every one was sent.
+    fn digest(&self) -> impl Future<Output = Result<Digest>> + Send;
+}
+
+/// A file pushed under a digest it was given: its bytes are hashed (once, in order) as they are
+/// sent, and the upload is closed only when they match.
+struct FileChunks {
+    path: std::path::PathBuf,
+    digest: Digest,
+    hashed: Arc<Mutex<Hashed>>,
+}
+
+impl Chunks for FileChunks {
+    async fn seek(&self, _offset: u64) -> Result<()> {
+        Ok(())
+    }
+
+    fn body(&self, start: u64, len: u64, progress: &Progress) -> reqwest::Body {
+        let watch = (self.hashed.clone(), progress.clone());
+        file_body(&self.path, start, len, Some(watch))
+    }
+
+    async fn digest(&self) -> Result<Digest> {
+        let computed = {
+            let mut h = self.hashed.lock().unwrap_or_else(|e| e.into_inner());
+            h.hasher.take().map(Hasher::finish)
+        };
+        if computed.as_ref() != Some(&self.digest) {
+            bail!(
+                "{} changed while it was uploaded (its bytes are now {}, not {}); package again",
+                self.path.display(),
+                computed.map_or_else(|| "unread".to_string(), |d| d.to_string()),
+                self.digest
+            );
+        }
+        Ok(self.digest.clone())
     }
 }
 

@@ -85,7 +85,10 @@ fn packages_pulls_and_serves_the_model_reproducibly() {
     let reg = registry();
     let repo = format!("{reg}/test/{}", unique("churn"));
     let dir = trained_project(&repo, &reg);
+    // Stamps younger than 2 s are not trusted as a cache key (see src/oci/tree.rs).
+    std::thread::sleep(Duration::from_millis(2100));
     let first = package(dir.path());
+    assert_ne!(first["fingerprint"], "", "{first:#}");
     let reference = first["reference"].as_str().unwrap().to_string();
     let digest = first["digest"].as_str().unwrap();
     assert_eq!(reference, format!("{repo}@{digest}"));
@@ -129,6 +132,12 @@ fn packages_pulls_and_serves_the_model_reproducibly() {
     assert_ne!(third["fingerprint"], first["fingerprint"]);
     assert_eq!(third["digest"], first["digest"]);
     assert_eq!(third["uploaded_bytes"], 0, "{third:#}");
+    // Touched long enough ago to be trusted again: the new stamps are the key now.
+    std::thread::sleep(Duration::from_millis(2100));
+    let fourth = package(dir.path());
+    assert_ne!(fourth["fingerprint"], "", "{fourth:#}");
+    assert_eq!(fourth["digest"], first["digest"]);
+    assert_eq!(fourth["uploaded_bytes"], 0, "{fourth:#}");
 
     // The registry has it under the run id tag, as an OCI manifest.
     let pulled = Command::new(DOCKER)
@@ -234,6 +243,75 @@ fn packages_pulls_and_serves_the_model_reproducibly() {
             layer["size"].as_u64().unwrap()
         );
     }
+}
+
+/// The layer cache keys on stamps, not on mtime alone: model bytes rewritten at the same size
+/// with their mtime put back are packaged anew, under the digest of the new bytes, which go up.
+#[test]
+fn a_same_size_rewrite_with_the_old_mtime_is_never_the_stale_layer() {
+    let reg = registry();
+    let repo = format!("{reg}/test/{}", unique("rewrite"));
+    let dir = trained_project(&repo, &reg);
+    std::thread::sleep(Duration::from_millis(2100));
+    let first = package(dir.path());
+    let run_id = first["tag"].as_str().unwrap();
+    let model_file = dir
+        .path()
+        .join(format!(".mlops/runs/{run_id}/model/model.joblib"));
+    let meta = std::fs::metadata(&model_file).unwrap();
+    let mut bytes = std::fs::read(&model_file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&model_file, &bytes).unwrap();
+    let f = std::fs::File::options()
+        .write(true)
+        .open(&model_file)
+        .unwrap();
+    f.set_modified(meta.modified().unwrap()).unwrap();
+    drop(f);
+    let after = std::fs::metadata(&model_file).unwrap();
+    assert_eq!(
+        (after.len(), after.modified().unwrap()),
+        (meta.len(), meta.modified().unwrap())
+    );
+    std::thread::sleep(Duration::from_millis(2100));
+    let second = package(dir.path());
+    assert_ne!(second["fingerprint"], "", "{second:#}");
+    assert_ne!(second["fingerprint"], first["fingerprint"]);
+    assert_ne!(
+        second["model_layer"]["digest"],
+        first["model_layer"]["digest"]
+    );
+    assert_ne!(second["digest"], first["digest"]);
+    let size = second["model_layer"]["size"].as_u64().unwrap();
+    assert!(
+        second["uploaded_bytes"].as_u64().unwrap() >= size,
+        "{second:#}"
+    );
+    // The registry holds the new bytes under the new digest: the layer read back is the file.
+    let layer = second["model_layer"]["digest"].as_str().unwrap();
+    let repository = repo.trim_start_matches(&format!("{reg}/"));
+    let out = Command::new("curl")
+        .args([
+            "-fsS",
+            &format!("http://{reg}/v2/{repository}/blobs/{layer}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut archive = tar::Archive::new(&out.stdout[..]);
+    let held = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find_map(|mut e| {
+            (e.path().unwrap().to_str() == Some("model/model.joblib")).then(|| {
+                let mut v = Vec::new();
+                e.read_to_end(&mut v).unwrap();
+                v
+            })
+        });
+    assert!(held == Some(bytes), "the layer holds the rewritten bytes");
 }
 
 /// A proxy in front of the registry that answers 500 to the first two attempts of every

@@ -2,7 +2,8 @@
 //! real registry (distribution 2.8, which cancels a session cut mid-PATCH: the upload starts
 //! again once) and to an in-process registry that keeps what it received and reports it in
 //! `Range`, as the distribution specification describes (the upload resumes: at most the chunk
-//! in flight is sent again).
+//! in flight is sent again). The same for the model layer streamed as it is generated: it is
+//! regenerated up to the registry's offset, and equals the layer built on disk.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -12,7 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mlops::oci::credentials::RegistrySettings;
+use mlops::oci::layer::{self, Compression};
 use mlops::oci::registry::{sha256_digest, Registry};
+use mlops::oci::tree::ModelTree;
 
 use crate::common::registry;
 
@@ -251,4 +254,123 @@ fn a_chunked_upload_cut_mid_blob_resumes_where_the_registry_stands() {
         again <= 2 * MIB,
         "{again} bytes sent again (chunks of 1 MiB)"
     );
+}
+
+/// A model directory of a few files (`size` bytes in all, incompressible), and the layer of it
+/// built on disk the way an OCI layout gets it: what the streamed upload must equal.
+fn model_dir(
+    size: u64,
+) -> (
+    tempfile::TempDir,
+    std::sync::Arc<ModelTree>,
+    Vec<u8>,
+    String,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir_all(model.join("sub")).unwrap();
+    let (big, _) = random_file(&model, size - 1000);
+    std::fs::rename(big, model.join("sub/weights.bin")).unwrap();
+    std::fs::write(model.join("config.json"), vec![b'{'; 1000]).unwrap();
+    let tree = std::sync::Arc::new(ModelTree::scan(&model, "/model", Compression::None).unwrap());
+    let work = tempfile::tempdir().unwrap();
+    let built = layer::build(&tree, work.path()).unwrap();
+    let bytes = std::fs::read(&built.path).unwrap();
+    assert_eq!(sha256_digest(&bytes), built.digest.as_str());
+    assert_eq!(bytes.len() as u64, tree.tar_size());
+    let digest = built.digest.to_string();
+    (dir, tree, bytes, digest)
+}
+
+fn push_layer(host: &str, repo: &str, tree: &std::sync::Arc<ModelTree>) -> anyhow::Result<String> {
+    let settings = RegistrySettings::anonymous()
+        .with_chunk(MIB)
+        .with_backoff(std::time::Duration::from_millis(20));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let reg = Registry::new(host, &settings)?;
+        Ok(reg
+            .push_model_layer(repo, tree.clone())
+            .await?
+            .0
+            .to_string())
+    })
+}
+
+#[test]
+fn a_streamed_model_layer_is_the_layer_built_on_disk() {
+    let (_dir, tree, bytes, digest) = model_dir(3 * MIB + 4321);
+    let repo = format!("test/streamed-{}", std::process::id());
+    let pushed = push_layer(&registry(), &repo, &tree).expect("the streamed upload completes");
+    assert_eq!(pushed, digest);
+    let blob = fetch(&registry(), &repo, &digest, bytes.len() as u64);
+    assert!(blob == bytes, "the registry holds the tar built on disk");
+}
+
+#[test]
+fn a_streamed_layer_cut_mid_upload_reaches_the_real_registry_whole() {
+    let (_dir, tree, bytes, digest) = model_dir(6 * MIB + 999);
+    let (proxy, relayed) = cutting_proxy(registry(), 3 * MIB + 500);
+    let repo = format!("test/streamed-cut-{}", std::process::id());
+    let pushed = push_layer(&proxy, &repo, &tree).expect("the upload completes");
+    assert!(
+        relayed.cut.load(Ordering::SeqCst),
+        "the proxy cut the upload"
+    );
+    assert_eq!(pushed, digest);
+    let blob = fetch(&registry(), &repo, &digest, bytes.len() as u64);
+    assert!(blob == bytes);
+}
+
+#[test]
+fn a_streamed_layer_cut_mid_upload_is_regenerated_up_to_the_registry_offset() {
+    let (_dir, tree, bytes, digest) = model_dir(6 * MIB + 777);
+    let size = bytes.len() as u64;
+    let (upstream, blobs) = spec_registry();
+    let (proxy, relayed) = cutting_proxy(upstream, 3 * MIB + 300_000);
+    let pushed = push_layer(&proxy, "acme/model", &tree).expect("the upload completes");
+    assert!(
+        relayed.cut.load(Ordering::SeqCst),
+        "the proxy cut the upload"
+    );
+    assert_eq!(pushed, digest);
+    let stored = blobs.lock().unwrap().get(&digest).cloned();
+    assert!(
+        stored == Some(bytes),
+        "the registry holds the tar built on disk"
+    );
+    let again = relayed.up.load(Ordering::SeqCst) - size;
+    eprintln!("{again} bytes sent again for a {size}-byte layer");
+    assert!(
+        again <= 2 * MIB,
+        "{again} bytes sent again (chunks of 1 MiB)"
+    );
+}
+
+#[test]
+fn a_model_changed_during_a_streamed_upload_is_not_pushed() {
+    let (dir, tree, bytes, digest) = model_dir(6 * MIB + 777);
+    // The registry resumes after the cut; the file changed meanwhile: the regenerated stream
+    // refuses it, and nothing is stored under any digest.
+    let (upstream, blobs) = spec_registry();
+    let (proxy, relayed) = cutting_proxy(upstream, 3 * MIB);
+    let weights = dir.path().join("model/sub/weights.bin");
+    let watcher = {
+        let relayed = relayed.clone();
+        std::thread::spawn(move || {
+            while !relayed.cut.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            let mut f = std::fs::File::options().write(true).open(&weights).unwrap();
+            f.write_all(b"tampered").unwrap();
+        })
+    };
+    let e = format!("{:#}", push_layer(&proxy, "acme/model", &tree).unwrap_err());
+    watcher.join().unwrap();
+    assert!(
+        e.contains("weights.bin changed while the model layer"),
+        "{e}"
+    );
+    assert!(blobs.lock().unwrap().is_empty(), "nothing stored");
+    let _ = (bytes, digest);
 }
