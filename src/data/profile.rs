@@ -4,7 +4,7 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::read::{Kind, Scan};
+use super::read::{parse_float, Kind, Scan};
 
 /// Rows kept in the reservoir sample by default: the two-sample tests run on these.
 pub const DEFAULT_SAMPLE_SIZE: usize = 100_000;
@@ -99,66 +99,34 @@ pub struct Sample {
     pub columns: IndexMap<String, ColumnSample>,
 }
 
-/// Builds the profile and the per-column samples from a scan.
+/// Builds the profile and the per-column samples from a scan (the columns on every core).
 pub fn build(scan: &Scan, sample_size: usize, seed: u64) -> (Profile, Sample) {
+    let n = scan.columns.len();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |w| w.get().clamp(1, 8))
+        .min(n.max(1));
+    let per = n.div_ceil(workers.max(1)).max(1);
+    let built: Vec<(ColumnProfile, ColumnSample)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .step_by(per)
+            .map(|from| {
+                s.spawn(move || {
+                    (from..(from + per).min(n))
+                        .map(|i| build_column(scan, i))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        // A worker that panicked has a bug to report, not an input to describe.
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
     let mut columns = IndexMap::new();
     let mut samples = IndexMap::new();
-    for (i, col) in scan.columns.iter().enumerate() {
-        let kind = col.kind();
-        let texts = scan.sample.iter().filter_map(|row| row.get(i));
-        let sample = if kind.is_numeric() {
-            // NaN carries no position in a distribution: it counts as missing here.
-            let mut v: Vec<f64> = texts
-                .filter_map(|t| t.parse::<f64>().ok())
-                .filter(|x| !x.is_nan())
-                .collect();
-            // Stored sorted: the order of a sample carries no information, and sorted
-            // values make the reference diff-friendly and the tests cheaper.
-            v.sort_by(f64::total_cmp);
-            ColumnSample {
-                numbers: Some(v),
-                texts: None,
-            }
-        } else {
-            ColumnSample {
-                numbers: None,
-                texts: Some(texts.map(str::to_string).collect()),
-            }
-        };
-        let quantiles = sample.numbers.as_ref().filter(|v| !v.is_empty()).map(|v| {
-            QUANTILES
-                .iter()
-                .map(|&q| (format!("{q}"), quantile_sorted(v, q)))
-                .collect()
-        });
-        let categories = (!kind.is_numeric())
-            .then_some(col.counts.as_ref())
-            .flatten()
-            .map(|counts| {
-                let mut pairs: Vec<(&String, &u64)> = counts.iter().collect();
-                pairs.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-                pairs
-                    .into_iter()
-                    .take(TOP_CATEGORIES)
-                    .map(|(k, v)| (k.clone(), *v))
-                    .collect()
-            });
-        let numeric = kind.is_numeric() && col.count > 0;
-        columns.insert(
-            col.name.clone(),
-            ColumnProfile {
-                kind,
-                nulls: col.nulls,
-                count: col.count,
-                min: numeric.then_some(col.min),
-                max: numeric.then_some(col.max),
-                mean: col.mean(),
-                std: col.std(),
-                quantiles,
-                distinct: col.counts.as_ref().map(|c| c.len() as u64),
-                categories,
-            },
-        );
+    for (col, (profile, sample)) in scan.columns.iter().zip(built) {
+        columns.insert(col.name.clone(), profile);
         samples.insert(col.name.clone(), sample);
     }
     (
@@ -173,6 +141,65 @@ pub fn build(scan: &Scan, sample_size: usize, seed: u64) -> (Profile, Sample) {
             columns: samples,
         },
     )
+}
+
+/// The profile and the sample of column `i`.
+fn build_column(scan: &Scan, i: usize) -> (ColumnProfile, ColumnSample) {
+    let col = &scan.columns[i];
+    let kind = col.kind();
+    let texts = scan.sample.iter().filter_map(|row| row.get(i));
+    let sample = if kind.is_numeric() {
+        // NaN carries no position in a distribution: it counts as missing here.
+        let mut v: Vec<f64> = texts
+            .filter_map(parse_float)
+            .filter(|x| !x.is_nan())
+            .collect();
+        // Stored sorted: the order of a sample carries no information, and sorted
+        // values make the reference diff-friendly and the tests cheaper. (Values equal
+        // under total_cmp have the same bits: an unstable sort gives the same result.)
+        v.sort_unstable_by(f64::total_cmp);
+        ColumnSample {
+            numbers: Some(v),
+            texts: None,
+        }
+    } else {
+        ColumnSample {
+            numbers: None,
+            texts: Some(texts.map(str::to_string).collect()),
+        }
+    };
+    let quantiles = sample.numbers.as_ref().filter(|v| !v.is_empty()).map(|v| {
+        QUANTILES
+            .iter()
+            .map(|&q| (format!("{q}"), quantile_sorted(v, q)))
+            .collect()
+    });
+    let categories = (!kind.is_numeric())
+        .then_some(col.counts.as_ref())
+        .flatten()
+        .map(|counts| {
+            let mut pairs: Vec<(&String, &u64)> = counts.iter().collect();
+            pairs.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            pairs
+                .into_iter()
+                .take(TOP_CATEGORIES)
+                .map(|(k, v)| (k.clone(), *v))
+                .collect()
+        });
+    let numeric = kind.is_numeric() && col.count > 0;
+    let profile = ColumnProfile {
+        kind,
+        nulls: col.nulls,
+        count: col.count,
+        min: numeric.then_some(col.min),
+        max: numeric.then_some(col.max),
+        mean: col.mean(),
+        std: col.std(),
+        quantiles,
+        distinct: col.counts.as_ref().map(|c| c.len() as u64),
+        categories,
+    };
+    (profile, sample)
 }
 
 /// Linear interpolation between order statistics (numpy's default, "linear").

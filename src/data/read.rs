@@ -90,7 +90,7 @@ fn is_null(field: &str) -> bool {
 /// `text.parse::<f64>()`, faster on plain decimals (`-12.345`): with at most 15 digits the
 /// digits make an exact integer and 10^k is exact, so one division gives the correctly
 /// rounded value, as the full parser does. Anything else goes to the full parser.
-fn parse_float(text: &str) -> Option<f64> {
+pub(crate) fn parse_float(text: &str) -> Option<f64> {
     const POW10: [f64; 16] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
     ];
@@ -285,41 +285,52 @@ impl ColumnScan {
         self.count_value(field);
     }
 
-    /// A non-null integer value of a typed (Parquet) column: as `push` of its decimal text.
-    fn push_int(&mut self, i: i64, key: &mut String) {
-        self.count += 1;
+    /// Non-null finite numbers of a typed column, all at once: as `push_int` (`float` false)
+    /// or `push_float` of each, category keys left to the caller. The moments of the batch
+    /// (two passes over it) join the running ones by Chan's formula: Welford's figures up to
+    /// rounding.
+    fn push_numbers(&mut self, values: &[f64], float: bool) {
+        if values.is_empty() {
+            return;
+        }
         match self.state {
             State::Categorical => {}
             State::Boolean => self.state = State::Categorical,
             State::AllNull | State::Integer | State::Float => {
-                if self.state != State::Float {
+                if float {
+                    self.state = State::Float;
+                } else if self.state != State::Float {
                     self.state = State::Integer;
                 }
-                self.add_number(i as f64);
+                let batch = Moments::of(values);
+                self.join_moments(batch);
             }
         }
-        if self.counts.is_some() {
-            use std::fmt::Write;
-            key.clear();
-            let _ = write!(key, "{i}");
-            self.count_value(key);
-        }
+        self.count += values.len() as u64;
     }
 
-    /// A finite float value of a typed (Parquet) column whose text (`ryu`'s, as Arrow prints
-    /// it) always has a point or an exponent: as `push` of that text.
-    fn push_float(&mut self, x: f64, text: impl FnOnce() -> String) {
-        self.count += 1;
-        match self.state {
-            State::Categorical => {}
-            State::Boolean => self.state = State::Categorical,
-            State::AllNull | State::Integer | State::Float => {
-                self.state = State::Float;
-                self.add_number(x);
-            }
+    /// Chan's formula; `self.count` does not include the batch yet.
+    fn join_moments(&mut self, b: Moments) {
+        if self.count == 0 {
+            (self.mean, self.m2) = (b.mean, b.m2);
+        } else {
+            let (na, nb) = (self.count as f64, b.n);
+            let n = na + nb;
+            let d = b.mean - self.mean;
+            self.mean += d * nb / n;
+            self.m2 += b.m2 + d * d * na * nb / n;
         }
-        if self.counts.is_some() {
-            self.count_value(&text());
+        self.min = self.min.min(b.min);
+        self.max = self.max.max(b.max);
+    }
+
+    /// Adds `n` to the count of `key` (as `n` calls of `count_value`, the cap applied once).
+    fn count_value_n(&mut self, key: String, n: u64) {
+        if let Some(counts) = &mut self.counts {
+            *counts.entry(key).or_insert(0) += n;
+            if counts.len() > MAX_CATEGORIES {
+                self.counts = None;
+            }
         }
     }
 
@@ -342,6 +353,47 @@ impl ColumnScan {
             } else {
                 self.counts = None;
             }
+        }
+    }
+}
+
+/// Count, mean, sum of squared deviations, min and max of a batch of numbers.
+struct Moments {
+    n: f64,
+    mean: f64,
+    m2: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Moments {
+    fn of(values: &[f64]) -> Moments {
+        // Four lanes: the sums vectorise, and pairwise-ish summing loses less.
+        fn lanes(values: &[f64], f: impl Fn(f64) -> f64) -> f64 {
+            let mut acc = [0.0f64; 4];
+            let mut quads = values.chunks_exact(4);
+            for q in &mut quads {
+                for (a, &x) in acc.iter_mut().zip(q) {
+                    *a += f(x);
+                }
+            }
+            let tail: f64 = quads.remainder().iter().map(|&x| f(x)).sum();
+            (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+        }
+        let n = values.len() as f64;
+        let mean = lanes(values, |x| x) / n;
+        let m2 = lanes(values, |x| (x - mean) * (x - mean));
+        let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
+        for &x in values {
+            min = min.min(x);
+            max = max.max(x);
+        }
+        Moments {
+            n,
+            mean,
+            m2,
+            min,
+            max,
         }
     }
 }
@@ -390,6 +442,35 @@ impl Reservoir {
         } else {
             u64::MAX / 2
         }) + 1;
+    }
+
+    /// The rows of the next `n` offered that are still in the sample after them, as
+    /// (row among the `n`, slot) by row: the reservoir advances as if each had been offered,
+    /// and the caller places those rows (with `place`, in slot order) once it has them.
+    fn plan(&mut self, n: u64) -> Vec<(u64, usize)> {
+        let start = self.seen;
+        let end = start.saturating_add(n);
+        let mut kept: HashMap<usize, u64> = HashMap::new();
+        while self.seen < end {
+            if (self.seen as usize) < self.capacity {
+                kept.insert(self.seen as usize, self.seen - start);
+                self.seen += 1;
+                continue;
+            }
+            // The next row taken is row `next - 1`: skip the rows before it.
+            let taken = self.next.saturating_sub(1);
+            if taken >= end {
+                self.seen = end;
+                break;
+            }
+            self.seen = taken;
+            if let Some(slot) = self.slot() {
+                kept.insert(slot, taken - start);
+            }
+        }
+        let mut plan: Vec<(u64, usize)> = kept.into_iter().map(|(s, r)| (r, s)).collect();
+        plan.sort_unstable();
+        plan
     }
 
     fn place(&mut self, slot: usize, row: SampleRow) {
