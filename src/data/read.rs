@@ -137,8 +137,12 @@ pub struct ColumnScan {
     state: State,
     pub nulls: u64,
     pub count: u64,
+    /// Mean and sum of squared deviations of the first `joined` numbers; the numbers after
+    /// them wait in `pending` and join in batches (a division per value is a long chain).
     mean: f64,
     m2: f64,
+    joined: u64,
+    pending: Vec<f64>,
     pub min: f64,
     pub max: f64,
     /// Value → count, until more than MAX_CATEGORIES distinct values are seen.
@@ -158,6 +162,8 @@ impl ColumnScan {
             count: 0,
             mean: 0.0,
             m2: 0.0,
+            joined: 0,
+            pending: Vec::new(),
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
             counts: Some(Counts::default()),
@@ -177,8 +183,10 @@ impl ColumnScan {
     /// Folds the statistics of the next rows (`later`, scanned on their own) into these.
     /// Types widen as one pass would widen them; moments combine by Chan's formula, exactly
     /// the one-pass figures when either side is empty.
-    fn merge(&mut self, later: ColumnScan) {
+    fn merge(&mut self, mut later: ColumnScan) {
         use State::*;
+        self.flush();
+        later.flush();
         self.state = match (self.state, later.state) {
             (a, AllNull) => a,
             (AllNull, b) => b,
@@ -188,15 +196,11 @@ impl ColumnScan {
             (Float, _) | (_, Float) => Float,
             (Integer, Integer) => Integer,
         };
-        if self.count == 0 {
-            (self.mean, self.m2) = (later.mean, later.m2);
-        } else if later.count > 0 {
-            let (na, nb) = (self.count as f64, later.count as f64);
-            let n = na + nb;
-            let d = later.mean - self.mean;
-            self.mean += d * nb / n;
-            self.m2 += later.m2 + d * d * na * nb / n;
-        }
+        (self.mean, self.m2) = chan(
+            (self.joined, self.mean, self.m2),
+            (later.joined, later.mean, later.m2),
+        );
+        self.joined += later.joined;
         self.count += later.count;
         self.nulls += later.nulls;
         self.min = self.min.min(later.min);
@@ -222,14 +226,36 @@ impl ColumnScan {
         }
     }
 
+    /// Count, mean and sum of squared deviations of every number so far.
+    fn moments(&self) -> (u64, f64, f64) {
+        let joined = (self.joined, self.mean, self.m2);
+        if self.pending.is_empty() {
+            return joined;
+        }
+        let b = Moments::of(&self.pending);
+        let n = self.pending.len() as u64;
+        let (mean, m2) = chan(joined, (n, b.mean, b.m2));
+        (self.joined + n, mean, m2)
+    }
+
     pub fn mean(&self) -> Option<f64> {
-        (self.kind().is_numeric() && self.count > 0).then_some(self.mean)
+        let (n, mean, _) = self.moments();
+        (self.kind().is_numeric() && n > 0).then_some(mean)
     }
 
     /// Sample standard deviation (n − 1), as pandas reports it.
     pub fn std(&self) -> Option<f64> {
-        (self.kind().is_numeric() && self.count > 1)
-            .then(|| (self.m2 / (self.count - 1) as f64).sqrt())
+        let (n, _, m2) = self.moments();
+        (self.kind().is_numeric() && n > 1).then(|| (m2 / (n - 1) as f64).sqrt())
+    }
+
+    /// The pending numbers into the moments.
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            let b = Moments::of(&self.pending);
+            self.join_moments(b);
+            self.pending.clear();
+        }
     }
 
     fn push(&mut self, field: &str) {
@@ -302,6 +328,7 @@ impl ColumnScan {
                 } else if self.state != State::Float {
                     self.state = State::Integer;
                 }
+                self.flush();
                 let batch = Moments::of(values);
                 self.join_moments(batch);
             }
@@ -309,17 +336,10 @@ impl ColumnScan {
         self.count += values.len() as u64;
     }
 
-    /// Chan's formula; `self.count` does not include the batch yet.
     fn join_moments(&mut self, b: Moments) {
-        if self.count == 0 {
-            (self.mean, self.m2) = (b.mean, b.m2);
-        } else {
-            let (na, nb) = (self.count as f64, b.n);
-            let n = na + nb;
-            let d = b.mean - self.mean;
-            self.mean += d * nb / n;
-            self.m2 += b.m2 + d * d * na * nb / n;
-        }
+        let n = b.n as u64;
+        (self.mean, self.m2) = chan((self.joined, self.mean, self.m2), (n, b.mean, b.m2));
+        self.joined += n;
         self.min = self.min.min(b.min);
         self.max = self.max.max(b.max);
     }
@@ -335,13 +355,16 @@ impl ColumnScan {
     }
 
     fn add_number(&mut self, x: f64) {
-        // Welford: stable mean and variance in one pass.
-        let n = self.count as f64;
-        let d = x - self.mean;
-        self.mean += d / n;
-        self.m2 += d * (x - self.mean);
+        const BATCH: usize = 4096;
         self.min = self.min.min(x);
         self.max = self.max.max(x);
+        if self.pending.capacity() == 0 {
+            self.pending.reserve_exact(BATCH);
+        }
+        self.pending.push(x);
+        if self.pending.len() == BATCH {
+            self.flush();
+        }
     }
 
     fn count_value(&mut self, field: &str) {
@@ -353,6 +376,21 @@ impl ColumnScan {
             } else {
                 self.counts = None;
             }
+        }
+    }
+}
+
+/// Chan's formula: the mean and sum of squared deviations of two sets of numbers, from each
+/// one's (count, mean, sum of squared deviations); exact when either side is empty.
+fn chan(a: (u64, f64, f64), b: (u64, f64, f64)) -> (f64, f64) {
+    match (a.0, b.0) {
+        (_, 0) => (a.1, a.2),
+        (0, _) => (b.1, b.2),
+        (na, nb) => {
+            let (na, nb) = (na as f64, nb as f64);
+            let n = na + nb;
+            let d = b.1 - a.1;
+            (a.1 + d * nb / n, a.2 + b.2 + d * d * na * nb / n)
         }
     }
 }
@@ -398,12 +436,20 @@ impl Moments {
     }
 }
 
+/// A sampled row as the reservoir holds it: most rows taken are replaced later, so a CSV
+/// row is kept as its record's bytes and split into fields only if it stays to the end.
+#[derive(Debug)]
+enum Kept {
+    Row(SampleRow),
+    Record(Box<[u8]>),
+}
+
 /// A uniform sample of rows (Vitter's Algorithm L: the random draws are few and the result
 /// depends only on the seed and the row order).
 #[derive(Debug)]
 struct Reservoir {
     capacity: usize,
-    rows: Vec<SampleRow>,
+    rows: Vec<Kept>,
     rng: ChaCha8Rng,
     seen: u64,
     next: u64,
@@ -473,7 +519,7 @@ impl Reservoir {
         plan
     }
 
-    fn place(&mut self, slot: usize, row: SampleRow) {
+    fn place(&mut self, slot: usize, row: Kept) {
         if slot == self.rows.len() {
             self.rows.push(row);
         } else {
@@ -578,7 +624,15 @@ impl Scanner {
         Scan {
             rows: self.rows,
             columns: self.columns,
-            sample: self.reservoir.rows,
+            sample: {
+                let mut parser = parallel::RowParser::new();
+                let rows = self.reservoir.rows.into_iter();
+                rows.map(|kept| match kept {
+                    Kept::Row(row) => row,
+                    Kept::Record(bytes) => parser.fields(&bytes),
+                })
+                .collect()
+            },
         }
     }
 }

@@ -19,7 +19,7 @@ use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{self as types, DataType};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
-use super::{ColumnScan, ReadError, SampleRow, Scanner, MAX_CATEGORIES};
+use super::{ColumnScan, Kept, ReadError, SampleRow, Scanner, MAX_CATEGORIES};
 use crate::oci::digest::Hasher;
 
 /// Reads one Parquet file batch by batch into the scanner, hashing its bytes into `hasher`.
@@ -113,7 +113,7 @@ fn decode(
     scanner.rows += rows;
     sampled.sort_unstable_by_key(|(slot, _)| *slot);
     for (slot, row) in sampled {
-        scanner.reservoir.place(slot, row);
+        scanner.reservoir.place(slot, Kept::Row(row));
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::Mutex;
 
-use super::{utf8_fields, ColumnScan, ReadError, SampleRow, Scanner};
+use super::{utf8_fields, ColumnScan, Kept, ReadError, SampleRow, Scanner};
 use crate::oci::digest::Hasher;
 
 /// Bytes read at a time.
@@ -386,14 +386,14 @@ fn shift_line(e: ReadError, base: u64) -> ReadError {
 }
 
 /// Parses one record again (for the sample), with csv-core as the csv crate does.
-struct RowParser {
+pub(super) struct RowParser {
     core: csv_core::Reader,
     out: Vec<u8>,
     ends: Vec<usize>,
 }
 
 impl RowParser {
-    fn new() -> RowParser {
+    pub(super) fn new() -> RowParser {
         RowParser {
             core: csv_core::Reader::new(),
             out: vec![0; 1 << 12],
@@ -401,7 +401,7 @@ impl RowParser {
         }
     }
 
-    fn fields(&mut self, input: &[u8]) -> SampleRow {
+    pub(super) fn fields(&mut self, input: &[u8]) -> SampleRow {
         use csv_core::ReadRecordResult as R;
         self.core.reset();
         let (mut pos, mut outlen, mut nends) = (0, 0, 0);
@@ -434,7 +434,6 @@ impl RowParser {
 struct Merger<'a> {
     scanner: &'a mut Scanner,
     counted: &'a [AtomicBool],
-    parser: RowParser,
     /// Newlines before the next chunk.
     line_base: u64,
     last_open: Option<u64>,
@@ -458,11 +457,13 @@ impl Merger<'_> {
             }
         }
         let body = &done.bytes[done.start..];
-        for &offset in &done.rows {
+        for (i, &offset) in done.rows.iter().enumerate() {
             self.scanner.rows += 1;
             if let Some(slot) = self.scanner.reservoir.slot() {
-                let row = self.parser.fields(&body[offset..]);
-                self.scanner.reservoir.place(slot, row);
+                // The record runs at most to where the next one starts.
+                let end = done.rows.get(i + 1).copied().unwrap_or(body.len());
+                let record = body[offset..end].into();
+                self.scanner.reservoir.place(slot, Kept::Record(record));
             }
         }
         if let Some(open) = done.last_open {
@@ -547,7 +548,6 @@ pub(super) fn scan_csv_stream<R: Read + Send>(
     let mut merger = Merger {
         scanner,
         counted: &counted,
-        parser: RowParser::new(),
         line_base,
         last_open: None,
     };
