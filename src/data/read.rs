@@ -99,24 +99,22 @@ pub(crate) fn parse_float(text: &str) -> Option<f64> {
         Some(b'-') => (true, &b[1..]),
         _ => (false, b),
     };
-    if digits.first() == Some(&b'.') || digits.last() == Some(&b'.') {
+    let int = digits.iter().take_while(|c| c.is_ascii_digit()).count();
+    let (point, frac) = match digits.get(int) {
+        Some(b'.') => (true, &digits[int + 1..]),
+        _ => (false, &digits[int..]),
+    };
+    let scale = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+    // Digits before a point (none: ".5" and "" go to the full parser), some after it if
+    // there is one, nothing else, 15 digits at most.
+    let plain = int > 0 && (!point || scale > 0) && scale == frac.len() && int + scale <= 15;
+    if !plain {
         return text.parse().ok();
     }
-    let (mut mantissa, mut count, mut scale, mut point) = (0u64, 0usize, 0usize, false);
-    for &c in digits {
-        match c {
-            b'0'..=b'9' if count < 15 => {
-                mantissa = mantissa * 10 + u64::from(c - b'0');
-                count += 1;
-                scale += usize::from(point);
-            }
-            b'.' if !point => point = true,
-            _ => return text.parse().ok(),
-        }
-    }
-    if count == 0 {
-        return text.parse().ok();
-    }
+    let mantissa = digits[..int]
+        .iter()
+        .chain(frac)
+        .fold(0u64, |m, &c| m * 10 + u64::from(c - b'0'));
     let x = mantissa as f64 / POW10[scale];
     Some(if negative { -x } else { x })
 }

@@ -231,14 +231,17 @@ pub(super) fn scan_plain(
         } else {
             let (line, at) = blank.take().unwrap_or((line, start));
             last = Some((line, at as u64));
-            let record = &text[start..end];
-            let mut fields = record.split(',');
+            let mut from = start;
+            let mut ends = memchr::memchr_iter(b',', &bytes[start..end])
+                .map(|i| start + i)
+                .chain(std::iter::once(end));
             let mut found = 0;
-            for (col, field) in columns.iter_mut().zip(&mut fields) {
-                col.push(field);
+            for (col, to) in columns.iter_mut().zip(&mut ends) {
+                col.push(&text[from..to]);
+                from = to + 1;
                 found += 1;
             }
-            let extra = fields.count();
+            let extra = ends.count();
             if found + extra != width {
                 return Err(ReadError::Ragged {
                     path: path.into(),
