@@ -49,7 +49,7 @@ pub struct Profile {
 }
 
 /// The non-null sampled values of one column: numbers for numeric columns, text otherwise.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ColumnSample {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub numbers: Option<Vec<f64>>,
@@ -111,8 +111,11 @@ pub fn build(scan: &Scan, sample_size: usize, seed: u64) -> (Profile, Sample) {
             .step_by(per)
             .map(|from| {
                 s.spawn(move || {
-                    (from..(from + per).min(n))
-                        .map(|i| build_column(scan, i))
+                    let columns = from..(from + per).min(n);
+                    let mut samples = column_samples(scan, columns.clone());
+                    columns
+                        .zip(samples.iter_mut())
+                        .map(|(i, sample)| build_column(scan, i, std::mem::take(sample)))
                         .collect::<Vec<_>>()
                 })
             })
@@ -143,31 +146,47 @@ pub fn build(scan: &Scan, sample_size: usize, seed: u64) -> (Profile, Sample) {
     )
 }
 
-/// The profile and the sample of column `i`.
-fn build_column(scan: &Scan, i: usize) -> (ColumnProfile, ColumnSample) {
+/// The non-null sampled values of `columns`, numbers for numeric ones, in one pass over
+/// the sampled rows (each row is its own allocation: one visit per row, not per field).
+fn column_samples(scan: &Scan, columns: std::ops::Range<usize>) -> Vec<ColumnSample> {
+    let mut out: Vec<ColumnSample> = columns
+        .clone()
+        .map(|i| {
+            let numeric = scan.columns[i].kind().is_numeric();
+            let cap = scan.sample.len();
+            ColumnSample {
+                numbers: numeric.then(|| Vec::with_capacity(cap)),
+                texts: (!numeric).then(|| Vec::with_capacity(cap)),
+            }
+        })
+        .collect();
+    for row in &scan.sample {
+        for (i, sample) in columns.clone().zip(out.iter_mut()) {
+            let Some(text) = row.get(i) else { continue };
+            match (&mut sample.numbers, &mut sample.texts) {
+                // NaN carries no position in a distribution: it counts as missing here.
+                (Some(v), _) => v.extend(parse_float(text).filter(|x| !x.is_nan())),
+                (None, Some(t)) => t.push(text.to_string()),
+                (None, None) => {}
+            }
+        }
+    }
+    for sample in &mut out {
+        if let Some(v) = &mut sample.numbers {
+            // Stored sorted: the order of a sample carries no information, and sorted
+            // values make the reference diff-friendly and the tests cheaper. (Values
+            // equal under total_cmp have the same bits: an unstable sort gives the same
+            // result as a stable one.)
+            v.sort_unstable_by(f64::total_cmp);
+        }
+    }
+    out
+}
+
+/// The profile of column `i`, and its sample (from [`column_samples`]).
+fn build_column(scan: &Scan, i: usize, sample: ColumnSample) -> (ColumnProfile, ColumnSample) {
     let col = &scan.columns[i];
     let kind = col.kind();
-    let texts = scan.sample.iter().filter_map(|row| row.get(i));
-    let sample = if kind.is_numeric() {
-        // NaN carries no position in a distribution: it counts as missing here.
-        let mut v: Vec<f64> = texts
-            .filter_map(parse_float)
-            .filter(|x| !x.is_nan())
-            .collect();
-        // Stored sorted: the order of a sample carries no information, and sorted
-        // values make the reference diff-friendly and the tests cheaper. (Values equal
-        // under total_cmp have the same bits: an unstable sort gives the same result.)
-        v.sort_unstable_by(f64::total_cmp);
-        ColumnSample {
-            numbers: Some(v),
-            texts: None,
-        }
-    } else {
-        ColumnSample {
-            numbers: None,
-            texts: Some(texts.map(str::to_string).collect()),
-        }
-    };
     let quantiles = sample.numbers.as_ref().filter(|v| !v.is_empty()).map(|v| {
         QUANTILES
             .iter()
