@@ -328,6 +328,8 @@ impl ColumnScan {
                 }
                 self.flush();
                 let batch = Moments::of(values);
+                self.min = self.min.min(batch.min);
+                self.max = self.max.max(batch.max);
                 self.join_moments(batch);
             }
         }
@@ -338,8 +340,6 @@ impl ColumnScan {
         let n = b.n as u64;
         (self.mean, self.m2) = chan((self.joined, self.mean, self.m2), (n, b.mean, b.m2));
         self.joined += n;
-        self.min = self.min.min(b.min);
-        self.max = self.max.max(b.max);
     }
 
     /// Adds `n` to the count of `key` (as `n` calls of `count_value`, the cap applied once).
@@ -419,8 +419,20 @@ impl Moments {
         let n = values.len() as f64;
         let mean = lanes(values, |x| x) / n;
         let m2 = lanes(values, |x| (x - mean) * (x - mean));
-        let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
-        for &x in values {
+        // Four lanes here too (the values are finite: plain comparisons suffice).
+        let (mut lo, mut hi) = ([f64::INFINITY; 4], [f64::NEG_INFINITY; 4]);
+        let mut quads = values.chunks_exact(4);
+        for q in &mut quads {
+            for k in 0..4 {
+                lo[k] = if q[k] < lo[k] { q[k] } else { lo[k] };
+                hi[k] = if q[k] > hi[k] { q[k] } else { hi[k] };
+            }
+        }
+        let (mut min, mut max) = (
+            lo[0].min(lo[1]).min(lo[2].min(lo[3])),
+            hi[0].max(hi[1]).max(hi[2].max(hi[3])),
+        );
+        for &x in quads.remainder() {
             min = min.min(x);
             max = max.max(x);
         }

@@ -276,6 +276,10 @@ fn scan_group(job: &Job<'_>, file: std::fs::File, index: usize) -> Result<Group,
 #[derive(Default)]
 struct Tally {
     keys: HashMap<Key, u64, foldhash::fast::RandomState>,
+    /// Integers in SMALL_INTS, counted by index (codes, ages, counts: the common case); they
+    /// are never in `keys`.
+    small: Vec<u64>,
+    small_distinct: usize,
     /// More than MAX_CATEGORIES distinct values: no counts.
     over: bool,
 }
@@ -290,15 +294,29 @@ enum Key {
     F32(u32),
 }
 
+/// The integers counted without hashing.
+const SMALL_INTS: std::ops::Range<i64> = -1024..1024;
+
 impl Tally {
     fn add(&mut self, scan: &ColumnScan, key: Key) {
         if self.over || scan.counts.is_none() {
             return;
         }
-        *self.keys.entry(key).or_insert(0) += 1;
-        if self.keys.len() > MAX_CATEGORIES {
+        match key {
+            Key::Int(i) if SMALL_INTS.contains(&i) => {
+                if self.small.is_empty() {
+                    self.small = vec![0; (SMALL_INTS.end - SMALL_INTS.start) as usize];
+                }
+                let c = &mut self.small[(i - SMALL_INTS.start) as usize];
+                self.small_distinct += usize::from(*c == 0);
+                *c += 1;
+            }
+            _ => *self.keys.entry(key).or_insert(0) += 1,
+        }
+        if self.keys.len() + self.small_distinct > MAX_CATEGORIES {
             self.over = true;
             self.keys = HashMap::default();
+            self.small = Vec::new();
         }
     }
 
@@ -306,6 +324,10 @@ impl Tally {
         if self.over {
             scan.counts = None;
             return;
+        }
+        let small = self.small.iter().zip(SMALL_INTS);
+        for (&n, i) in small.filter(|(&n, _)| n > 0) {
+            scan.count_value_n(i.to_string(), n);
         }
         let mut buf = ryu::Buffer::new();
         for (key, n) in self.keys {
