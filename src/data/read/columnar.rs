@@ -1,12 +1,16 @@
-//! Parquet datasets, read batch by batch as typed Arrow arrays.
+//! Parquet datasets, read as typed Arrow arrays, the row groups on every core: each worker
+//! scans whole row groups into fresh column statistics, merged in file order as the CSV
+//! chunks are. The reservoir's choices depend only on the row count, known from the footer,
+//! so the rows the sample keeps are known before the read and only they are printed.
 //!
 //! Integer, float and boolean columns feed the statistics their values directly; text columns
 //! go through the same inference as CSV fields (they are text). The figures are those a
 //! scan of each value's Arrow text would give (what this reader did before): floats count as
 //! `float`, a NaN is missing, an infinity makes the column categorical as the text `inf`
-//! would, and category keys are the values as Arrow prints them. Only the few sampled rows,
-//! the category keys while a column has at most `MAX_CATEGORIES` distinct values, and the
-//! columns of other types (dates, decimals...) are turned into text. The file is hashed for
+//! would, and category keys are the values as Arrow prints them. Typed values are counted by
+//! value within a row group and printed once per distinct value at its end; only those keys
+//! (while a column has at most `MAX_CATEGORIES` distinct values), the kept sample rows and
+//! the columns of other types (dates, decimals...) are turned into text. The file is hashed for
 //! the dataset digest on another thread while it is decoded.
 
 use std::collections::{BTreeMap, HashMap};

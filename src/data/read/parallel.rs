@@ -7,10 +7,11 @@
 //! quoted field holding newlines is never cut. Parser threads scan the chunks into per-chunk
 //! column statistics and note where each row starts. The calling thread merges the chunk
 //! results in file order: statistics (see [`ColumnScan::merge`]), then the reservoir sample,
-//! whose few chosen rows it parses again from the chunk. The queues hold a few chunks, so
-//! memory stays flat whatever the file size; results depend on the data and [`BLOCK`] only,
-//! never on the number of threads or their timing, and a file that fits in one block gives
-//! exactly the one-pass figures.
+//! which keeps its chosen rows as their records' bytes (most are replaced later; the ones left
+//! at the end are split into fields then). A chunk with no quote and no carriage return is
+//! split at newlines and commas directly ([`scan_plain`], the same reading as csv-core's).
+//! The queues hold a few chunks, so memory stays flat whatever the file size; results depend
+//! on the data and [`BLOCK`] only, never on the number of threads or their timing.
 
 use std::collections::BTreeMap;
 use std::io::Read;
