@@ -26,7 +26,12 @@ print(round(best * 1000, 1))
 PY
 }
 
+# MLOPS_BENCH_DATA_ONLY=csv,parquet (any of ks, drift, csv, parquet) runs only those rows,
+# e.g. while iterating on one of them; unset, the whole section runs.
+data_rows() { [ -z "${MLOPS_BENCH_DATA_ONLY:-}" ] || [[ ",$MLOPS_BENCH_DATA_ONLY," == *",$1,"* ]]; }
+
 # 4a. KS, 10M vs 10M float64, the test alone (sorting included): ours vs scipy.stats.ks_2samp.
+if data_rows ks; then
 "$ev/bin/python" - "$work" <<'PY'
 import sys, numpy as np
 rng = np.random.default_rng(4)
@@ -56,6 +61,7 @@ ours=$(python3 -c "import json; print(round(json.loads('$ours_json')['seconds']*
 peer=$(python3 -c "import json; print(round(json.loads('$peer_json')['seconds']*1000,1))")
 row "KS 10M vs 10M float64 vs scipy ks_2samp (ms)" "<= 0.15x scipy" "$ours" "$peer" "$(ratio_of "$ours" "$peer")" "$(peak_mb "$root/target/release/examples/bench_ks" "$work/a.f64" "$work/b.f64") / $(peak_py "$ev/bin/python" "$work/ks.py" "$work/a.f64" "$work/b.f64")" "ratio <= 0.15"
 rm -f "$work"/*.f64
+fi
 
 # 4b. data check, 1M rows x 20 columns against an accepted reference, vs evidently's
 #     DataDriftPreset on the same two CSV files (its time includes reading both with pandas;
@@ -91,6 +97,7 @@ head -n 1001 "$work/drift/data/reference.csv" >"$work/drift/data/test.csv"
 cp "$work/drift/data/reference.csv" "$work/drift/data/train.csv"
 "$mlops" --quiet --config "$work/drift/mlops.yaml" data accept --dataset train
 cp "$work/drift/data/current.csv" "$work/drift/data/train.csv"
+if data_rows drift; then
 check=("$mlops" --quiet --config "$work/drift/mlops.yaml" data check --dataset train --format json)
 hyperfine -N -i -w 1 -r 5 --export-json "$work/d1.json" "${check[*]}" >/dev/null
 cat >"$work/ev_drift.py" <<'PY'
@@ -104,6 +111,7 @@ PY
 peer=$(py_ms 1 "import sys; sys.argv = ['', '$work/drift/data/reference.csv', '$work/drift/data/current.csv']; src = open('$work/ev_drift.py').read()" "exec(src, {'__name__': 'bench'})")
 ours=$(mean_ms "$work/d1.json")
 row "data check 1M x 20 vs evidently DataDriftPreset (ms)" ">= 100x faster" "$ours" "$peer" "$(ratio_of "$ours" "$peer" 4)" "$(peak_mb "${check[@]}") / $(peak_py "$ev/bin/python" "$work/ev_drift.py" "$work/drift/data/reference.csv" "$work/drift/data/current.csv")" "ratio <= 0.01"
+fi
 
 # 4c. Digest + profile of a 1.16 GB CSV (mlops data accept: digest, types, moments, categories,
 #     sample, reference written) vs polars.read_csv (eager) and pandas.read_csv of the same
@@ -114,6 +122,7 @@ while [ "$(stat -c %s "$big")" -lt 1000000000 ]; do tail -n +2 "$work/drift/data
 rm -f "$work/drift/data/current.csv" "$work/drift/data/train.csv"
 sed -i 's#data/train.csv#data/big.csv#' "$work/drift/mlops.yaml"
 accept=("$mlops" --quiet --config "$work/drift/mlops.yaml" data accept --dataset train)
+if data_rows csv; then
 hyperfine -N -w 1 -r 3 --export-json "$work/p1.json" "${accept[*]}" >/dev/null
 ours=$(mean_ms "$work/p1.json")
 mem=$(peak_mb "${accept[@]}")
@@ -122,14 +131,17 @@ pandas_ms=$(py_ms 1 "import pandas" "pandas.read_csv('$big')")
 gb=$(python3 -c "print(round($(stat -c %s "$big")/1e9, 2))")
 row "digest+profile ${gb} GB CSV vs polars.read_csv (ms)" "<= 1x polars, < 200 MiB" "$ours" "$polars_ms" "$(ratio_of "$ours" "$polars_ms")" "$mem / $(peak_py "$ev/bin/python" -c "import polars; polars.read_csv('$big')")" "ratio <= 1 and mem < 200"
 row "digest+profile ${gb} GB CSV vs pandas.read_csv (ms)" ">= 4x faster than pandas" "$ours" "$pandas_ms" "$(ratio_of "$ours" "$pandas_ms")" "$mem" "ratio <= 0.25"
+fi
 
 # 4d. The same rows as Parquet (written by polars: zstd, its default row groups) vs
 #     polars.read_parquet.
 "$ev/bin/python" -c "import polars; polars.read_csv('$big').write_parquet('$work/drift/data/big.parquet')"
 rm -f "$big"
 sed -i 's#data/big.csv#data/big.parquet#' "$work/drift/mlops.yaml"
+if data_rows parquet; then
 hyperfine -N -w 1 -r 3 --export-json "$work/q1.json" "${accept[*]}" >/dev/null
 ours=$(mean_ms "$work/q1.json")
 peer=$(py_ms 3 "import polars" "polars.read_parquet('$work/drift/data/big.parquet')")
 row "digest+profile same rows as Parquet vs polars (ms)" "<= 1.5x polars.read_parquet" "$ours" "$peer" "$(ratio_of "$ours" "$peer")" "$(peak_mb "${accept[@]}") / $(peak_py "$ev/bin/python" -c "import polars; polars.read_parquet('$work/drift/data/big.parquet')")" "ratio <= 1.5"
+fi
 rm -rf "$work/drift"

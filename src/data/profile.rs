@@ -4,7 +4,7 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::read::{Kind, Scan};
+use super::read::{parse_float, Kind, Scan};
 
 /// Rows kept in the reservoir sample by default: the two-sample tests run on these.
 pub const DEFAULT_SAMPLE_SIZE: usize = 100_000;
@@ -49,7 +49,7 @@ pub struct Profile {
 }
 
 /// The non-null sampled values of one column: numbers for numeric columns, text otherwise.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ColumnSample {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub numbers: Option<Vec<f64>>,
@@ -99,66 +99,37 @@ pub struct Sample {
     pub columns: IndexMap<String, ColumnSample>,
 }
 
-/// Builds the profile and the per-column samples from a scan.
+/// Builds the profile and the per-column samples from a scan (the columns on every core).
 pub fn build(scan: &Scan, sample_size: usize, seed: u64) -> (Profile, Sample) {
+    let n = scan.columns.len();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |w| w.get().clamp(1, 8))
+        .min(n.max(1));
+    let per = n.div_ceil(workers.max(1)).max(1);
+    let built: Vec<(ColumnProfile, ColumnSample)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .step_by(per)
+            .map(|from| {
+                s.spawn(move || {
+                    let columns = from..(from + per).min(n);
+                    let mut samples = column_samples(scan, columns.clone());
+                    columns
+                        .zip(samples.iter_mut())
+                        .map(|(i, sample)| build_column(scan, i, std::mem::take(sample)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        // A worker that panicked has a bug to report, not an input to describe.
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
     let mut columns = IndexMap::new();
     let mut samples = IndexMap::new();
-    for (i, col) in scan.columns.iter().enumerate() {
-        let kind = col.kind();
-        let texts = scan.sample.iter().filter_map(|row| row.get(i));
-        let sample = if kind.is_numeric() {
-            // NaN carries no position in a distribution: it counts as missing here.
-            let mut v: Vec<f64> = texts
-                .filter_map(|t| t.parse::<f64>().ok())
-                .filter(|x| !x.is_nan())
-                .collect();
-            // Stored sorted: the order of a sample carries no information, and sorted
-            // values make the reference diff-friendly and the tests cheaper.
-            v.sort_by(f64::total_cmp);
-            ColumnSample {
-                numbers: Some(v),
-                texts: None,
-            }
-        } else {
-            ColumnSample {
-                numbers: None,
-                texts: Some(texts.map(str::to_string).collect()),
-            }
-        };
-        let quantiles = sample.numbers.as_ref().filter(|v| !v.is_empty()).map(|v| {
-            QUANTILES
-                .iter()
-                .map(|&q| (format!("{q}"), quantile_sorted(v, q)))
-                .collect()
-        });
-        let categories = (!kind.is_numeric())
-            .then_some(col.counts.as_ref())
-            .flatten()
-            .map(|counts| {
-                let mut pairs: Vec<(&String, &u64)> = counts.iter().collect();
-                pairs.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-                pairs
-                    .into_iter()
-                    .take(TOP_CATEGORIES)
-                    .map(|(k, v)| (k.clone(), *v))
-                    .collect()
-            });
-        let numeric = kind.is_numeric() && col.count > 0;
-        columns.insert(
-            col.name.clone(),
-            ColumnProfile {
-                kind,
-                nulls: col.nulls,
-                count: col.count,
-                min: numeric.then_some(col.min),
-                max: numeric.then_some(col.max),
-                mean: col.mean(),
-                std: col.std(),
-                quantiles,
-                distinct: col.counts.as_ref().map(|c| c.len() as u64),
-                categories,
-            },
-        );
+    for (col, (profile, sample)) in scan.columns.iter().zip(built) {
+        columns.insert(col.name.clone(), profile);
         samples.insert(col.name.clone(), sample);
     }
     (
@@ -173,6 +144,81 @@ pub fn build(scan: &Scan, sample_size: usize, seed: u64) -> (Profile, Sample) {
             columns: samples,
         },
     )
+}
+
+/// The non-null sampled values of `columns`, numbers for numeric ones, in one pass over
+/// the sampled rows (each row is its own allocation: one visit per row, not per field).
+fn column_samples(scan: &Scan, columns: std::ops::Range<usize>) -> Vec<ColumnSample> {
+    let mut out: Vec<ColumnSample> = columns
+        .clone()
+        .map(|i| {
+            let numeric = scan.columns[i].kind().is_numeric();
+            let cap = scan.sample.len();
+            ColumnSample {
+                numbers: numeric.then(|| Vec::with_capacity(cap)),
+                texts: (!numeric).then(|| Vec::with_capacity(cap)),
+            }
+        })
+        .collect();
+    for row in &scan.sample {
+        for (i, sample) in columns.clone().zip(out.iter_mut()) {
+            let Some(text) = row.get(i) else { continue };
+            match (&mut sample.numbers, &mut sample.texts) {
+                // NaN carries no position in a distribution: it counts as missing here.
+                (Some(v), _) => v.extend(parse_float(text).filter(|x| !x.is_nan())),
+                (None, Some(t)) => t.push(text.to_string()),
+                (None, None) => {}
+            }
+        }
+    }
+    for sample in &mut out {
+        if let Some(v) = &mut sample.numbers {
+            // Stored sorted: the order of a sample carries no information, and sorted
+            // values make the reference diff-friendly and the tests cheaper. (Values
+            // equal under total_cmp have the same bits: an unstable sort gives the same
+            // result as a stable one.)
+            v.sort_unstable_by(f64::total_cmp);
+        }
+    }
+    out
+}
+
+/// The profile of column `i`, and its sample (from [`column_samples`]).
+fn build_column(scan: &Scan, i: usize, sample: ColumnSample) -> (ColumnProfile, ColumnSample) {
+    let col = &scan.columns[i];
+    let kind = col.kind();
+    let quantiles = sample.numbers.as_ref().filter(|v| !v.is_empty()).map(|v| {
+        QUANTILES
+            .iter()
+            .map(|&q| (format!("{q}"), quantile_sorted(v, q)))
+            .collect()
+    });
+    let categories = (!kind.is_numeric())
+        .then_some(col.counts.as_ref())
+        .flatten()
+        .map(|counts| {
+            let mut pairs: Vec<(&String, &u64)> = counts.iter().collect();
+            pairs.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            pairs
+                .into_iter()
+                .take(TOP_CATEGORIES)
+                .map(|(k, v)| (k.clone(), *v))
+                .collect()
+        });
+    let numeric = kind.is_numeric() && col.count > 0;
+    let profile = ColumnProfile {
+        kind,
+        nulls: col.nulls,
+        count: col.count,
+        min: numeric.then_some(col.min),
+        max: numeric.then_some(col.max),
+        mean: col.mean(),
+        std: col.std(),
+        quantiles,
+        distinct: col.counts.as_ref().map(|c| c.len() as u64),
+        categories,
+    };
+    (profile, sample)
 }
 
 /// Linear interpolation between order statistics (numpy's default, "linear").

@@ -90,7 +90,7 @@ fn is_null(field: &str) -> bool {
 /// `text.parse::<f64>()`, faster on plain decimals (`-12.345`): with at most 15 digits the
 /// digits make an exact integer and 10^k is exact, so one division gives the correctly
 /// rounded value, as the full parser does. Anything else goes to the full parser.
-fn parse_float(text: &str) -> Option<f64> {
+pub(crate) fn parse_float(text: &str) -> Option<f64> {
     const POW10: [f64; 16] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
     ];
@@ -99,24 +99,22 @@ fn parse_float(text: &str) -> Option<f64> {
         Some(b'-') => (true, &b[1..]),
         _ => (false, b),
     };
-    if digits.first() == Some(&b'.') || digits.last() == Some(&b'.') {
+    let int = digits.iter().take_while(|c| c.is_ascii_digit()).count();
+    let (point, frac) = match digits.get(int) {
+        Some(b'.') => (true, &digits[int + 1..]),
+        _ => (false, &digits[int..]),
+    };
+    let scale = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+    // Digits before a point (none: ".5" and "" go to the full parser), some after it if
+    // there is one, nothing else, 15 digits at most.
+    let plain = int > 0 && (!point || scale > 0) && scale == frac.len() && int + scale <= 15;
+    if !plain {
         return text.parse().ok();
     }
-    let (mut mantissa, mut count, mut scale, mut point) = (0u64, 0usize, 0usize, false);
-    for &c in digits {
-        match c {
-            b'0'..=b'9' if count < 15 => {
-                mantissa = mantissa * 10 + u64::from(c - b'0');
-                count += 1;
-                scale += usize::from(point);
-            }
-            b'.' if !point => point = true,
-            _ => return text.parse().ok(),
-        }
-    }
-    if count == 0 {
-        return text.parse().ok();
-    }
+    let mantissa = digits[..int]
+        .iter()
+        .chain(frac)
+        .fold(0u64, |m, &c| m * 10 + u64::from(c - b'0'));
     let x = mantissa as f64 / POW10[scale];
     Some(if negative { -x } else { x })
 }
@@ -137,8 +135,12 @@ pub struct ColumnScan {
     state: State,
     pub nulls: u64,
     pub count: u64,
+    /// Mean and sum of squared deviations of the first `joined` numbers; the numbers after
+    /// them wait in `pending` and join in batches (a division per value is a long chain).
     mean: f64,
     m2: f64,
+    joined: u64,
+    pending: Vec<f64>,
     pub min: f64,
     pub max: f64,
     /// Value → count, until more than MAX_CATEGORIES distinct values are seen.
@@ -158,6 +160,8 @@ impl ColumnScan {
             count: 0,
             mean: 0.0,
             m2: 0.0,
+            joined: 0,
+            pending: Vec::new(),
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
             counts: Some(Counts::default()),
@@ -177,8 +181,10 @@ impl ColumnScan {
     /// Folds the statistics of the next rows (`later`, scanned on their own) into these.
     /// Types widen as one pass would widen them; moments combine by Chan's formula, exactly
     /// the one-pass figures when either side is empty.
-    fn merge(&mut self, later: ColumnScan) {
+    fn merge(&mut self, mut later: ColumnScan) {
         use State::*;
+        self.flush();
+        later.flush();
         self.state = match (self.state, later.state) {
             (a, AllNull) => a,
             (AllNull, b) => b,
@@ -188,15 +194,11 @@ impl ColumnScan {
             (Float, _) | (_, Float) => Float,
             (Integer, Integer) => Integer,
         };
-        if self.count == 0 {
-            (self.mean, self.m2) = (later.mean, later.m2);
-        } else if later.count > 0 {
-            let (na, nb) = (self.count as f64, later.count as f64);
-            let n = na + nb;
-            let d = later.mean - self.mean;
-            self.mean += d * nb / n;
-            self.m2 += later.m2 + d * d * na * nb / n;
-        }
+        (self.mean, self.m2) = chan(
+            (self.joined, self.mean, self.m2),
+            (later.joined, later.mean, later.m2),
+        );
+        self.joined += later.joined;
         self.count += later.count;
         self.nulls += later.nulls;
         self.min = self.min.min(later.min);
@@ -222,14 +224,36 @@ impl ColumnScan {
         }
     }
 
+    /// Count, mean and sum of squared deviations of every number so far.
+    fn moments(&self) -> (u64, f64, f64) {
+        let joined = (self.joined, self.mean, self.m2);
+        if self.pending.is_empty() {
+            return joined;
+        }
+        let b = Moments::of(&self.pending);
+        let n = self.pending.len() as u64;
+        let (mean, m2) = chan(joined, (n, b.mean, b.m2));
+        (self.joined + n, mean, m2)
+    }
+
     pub fn mean(&self) -> Option<f64> {
-        (self.kind().is_numeric() && self.count > 0).then_some(self.mean)
+        let (n, mean, _) = self.moments();
+        (self.kind().is_numeric() && n > 0).then_some(mean)
     }
 
     /// Sample standard deviation (n − 1), as pandas reports it.
     pub fn std(&self) -> Option<f64> {
-        (self.kind().is_numeric() && self.count > 1)
-            .then(|| (self.m2 / (self.count - 1) as f64).sqrt())
+        let (n, _, m2) = self.moments();
+        (self.kind().is_numeric() && n > 1).then(|| (m2 / (n - 1) as f64).sqrt())
+    }
+
+    /// The pending numbers into the moments.
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            let b = Moments::of(&self.pending);
+            self.join_moments(b);
+            self.pending.clear();
+        }
     }
 
     fn push(&mut self, field: &str) {
@@ -285,52 +309,60 @@ impl ColumnScan {
         self.count_value(field);
     }
 
-    /// A non-null integer value of a typed (Parquet) column: as `push` of its decimal text.
-    fn push_int(&mut self, i: i64, key: &mut String) {
-        self.count += 1;
+    /// Non-null finite numbers of a typed column, all at once: as `push_int` (`float` false)
+    /// or `push_float` of each, category keys left to the caller. The moments of the batch
+    /// (two passes over it) join the running ones by Chan's formula: Welford's figures up to
+    /// rounding.
+    fn push_numbers(&mut self, values: &[f64], float: bool) {
+        if values.is_empty() {
+            return;
+        }
         match self.state {
             State::Categorical => {}
             State::Boolean => self.state = State::Categorical,
             State::AllNull | State::Integer | State::Float => {
-                if self.state != State::Float {
+                if float {
+                    self.state = State::Float;
+                } else if self.state != State::Float {
                     self.state = State::Integer;
                 }
-                self.add_number(i as f64);
+                self.flush();
+                let batch = Moments::of(values);
+                self.min = self.min.min(batch.min);
+                self.max = self.max.max(batch.max);
+                self.join_moments(batch);
             }
         }
-        if self.counts.is_some() {
-            use std::fmt::Write;
-            key.clear();
-            let _ = write!(key, "{i}");
-            self.count_value(key);
-        }
+        self.count += values.len() as u64;
     }
 
-    /// A finite float value of a typed (Parquet) column whose text (`ryu`'s, as Arrow prints
-    /// it) always has a point or an exponent: as `push` of that text.
-    fn push_float(&mut self, x: f64, text: impl FnOnce() -> String) {
-        self.count += 1;
-        match self.state {
-            State::Categorical => {}
-            State::Boolean => self.state = State::Categorical,
-            State::AllNull | State::Integer | State::Float => {
-                self.state = State::Float;
-                self.add_number(x);
+    fn join_moments(&mut self, b: Moments) {
+        let n = b.n as u64;
+        (self.mean, self.m2) = chan((self.joined, self.mean, self.m2), (n, b.mean, b.m2));
+        self.joined += n;
+    }
+
+    /// Adds `n` to the count of `key` (as `n` calls of `count_value`, the cap applied once).
+    fn count_value_n(&mut self, key: String, n: u64) {
+        if let Some(counts) = &mut self.counts {
+            *counts.entry(key).or_insert(0) += n;
+            if counts.len() > MAX_CATEGORIES {
+                self.counts = None;
             }
-        }
-        if self.counts.is_some() {
-            self.count_value(&text());
         }
     }
 
     fn add_number(&mut self, x: f64) {
-        // Welford: stable mean and variance in one pass.
-        let n = self.count as f64;
-        let d = x - self.mean;
-        self.mean += d / n;
-        self.m2 += d * (x - self.mean);
+        const BATCH: usize = 4096;
         self.min = self.min.min(x);
         self.max = self.max.max(x);
+        if self.pending.capacity() == 0 {
+            self.pending.reserve_exact(BATCH);
+        }
+        self.pending.push(x);
+        if self.pending.len() == BATCH {
+            self.flush();
+        }
     }
 
     fn count_value(&mut self, field: &str) {
@@ -346,12 +378,88 @@ impl ColumnScan {
     }
 }
 
+/// Chan's formula: the mean and sum of squared deviations of two sets of numbers, from each
+/// one's (count, mean, sum of squared deviations); exact when either side is empty.
+fn chan(a: (u64, f64, f64), b: (u64, f64, f64)) -> (f64, f64) {
+    match (a.0, b.0) {
+        (_, 0) => (a.1, a.2),
+        (0, _) => (b.1, b.2),
+        (na, nb) => {
+            let (na, nb) = (na as f64, nb as f64);
+            let n = na + nb;
+            let d = b.1 - a.1;
+            (a.1 + d * nb / n, a.2 + b.2 + d * d * na * nb / n)
+        }
+    }
+}
+
+/// Count, mean, sum of squared deviations, min and max of a batch of numbers.
+struct Moments {
+    n: f64,
+    mean: f64,
+    m2: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Moments {
+    fn of(values: &[f64]) -> Moments {
+        // Four lanes: the sums vectorise, and pairwise-ish summing loses less.
+        fn lanes(values: &[f64], f: impl Fn(f64) -> f64) -> f64 {
+            let mut acc = [0.0f64; 4];
+            let mut quads = values.chunks_exact(4);
+            for q in &mut quads {
+                for (a, &x) in acc.iter_mut().zip(q) {
+                    *a += f(x);
+                }
+            }
+            let tail: f64 = quads.remainder().iter().map(|&x| f(x)).sum();
+            (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+        }
+        let n = values.len() as f64;
+        let mean = lanes(values, |x| x) / n;
+        let m2 = lanes(values, |x| (x - mean) * (x - mean));
+        // Four lanes here too (the values are finite: plain comparisons suffice).
+        let (mut lo, mut hi) = ([f64::INFINITY; 4], [f64::NEG_INFINITY; 4]);
+        let mut quads = values.chunks_exact(4);
+        for q in &mut quads {
+            for k in 0..4 {
+                lo[k] = if q[k] < lo[k] { q[k] } else { lo[k] };
+                hi[k] = if q[k] > hi[k] { q[k] } else { hi[k] };
+            }
+        }
+        let (mut min, mut max) = (
+            lo[0].min(lo[1]).min(lo[2].min(lo[3])),
+            hi[0].max(hi[1]).max(hi[2].max(hi[3])),
+        );
+        for &x in quads.remainder() {
+            min = min.min(x);
+            max = max.max(x);
+        }
+        Moments {
+            n,
+            mean,
+            m2,
+            min,
+            max,
+        }
+    }
+}
+
+/// A sampled row as the reservoir holds it: most rows taken are replaced later, so a CSV
+/// row is kept as its record's bytes and split into fields only if it stays to the end.
+#[derive(Debug)]
+enum Kept {
+    Row(SampleRow),
+    Record(Box<[u8]>),
+}
+
 /// A uniform sample of rows (Vitter's Algorithm L: the random draws are few and the result
 /// depends only on the seed and the row order).
 #[derive(Debug)]
 struct Reservoir {
     capacity: usize,
-    rows: Vec<SampleRow>,
+    rows: Vec<Kept>,
     rng: ChaCha8Rng,
     seen: u64,
     next: u64,
@@ -392,7 +500,36 @@ impl Reservoir {
         }) + 1;
     }
 
-    fn place(&mut self, slot: usize, row: SampleRow) {
+    /// The rows of the next `n` offered that are still in the sample after them, as
+    /// (row among the `n`, slot) by row: the reservoir advances as if each had been offered,
+    /// and the caller places those rows (with `place`, in slot order) once it has them.
+    fn plan(&mut self, n: u64) -> Vec<(u64, usize)> {
+        let start = self.seen;
+        let end = start.saturating_add(n);
+        let mut kept: HashMap<usize, u64> = HashMap::new();
+        while self.seen < end {
+            if (self.seen as usize) < self.capacity {
+                kept.insert(self.seen as usize, self.seen - start);
+                self.seen += 1;
+                continue;
+            }
+            // The next row taken is row `next - 1`: skip the rows before it.
+            let taken = self.next.saturating_sub(1);
+            if taken >= end {
+                self.seen = end;
+                break;
+            }
+            self.seen = taken;
+            if let Some(slot) = self.slot() {
+                kept.insert(slot, taken - start);
+            }
+        }
+        let mut plan: Vec<(u64, usize)> = kept.into_iter().map(|(s, r)| (r, s)).collect();
+        plan.sort_unstable();
+        plan
+    }
+
+    fn place(&mut self, slot: usize, row: Kept) {
         if slot == self.rows.len() {
             self.rows.push(row);
         } else {
@@ -497,7 +634,15 @@ impl Scanner {
         Scan {
             rows: self.rows,
             columns: self.columns,
-            sample: self.reservoir.rows,
+            sample: {
+                let mut parser = parallel::RowParser::new();
+                let rows = self.reservoir.rows.into_iter();
+                rows.map(|kept| match kept {
+                    Kept::Row(row) => row,
+                    Kept::Record(bytes) => parser.fields(&bytes),
+                })
+                .collect()
+            },
         }
     }
 }

@@ -1,22 +1,29 @@
-//! Parquet datasets, read batch by batch as typed Arrow arrays.
+//! Parquet datasets, read as typed Arrow arrays, the row groups on every core: each worker
+//! scans whole row groups into fresh column statistics, merged in file order as the CSV
+//! chunks are. The reservoir's choices depend only on the row count, known from the footer,
+//! so the rows the sample keeps are known before the read and only they are printed.
 //!
 //! Integer, float and boolean columns feed the statistics their values directly; text columns
 //! go through the same inference as CSV fields (they are text). The figures are those a
 //! scan of each value's Arrow text would give (what this reader did before): floats count as
 //! `float`, a NaN is missing, an infinity makes the column categorical as the text `inf`
-//! would, and category keys are the values as Arrow prints them. Only the few sampled rows,
-//! the category keys while a column has at most `MAX_CATEGORIES` distinct values, and the
-//! columns of other types (dates, decimals...) are turned into text. The file is hashed for
+//! would, and category keys are the values as Arrow prints them. Typed values are counted by
+//! value within a row group and printed once per distinct value at its end; only those keys
+//! (while a column has at most `MAX_CATEGORIES` distinct values), the kept sample rows and
+//! the columns of other types (dates, decimals...) are turned into text. The file is hashed for
 //! the dataset digest on another thread while it is decoded.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::sync_channel;
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{self as types, DataType};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
-use super::{ColumnScan, ReadError, SampleRow, Scanner};
+use super::{ColumnScan, Kept, ReadError, SampleRow, Scanner, MAX_CATEGORIES};
 use crate::oci::digest::Hasher;
 
 /// Reads one Parquet file batch by batch into the scanner, hashing its bytes into `hasher`.
@@ -62,63 +69,281 @@ fn decode(
     seed: u64,
     first: &mut Option<(PathBuf, Vec<String>)>,
 ) -> Result<(), ReadError> {
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let bad = |message: String| ReadError::Parquet {
-        path: path.into(),
-        message,
-    };
-    let file = std::fs::File::open(path).map_err(|source| ReadError::Io {
-        path: path.into(),
-        source,
-    })?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(e.to_string()))?;
-    let header: Vec<String> = builder
+    use parquet::arrow::arrow_reader::ArrowReaderMetadata;
+    let file = open(path)?;
+    let metadata =
+        ArrowReaderMetadata::load(&file, Default::default()).map_err(|e| bad(path, e))?;
+    let header: Vec<String> = metadata
         .schema()
         .fields()
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    match first {
-        Some((first_file, first_header)) if *first_header != header => {
-            return Err(ReadError::Mismatch {
-                path: path.into(),
-                found: header,
-                first: first_header.clone(),
-                first_file: first_file.clone(),
-            })
-        }
-        Some(_) => {}
-        None => *first = Some((path.to_path_buf(), header.clone())),
-    }
+    super::parallel::same_columns(path, &header, first)?;
     let scanner = scanner.get_or_insert_with(|| Scanner::new(header.clone(), sample_size, seed));
-    let reader = builder
+    // Where each row group starts, and which of the file's rows end up in the sample.
+    let mut starts = Vec::new();
+    let mut total = 0u64;
+    for g in metadata.metadata().row_groups() {
+        starts.push(total);
+        total += u64::try_from(g.num_rows()).unwrap_or(0);
+    }
+    let plan = scanner.reservoir.plan(total);
+    let counted: Vec<AtomicBool> = scanner
+        .columns
+        .iter()
+        .map(|c| AtomicBool::new(c.counts.is_some()))
+        .collect();
+    let job = Job {
+        path,
+        metadata: &metadata,
+        header: &header,
+        counted: &counted,
+        plan: &plan,
+        starts: &starts,
+    };
+    let mut sampled = Vec::with_capacity(plan.len());
+    let mut rows = 0u64;
+    run_groups(&job, |done| {
+        for ((g, c), flag) in scanner.columns.iter_mut().zip(done.columns).zip(&counted) {
+            g.merge(c);
+            if g.counts.is_none() {
+                flag.store(false, Ordering::Relaxed);
+            }
+        }
+        rows += done.rows;
+        sampled.extend(done.sample);
+    })?;
+    scanner.rows += rows;
+    sampled.sort_unstable_by_key(|(slot, _)| *slot);
+    for (slot, row) in sampled {
+        scanner.reservoir.place(slot, Kept::Row(row));
+    }
+    Ok(())
+}
+
+fn open(path: &Path) -> Result<std::fs::File, ReadError> {
+    std::fs::File::open(path).map_err(|source| ReadError::Io {
+        path: path.into(),
+        source,
+    })
+}
+
+fn bad(path: &Path, e: impl std::fmt::Display) -> ReadError {
+    ReadError::Parquet {
+        path: path.into(),
+        message: e.to_string(),
+    }
+}
+
+/// What every row group of one file is scanned against.
+struct Job<'a> {
+    path: &'a Path,
+    metadata: &'a parquet::arrow::arrow_reader::ArrowReaderMetadata,
+    header: &'a [String],
+    /// Per column: false once it is known to have more than MAX_CATEGORIES values.
+    counted: &'a [AtomicBool],
+    /// (row of the file, slot) of the rows the sample keeps, by row.
+    plan: &'a [(u64, usize)],
+    /// The first row of each row group.
+    starts: &'a [u64],
+}
+
+/// A scanned row group.
+struct Group {
+    index: usize,
+    rows: u64,
+    columns: Vec<ColumnScan>,
+    /// The sampled rows of the group and their slots.
+    sample: Vec<(usize, SampleRow)>,
+}
+
+/// Scans the row groups on every core, handing each result to `merge` in file order.
+fn run_groups(job: &Job<'_>, mut merge: impl FnMut(Group)) -> Result<(), ReadError> {
+    let groups = job.starts.len();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get().clamp(1, 8))
+        .min(groups.max(1));
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = sync_channel::<Result<Group, ReadError>>(workers);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let (tx, next, stop) = (tx.clone(), &next, &stop);
+            s.spawn(move || {
+                let file = match open(job.path) {
+                    Ok(f) => f,
+                    Err(e) => return drop(tx.send(Err(e))),
+                };
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= groups || stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let done = file
+                        .try_clone()
+                        .map_err(|source| ReadError::Io {
+                            path: job.path.into(),
+                            source,
+                        })
+                        .and_then(|f| scan_group(job, f, index));
+                    if tx.send(done).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut pending = BTreeMap::new();
+        let mut want = 0;
+        let mut failed = None;
+        for done in rx.iter() {
+            match done {
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    failed.get_or_insert(e);
+                }
+                Ok(g) if failed.is_none() => {
+                    pending.insert(g.index, g);
+                    while let Some(g) = pending.remove(&want) {
+                        want += 1;
+                        merge(g);
+                    }
+                }
+                Ok(_) => {} // drain, so that every thread finishes
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    })
+}
+
+/// One row group, batch by batch, into fresh column statistics and its sampled rows.
+fn scan_group(job: &Job<'_>, file: std::fs::File, index: usize) -> Result<Group, ReadError> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, job.metadata.clone())
+        .with_row_groups(vec![index])
         .with_batch_size(8192)
         .build()
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| bad(job.path, e))?;
+    let mut columns: Vec<ColumnScan> = job
+        .header
+        .iter()
+        .zip(job.counted)
+        .map(|(h, c)| ColumnScan::for_chunk(h, c.load(Ordering::Relaxed)))
+        .collect();
+    let mut tallies: Vec<Tally> = columns.iter().map(|_| Tally::default()).collect();
     let options = FormatOptions::default().with_null("");
-    let mut key = String::new();
+    let start = job.starts[index];
+    let mut planned = job.plan[job.plan.partition_point(|&(r, _)| r < start)..].iter();
+    let mut planned_next = planned.next();
+    let mut sample = Vec::new();
+    let mut rows = 0u64;
+    let mut buf = Vec::new();
     for batch in reader {
-        let batch = batch.map_err(|e| bad(e.to_string()))?;
-        let columns: Vec<Column> = batch
+        let batch = batch.map_err(|e| bad(job.path, e))?;
+        let cols: Vec<Column> = batch
             .columns()
             .iter()
             .map(|c| Column::new(c, &options))
             .collect::<Result<_, _>>()
-            .map_err(|e| bad(e.to_string()))?;
-        for (scan, col) in scanner.columns.iter_mut().zip(&columns) {
-            col.scan(scan, &mut key);
+            .map_err(|e| bad(job.path, e))?;
+        for ((scan, col), tally) in columns.iter_mut().zip(&cols).zip(&mut tallies) {
+            col.scan(scan, tally, &mut buf);
         }
-        for row in 0..batch.num_rows() {
-            scanner.rows += 1;
-            if let Some(slot) = scanner.reservoir.slot() {
-                let cells: Vec<Option<String>> = columns.iter().map(|c| c.text(row)).collect();
-                scanner
-                    .reservoir
-                    .place(slot, SampleRow::new(cells.iter().map(|c| c.as_deref())));
+        let first = start + rows;
+        rows += batch.num_rows() as u64;
+        while let Some(&(row, slot)) = planned_next.filter(|&&(r, _)| r < start + rows) {
+            let at = (row - first) as usize;
+            let cells: Vec<Option<String>> = cols.iter().map(|c| c.text(at)).collect();
+            sample.push((slot, SampleRow::new(cells.iter().map(|c| c.as_deref()))));
+            planned_next = planned.next();
+        }
+        for ((c, t), flag) in columns.iter().zip(&tallies).zip(job.counted) {
+            if c.counts.is_none() || t.over {
+                flag.store(false, Ordering::Relaxed);
             }
         }
     }
-    Ok(())
+    for (scan, tally) in columns.iter_mut().zip(tallies) {
+        tally.into_counts(scan);
+    }
+    Ok(Group {
+        index,
+        rows,
+        columns,
+        sample,
+    })
+}
+
+/// Category counts of a typed column in one row group, keyed by value; turned into the text
+/// keys (as Arrow prints the values) at the end of the group.
+#[derive(Default)]
+struct Tally {
+    keys: HashMap<Key, u64, foldhash::fast::RandomState>,
+    /// Integers in SMALL_INTS, counted by index (codes, ages, counts: the common case); they
+    /// are never in `keys`.
+    small: Vec<u64>,
+    small_distinct: usize,
+    /// More than MAX_CATEGORIES distinct values: no counts.
+    over: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    Int(i64),
+    /// A u64 above i64::MAX (its text is the integer's).
+    UInt(u64),
+    /// The bits of a finite f64 / f32: distinct bits print as distinct shortest text.
+    F64(u64),
+    F32(u32),
+}
+
+/// The integers counted without hashing.
+const SMALL_INTS: std::ops::Range<i64> = -1024..1024;
+
+impl Tally {
+    fn add(&mut self, scan: &ColumnScan, key: Key) {
+        if self.over || scan.counts.is_none() {
+            return;
+        }
+        match key {
+            Key::Int(i) if SMALL_INTS.contains(&i) => {
+                if self.small.is_empty() {
+                    self.small = vec![0; (SMALL_INTS.end - SMALL_INTS.start) as usize];
+                }
+                let c = &mut self.small[(i - SMALL_INTS.start) as usize];
+                self.small_distinct += usize::from(*c == 0);
+                *c += 1;
+            }
+            _ => *self.keys.entry(key).or_insert(0) += 1,
+        }
+        if self.keys.len() + self.small_distinct > MAX_CATEGORIES {
+            self.over = true;
+            self.keys = HashMap::default();
+            self.small = Vec::new();
+        }
+    }
+
+    fn into_counts(self, scan: &mut ColumnScan) {
+        if self.over {
+            scan.counts = None;
+            return;
+        }
+        let small = self.small.iter().zip(SMALL_INTS);
+        for (&n, i) in small.filter(|(&n, _)| n > 0) {
+            scan.count_value_n(i.to_string(), n);
+        }
+        let mut buf = ryu::Buffer::new();
+        for (key, n) in self.keys {
+            let text = match key {
+                Key::Int(i) => i.to_string(),
+                Key::UInt(u) => u.to_string(),
+                Key::F64(bits) => buf.format(f64::from_bits(bits)).to_string(),
+                Key::F32(bits) => buf.format(f32::from_bits(bits)).to_string(),
+            };
+            scan.count_value_n(text, n);
+        }
+    }
 }
 
 /// One column of a batch, by how its values reach the statistics.
@@ -156,55 +381,85 @@ impl<'a> Column<'a> {
         })
     }
 
-    /// Every value of the column into its statistics.
-    fn scan(&self, scan: &mut ColumnScan, key: &mut String) {
+    /// Every value of the column into its statistics; `buf` is scratch space.
+    fn scan(&self, scan: &mut ColumnScan, tally: &mut Tally, buf: &mut Vec<f64>) {
+        buf.clear();
         match self {
             Column::Int(a) => {
-                for v in a.iter() {
-                    match v {
-                        Some(i) => scan.push_int(i, key),
-                        None => scan.nulls += 1,
+                let values = a.values();
+                if a.null_count() == 0 {
+                    buf.extend(values.iter().map(|&i| i as f64));
+                    count_all(scan, tally, values.iter().map(|&i| Key::Int(i)));
+                } else {
+                    for v in a.iter() {
+                        match v {
+                            Some(i) => {
+                                buf.push(i as f64);
+                                tally.add(scan, Key::Int(i));
+                            }
+                            None => scan.nulls += 1,
+                        }
                     }
                 }
+                scan.push_numbers(buf, false);
             }
             Column::UInt64(a) => {
+                let mut big = Vec::new();
                 for v in a.iter() {
                     match v {
                         Some(u) => match i64::try_from(u) {
-                            Ok(i) => scan.push_int(i, key),
-                            Err(_) => scan.push_float(u as f64, || u.to_string()),
+                            Ok(i) => {
+                                buf.push(i as f64);
+                                tally.add(scan, Key::Int(i));
+                            }
+                            Err(_) => {
+                                big.push(u as f64);
+                                tally.add(scan, Key::UInt(u));
+                            }
                         },
                         None => scan.nulls += 1,
                     }
                 }
+                scan.push_numbers(buf, false);
+                scan.push_numbers(&big, true);
             }
             Column::Float64(a) => {
+                let values = a.values();
+                if a.null_count() == 0 && values.iter().all(|x| x.is_finite()) {
+                    count_all(scan, tally, values.iter().map(|x| Key::F64(x.to_bits())));
+                    scan.push_numbers(values, true);
+                    return;
+                }
                 for v in a.iter() {
                     match v {
                         Some(x) if x.is_finite() => {
-                            scan.push_float(x, || ryu::Buffer::new().format(x).to_string())
+                            buf.push(x);
+                            tally.add(scan, Key::F64(x.to_bits()));
                         }
+                        // An infinity reads as its text would: not a number.
                         Some(x) if !x.is_nan() => scan.push(ryu::Buffer::new().format(x)),
                         _ => scan.nulls += 1,
                     }
                 }
+                scan.push_numbers(buf, true);
             }
             Column::Float32(a) => {
                 // The value its shortest text names, as a scan of that text reads it.
-                let mut buf = ryu::Buffer::new();
+                let mut text = ryu::Buffer::new();
                 for v in a.iter() {
                     match v {
-                        Some(x) if x.is_finite() => {
-                            let text = buf.format(x);
-                            match text.parse::<f64>() {
-                                Ok(y) => scan.push_float(y, || text.to_string()),
-                                Err(_) => scan.push(text),
+                        Some(x) if x.is_finite() => match text.format(x).parse::<f64>() {
+                            Ok(y) => {
+                                buf.push(y);
+                                tally.add(scan, Key::F32(x.to_bits()));
                             }
-                        }
-                        Some(x) if !x.is_nan() => scan.push(buf.format(x)),
+                            Err(_) => scan.push(text.format(x)),
+                        },
+                        Some(x) if !x.is_nan() => scan.push(text.format(x)),
                         _ => scan.nulls += 1,
                     }
                 }
+                scan.push_numbers(buf, true);
             }
             Column::Bool(a) => {
                 for v in a.iter() {
@@ -254,6 +509,16 @@ impl<'a> Column<'a> {
             Column::Other(a, f) => (!a.is_null(row)).then(|| f.value(row).to_string()),
         };
         text.filter(|t| !super::is_null(t))
+    }
+}
+
+/// Every key into the tally, stopping as soon as it is over (or the column is not counted).
+fn count_all(scan: &ColumnScan, tally: &mut Tally, keys: impl Iterator<Item = Key>) {
+    for key in keys {
+        if tally.over || scan.counts.is_none() {
+            return;
+        }
+        tally.add(scan, key);
     }
 }
 

@@ -7,10 +7,11 @@
 //! quoted field holding newlines is never cut. Parser threads scan the chunks into per-chunk
 //! column statistics and note where each row starts. The calling thread merges the chunk
 //! results in file order: statistics (see [`ColumnScan::merge`]), then the reservoir sample,
-//! whose few chosen rows it parses again from the chunk. The queues hold a few chunks, so
-//! memory stays flat whatever the file size; results depend on the data and [`BLOCK`] only,
-//! never on the number of threads or their timing, and a file that fits in one block gives
-//! exactly the one-pass figures.
+//! which keeps its chosen rows as their records' bytes (most are replaced later; the ones left
+//! at the end are split into fields then). A chunk with no quote and no carriage return is
+//! split at newlines and commas directly ([`scan_plain`], the same reading as csv-core's).
+//! The queues hold a few chunks, so memory stays flat whatever the file size; results depend
+//! on the data and [`BLOCK`] only, never on the number of threads or their timing.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -19,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::Mutex;
 
-use super::{utf8_fields, ColumnScan, ReadError, SampleRow, Scanner};
+use super::{utf8_fields, ColumnScan, Kept, ReadError, SampleRow, Scanner};
 use crate::oci::digest::Hasher;
 
 /// Bytes read at a time.
@@ -206,6 +207,63 @@ pub(super) fn scan_records<R: Read>(
     Ok(last)
 }
 
+/// [`scan_records`] of text with no quote and no carriage return (most chunks of most
+/// files), read as csv-core reads it: records end at newlines, fields at commas, empty lines
+/// are skipped. One pass over the bytes, the fields pushed as slices of the text; `rows` gets
+/// each row's byte offset. Positions are the csv crate's: a record after empty lines starts
+/// (for its line in errors, and its offset) where the first of them does.
+pub(super) fn scan_plain(
+    path: &Path,
+    text: &str,
+    header: &[String],
+    columns: &mut [ColumnScan],
+    rows: &mut Vec<usize>,
+) -> Result<Option<(u64, u64)>, ReadError> {
+    let bytes = text.as_bytes();
+    let width = header.len();
+    let mut last = None;
+    let mut line = 1u64;
+    let mut start = 0;
+    let mut blank = None;
+    while start < bytes.len() {
+        let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
+        if end == start {
+            blank.get_or_insert((line, start));
+        } else {
+            let (line, at) = blank.take().unwrap_or((line, start));
+            last = Some((line, at as u64));
+            let mut from = start;
+            let mut ends = memchr::memchr_iter(b',', &bytes[start..end])
+                .map(|i| start + i)
+                .chain(std::iter::once(end));
+            let mut found = 0;
+            for (col, to) in columns.iter_mut().zip(&mut ends) {
+                col.push(&text[from..to]);
+                from = to + 1;
+                found += 1;
+            }
+            let extra = ends.count();
+            if found + extra != width {
+                return Err(ReadError::Ragged {
+                    path: path.into(),
+                    line,
+                    expected: width,
+                    found: found + extra,
+                    hint: if found + extra < width {
+                        " (an unbalanced quote or a missing separator?)"
+                    } else {
+                        ""
+                    },
+                });
+            }
+            rows.push(at);
+        }
+        line += 1;
+        start = end + 1;
+    }
+    Ok(last)
+}
+
 pub(super) fn read_record<R: Read>(
     path: &Path,
     reader: &mut csv::Reader<R>,
@@ -243,10 +301,19 @@ fn scan_chunk(path: &Path, header: &[String], counted: &[AtomicBool], work: Work
         .map(|(h, c)| ColumnScan::for_chunk(h, c.load(Ordering::Relaxed)))
         .collect();
     let mut rows = Vec::new();
-    let mut reader = csv_reader(body);
-    let result = scan_records(path, &mut reader, header, &mut columns, |offset| {
-        rows.push(offset as usize)
-    });
+    let plain = memchr::memchr2(b'"', b'\r', body)
+        .is_none()
+        .then(|| std::str::from_utf8(body).ok())
+        .flatten();
+    let result = match plain {
+        Some(text) => scan_plain(path, text, header, &mut columns, &mut rows),
+        None => {
+            let mut reader = csv_reader(body);
+            scan_records(path, &mut reader, header, &mut columns, |offset| {
+                rows.push(offset as usize)
+            })
+        }
+    };
     for (c, flag) in columns.iter().zip(counted) {
         if c.counts.is_none() {
             flag.store(false, Ordering::Relaxed);
@@ -323,14 +390,14 @@ fn shift_line(e: ReadError, base: u64) -> ReadError {
 }
 
 /// Parses one record again (for the sample), with csv-core as the csv crate does.
-struct RowParser {
+pub(super) struct RowParser {
     core: csv_core::Reader,
     out: Vec<u8>,
     ends: Vec<usize>,
 }
 
 impl RowParser {
-    fn new() -> RowParser {
+    pub(super) fn new() -> RowParser {
         RowParser {
             core: csv_core::Reader::new(),
             out: vec![0; 1 << 12],
@@ -338,7 +405,7 @@ impl RowParser {
         }
     }
 
-    fn fields(&mut self, input: &[u8]) -> SampleRow {
+    pub(super) fn fields(&mut self, input: &[u8]) -> SampleRow {
         use csv_core::ReadRecordResult as R;
         self.core.reset();
         let (mut pos, mut outlen, mut nends) = (0, 0, 0);
@@ -371,7 +438,6 @@ impl RowParser {
 struct Merger<'a> {
     scanner: &'a mut Scanner,
     counted: &'a [AtomicBool],
-    parser: RowParser,
     /// Newlines before the next chunk.
     line_base: u64,
     last_open: Option<u64>,
@@ -395,11 +461,13 @@ impl Merger<'_> {
             }
         }
         let body = &done.bytes[done.start..];
-        for &offset in &done.rows {
+        for (i, &offset) in done.rows.iter().enumerate() {
             self.scanner.rows += 1;
             if let Some(slot) = self.scanner.reservoir.slot() {
-                let row = self.parser.fields(&body[offset..]);
-                self.scanner.reservoir.place(slot, row);
+                // The record runs at most to where the next one starts.
+                let end = done.rows.get(i + 1).copied().unwrap_or(body.len());
+                let record = body[offset..end].into();
+                self.scanner.reservoir.place(slot, Kept::Record(record));
             }
         }
         if let Some(open) = done.last_open {
@@ -484,7 +552,6 @@ pub(super) fn scan_csv_stream<R: Read + Send>(
     let mut merger = Merger {
         scanner,
         counted: &counted,
-        parser: RowParser::new(),
         line_base,
         last_open: None,
     };

@@ -365,3 +365,190 @@ fn merging_chunk_statistics_equals_one_pass() {
         assert_eq!(scan_of(&all).kind(), kind, "{all:?} in one pass");
     }
 }
+
+/// The figures of one column, comparable.
+fn figures(c: &ColumnScan) -> (Kind, u64, u64, u64, u64, u64, Option<Counts>) {
+    (
+        c.kind(),
+        c.count,
+        c.nulls,
+        c.min.to_bits(),
+        c.max.to_bits(),
+        c.mean.to_bits(),
+        c.counts.clone(),
+    )
+}
+
+#[test]
+fn the_plain_chunk_path_reads_as_csv_core_does() {
+    // Random quote-free texts (numbers, words, nulls, empty lines, ragged rows, a missing
+    // last newline): the fast path and the csv crate agree on every figure, every row
+    // offset and every error.
+    use rand::rngs::ChaCha8Rng;
+    use rand::{RngExt, SeedableRng};
+    let mut rng = ChaCha8Rng::seed_from_u64(15);
+    let pieces = [
+        "1", "-2", "3.5", "1e3", "", "NA", "true", "x", "é", "-0", "0.1", "inf", " 4",
+    ];
+    let path = Path::new("t.csv");
+    for width in 1..4usize {
+        let header: Vec<String> = (0..width).map(|i| format!("c{i}")).collect();
+        for _ in 0..400 {
+            let mut text = String::new();
+            for _ in 0..rng.random_range(0..8) {
+                if rng.random_range(0..6) == 0 {
+                    text.push('\n'); // an empty line
+                    continue;
+                }
+                let n = if rng.random_range(0..12) == 0 {
+                    rng.random_range(1..5)
+                } else {
+                    width
+                };
+                let fields: Vec<&str> = (0..n)
+                    .map(|_| pieces[rng.random_range(0..pieces.len())])
+                    .collect();
+                text.push_str(&fields.join(","));
+                text.push('\n');
+            }
+            if rng.random_range(0..3) == 0 {
+                text.pop();
+            }
+            let fresh = || -> Vec<ColumnScan> {
+                header.iter().map(|h| ColumnScan::new(h.clone())).collect()
+            };
+            let (mut a, mut b) = (fresh(), fresh());
+            let (mut rows_a, mut rows_b) = (Vec::new(), Vec::new());
+            let fast = parallel::scan_plain(path, &text, &header, &mut a, &mut rows_a);
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(text.as_bytes());
+            let full = parallel::scan_records(path, &mut reader, &header, &mut b, |o| {
+                rows_b.push(o as usize)
+            });
+            match (fast, full) {
+                (Ok(x), Ok(y)) => {
+                    assert_eq!(x, y, "{text:?}");
+                    assert_eq!(rows_a, rows_b, "{text:?}");
+                    for (ca, cb) in a.iter().zip(&b) {
+                        assert_eq!(figures(ca), figures(cb), "{text:?}");
+                    }
+                }
+                (Err(x), Err(y)) => assert_eq!(x.to_string(), y.to_string(), "{text:?}"),
+                (x, y) => panic!("{text:?}: fast {x:?}, full {y:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn parquet_row_groups_scan_as_one_and_as_their_text() {
+    // The same rows in one row group, in 37 row groups and as CSV text (values printed as
+    // Arrow prints them) give the same rows, types, counts, extremes, categories and
+    // sample; the moments agree to rounding.
+    use arrow::array::{ArrayRef, Float32Array, Float64Array, Int32Array, Int64Array};
+    use arrow::array::{StringArray, UInt64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::record_batch::RecordBatch;
+    use parquet::file::properties::WriterProperties;
+    use std::sync::Arc;
+    let n = 30_000usize;
+    let id: Vec<Option<i64>> = (0..n as i64)
+        .map(|i| (i % 97 != 0).then_some(i * 7 - 1000))
+        .collect();
+    let x: Vec<Option<f64>> = (0..n)
+        .map(|i| match i % 211 {
+            0 => None,
+            1 => Some(f64::NAN),
+            _ => Some((i as f64 * 0.37).sin() * 100.0),
+        })
+        .collect();
+    let k: Vec<i32> = (0..n as i32).map(|i| i % 13 - 6).collect();
+    let y: Vec<f32> = (0..n).map(|i| (i % 50) as f32 / 8.0).collect();
+    let big: Vec<u64> = (0..n as u64).map(|i| u64::MAX - i % 3).collect();
+    let plan: Vec<Option<&str>> = (0..n)
+        .map(|i| ["basic", "plus", "", "NA", "prémium"].get(i % 6).copied())
+        .collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("x", DataType::Float64, true),
+        Field::new("k", DataType::Int32, false),
+        Field::new("y", DataType::Float32, false),
+        Field::new("big", DataType::UInt64, false),
+        Field::new("plan", DataType::Utf8, true),
+    ]));
+    let arrays: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(id.clone())),
+        Arc::new(Float64Array::from(x.clone())),
+        Arc::new(Int32Array::from(k.clone())),
+        Arc::new(Float32Array::from(y.clone())),
+        Arc::new(UInt64Array::from(big.clone())),
+        Arc::new(StringArray::from(plan.clone())),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), arrays).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write_groups = |name: &str, group: usize| {
+        let p = dir.path().join(name);
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(group))
+            .build();
+        let f = std::fs::File::create(&p).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(f, schema.clone(), Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        p
+    };
+    let one = scan(&write_groups("one.parquet", n), 2_000, 5).unwrap();
+    let many = scan(&write_groups("many.parquet", 811), 2_000, 5).unwrap();
+    let mut text = String::from("id,x,k,y,big,plan\n");
+    let mut ryu = ryu::Buffer::new();
+    for i in 0..n {
+        let idt = id[i].map(|v| v.to_string()).unwrap_or_default();
+        let xt = x[i].map(|v| ryu.format(v).to_string()).unwrap_or_default();
+        let yt = ryu.format(y[i]).to_string();
+        let pt = plan[i].unwrap_or("");
+        text.push_str(&format!("{idt},{xt},{},{yt},{},{pt}\n", k[i], big[i]));
+    }
+    let csv = scan_csv_bytes(Path::new("t.csv"), text.as_bytes(), 2_000, 5).unwrap();
+    for other in [&many, &csv] {
+        assert_eq!(other.rows, one.rows);
+        assert_eq!(other.sample, one.sample);
+        for (a, b) in one.columns.iter().zip(&other.columns) {
+            let (fa, fb) = (figures(a), figures(b));
+            assert_eq!(
+                (fa.0, fa.1, fa.2, fa.3, fa.4),
+                (fb.0, fb.1, fb.2, fb.3, fb.4),
+                "{}",
+                a.name
+            );
+            assert_eq!(fa.6, fb.6, "{}", a.name);
+            if let (Some(ma), Some(mb)) = (a.mean(), b.mean()) {
+                assert!(
+                    (ma - mb).abs() <= 1e-9 * ma.abs().max(1.0),
+                    "{}: {ma} {mb}",
+                    a.name
+                );
+                let (sa, sb) = (a.std().unwrap(), b.std().unwrap());
+                assert!(
+                    (sa - sb).abs() <= 1e-9 * sa.max(1.0),
+                    "{}: {sa} {sb}",
+                    a.name
+                );
+            }
+        }
+    }
+    let kinds: Vec<Kind> = one.columns.iter().map(ColumnScan::kind).collect();
+    use Kind::*;
+    assert_eq!(kinds, [Integer, Float, Integer, Float, Float, Categorical]);
+    assert_eq!(one.columns[2].counts.as_ref().unwrap().len(), 13);
+    assert_eq!(
+        one.columns[4].counts.as_ref().unwrap()["18446744073709551615"],
+        10_000
+    );
+    assert!(
+        one.columns[0].counts.is_none(),
+        "more than MAX_CATEGORIES ids"
+    );
+    assert_eq!(one.sample.len(), 2_000);
+}
