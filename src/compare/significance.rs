@@ -305,6 +305,8 @@ fn resample_tallies(
                 let s1 =
                     resample::challenger_walk(&lanes, &mut rows, &first.flags, cells, &mut tally);
                 let s2 = resample::champion_walk(&rows, champion_order, &second.flags);
+                // A lane indexes the tallies, both walks' sums and the recount list.
+                #[allow(clippy::needless_range_loop)]
                 for l in 0..group {
                     if let Some((_, start)) = recount.iter_mut().find(|(x, _)| *x == l) {
                         wide.resize(n, 0);
@@ -573,7 +575,10 @@ mod tests {
         }
         let p = y.iter().filter(|v| **v == 1.0).count() as f64;
         let n = y.len() as f64 - p;
-        let rank_sum: f64 = (0..y.len()).filter(|&i| y[i] == 1.0).map(|i| ranks[i]).sum();
+        let rank_sum: f64 = (0..y.len())
+            .filter(|&i| y[i] == 1.0)
+            .map(|i| ranks[i])
+            .sum();
         (rank_sum - p * (p + 1.0) / 2.0) / (p * n)
     }
 
@@ -586,8 +591,14 @@ mod tests {
         let s2: Vec<f64> = (0..n)
             .map(|i| ((y[i] * 0.2 + ((i * 104_729) % 97) as f64 / 120.0) * 50.0).round() / 50.0)
             .collect();
-        let p1 = s1.iter().map(|s| f64::from(u8::from(*s >= 0.5))).collect::<Vec<_>>();
-        let p2 = s2.iter().map(|s| f64::from(u8::from(*s >= 0.5))).collect::<Vec<_>>();
+        let p1 = s1
+            .iter()
+            .map(|s| f64::from(u8::from(*s >= 0.5)))
+            .collect::<Vec<_>>();
+        let p2 = s2
+            .iter()
+            .map(|s| f64::from(u8::from(*s >= 0.5)))
+            .collect::<Vec<_>>();
         (preds(&y, &p1, Some(&s1)), preds(&y, &p2, Some(&s2)))
     }
 
@@ -608,6 +619,7 @@ mod tests {
         let mut checked = 0;
         for c in 0..CHUNKS {
             let mut draws = chunk_draws(5, c);
+            #[allow(clippy::needless_range_loop)] // k indexes both metrics' diffs
             for k in c * per..((c + 1) * per).min(r) {
                 let mut rows = Vec::new();
                 draws.resample(n, |block| {

@@ -90,74 +90,149 @@ fn ks_outcome(n1: usize, n2: usize, statistic: impl FnOnce() -> f64) -> TestOutc
 }
 
 /// max |F1 − F2| over the pooled values, evaluated after all ties (searchsorted side=right),
-/// on two non-empty sorted samples. The difference is kept exactly, in units of
-/// 1/(n1·n2); large samples are cut at a value of `a` and the halves walked on two threads.
+/// on two non-empty sorted samples. Differences are compared exactly, in units of
+/// 1/(n1·n2); the value reported is scipy's float i/n1 − j/n2 at the extreme. Large samples
+/// are cut at a value of `a` and the halves walked on two threads.
 fn ks_statistic<T: Copy + PartialOrd + Sync>(a: &[T], b: &[T]) -> f64 {
     let (n1, n2) = (a.len(), b.len());
-    let (up, down) = (n2 as i128, n1 as i128);
-    let (max, min) = if n1 + n2 > 1 << 20 {
+    let walk = |i0: usize, j0: usize, a: &[T], b: &[T]| {
+        let mut w = Walk::new(n1, n2, i0, j0);
+        w.run(a, b);
+        w
+    };
+    let w = if n1 + n2 > 1 << 20 {
         // Everything below a[n1/2] goes to the first half: no run of ties is cut.
         let v = a[n1 / 2];
         let i0 = a.partition_point(|x| *x < v);
         let j0 = b.partition_point(|y| *y < v);
-        let d0 = i0 as i128 * up - j0 as i128 * down;
-        let ((max1, min1), (max2, min2)) = std::thread::scope(|s| {
-            let first = s.spawn(|| cdf_difference_extremes(&a[..i0], &b[..j0], up, down));
-            let second = cdf_difference_extremes(&a[i0..], &b[j0..], up, down);
+        let (first, second) = std::thread::scope(|s| {
+            let first = s.spawn(|| walk(0, 0, &a[..i0], &b[..j0]));
+            let second = walk(i0, j0, &a[i0..], &b[j0..]);
             let first = first
                 .join()
-                .unwrap_or_else(|_| cdf_difference_extremes(&a[..i0], &b[..j0], up, down));
+                .unwrap_or_else(|_| walk(0, 0, &a[..i0], &b[..j0]));
             (first, second)
         });
-        (max1.max(d0 + max2), min1.min(d0 + min2))
+        first.merge(second)
     } else {
-        cdf_difference_extremes(a, b, up, down)
+        walk(0, 0, a, b)
     };
-    let extreme = max.max(-min);
-    (extreme as f64 / (n1 as f64 * n2 as f64)).clamp(0.0, 1.0)
+    let min_s = (-w.min.1).clamp(0.0, 1.0);
+    if min_s > w.max.1 {
+        min_s
+    } else {
+        w.max.1
+    }
 }
 
-/// The largest and smallest n1·n2·(F1 − F2) (0 included) over the distinct values of two
-/// sorted runs, relative to where the runs start: `a`'s values step it up by `up`, `b`'s
-/// down by `down`. One element per step without data-dependent branches (the samples
-/// interleave at random, so branches would mispredict half the time).
-fn cdf_difference_extremes<T: Copy + PartialOrd>(
-    a: &[T],
-    b: &[T],
+/// A walk over sorted runs of both samples starting at ranks (i0, j0): the largest and
+/// smallest n1·n2·(F1 − F2) seen, each with the largest / smallest float F1 − F2 among the
+/// points where it is reached (the exact difference finds the extreme without rounding; the
+/// float is the value scipy reports).
+struct Walk {
+    n1: f64,
+    n2: f64,
     up: i128,
     down: i128,
-) -> (i128, i128) {
-    let (mut i, mut j) = (0usize, 0usize);
-    let (mut d, mut max, mut min) = (0i128, 0i128, 0i128);
-    let mut last = None;
-    while let (Some(&x), Some(&y)) = (a.get(i), b.get(j)) {
-        let (take_a, take_b) = (x <= y, y <= x);
-        let v = if take_a { x } else { y };
-        i += usize::from(take_a);
-        j += usize::from(take_b);
-        d += i128::from(take_a) * up - i128::from(take_b) * down;
-        // Only after the last of a run of equal values is the difference a CDF value.
-        let tied = a.get(i) == Some(&v) || b.get(j) == Some(&v);
-        max = if tied { max } else { max.max(d) };
-        min = if tied { min } else { min.min(d) };
-        last = Some(v);
-    }
-    // One run is used up: the rest of the other moves d one way, so its extremes are the point
-    // after the values tied with the last one, and the end.
-    if let Some(v) = last {
-        while a.get(i) == Some(&v) {
-            i += 1;
-            d += up;
+    i: usize,
+    j: usize,
+    d: i128,
+    max: (i128, f64),
+    min: (i128, f64),
+}
+
+impl Walk {
+    fn new(n1: usize, n2: usize, i0: usize, j0: usize) -> Walk {
+        let d = i0 as i128 * n2 as i128 - j0 as i128 * n1 as i128;
+        Walk {
+            n1: n1 as f64,
+            n2: n2 as f64,
+            up: n2 as i128,
+            down: n1 as i128,
+            i: i0,
+            j: j0,
+            d,
+            // Both CDFs end at 1, where the difference is exactly 0.
+            max: (0, 0.0),
+            min: (0, 0.0),
         }
-        while b.get(j) == Some(&v) {
-            j += 1;
-            d -= down;
-        }
-        max = max.max(d);
-        min = min.min(d);
     }
-    let end = (a.len() - i) as i128 * up - (b.len() - j) as i128 * down + d;
-    (max.max(end), min.min(end))
+
+    /// Records the current point as a CDF value.
+    #[inline]
+    fn point(&mut self) {
+        // Rarely taken: new extremes of a random walk are few.
+        if self.d >= self.max.0 || self.d <= self.min.0 {
+            let f = self.i as f64 / self.n1 - self.j as f64 / self.n2;
+            if self.d > self.max.0 {
+                self.max = (self.d, f);
+            } else if self.d == self.max.0 {
+                self.max.1 = self.max.1.max(f);
+            }
+            if self.d < self.min.0 {
+                self.min = (self.d, f);
+            } else if self.d == self.min.0 {
+                self.min.1 = self.min.1.min(f);
+            }
+        }
+    }
+
+    /// One element per step without data-dependent branches (the samples interleave at
+    /// random, so branches would mispredict half the time).
+    fn run<T: Copy + PartialOrd>(&mut self, a: &[T], b: &[T]) {
+        let (mut i, mut j) = (0usize, 0usize);
+        let (i0, j0) = (self.i, self.j);
+        let mut last = None;
+        while let (Some(&x), Some(&y)) = (a.get(i), b.get(j)) {
+            let (take_a, take_b) = (x <= y, y <= x);
+            let v = if take_a { x } else { y };
+            i += usize::from(take_a);
+            j += usize::from(take_b);
+            self.d += i128::from(take_a) * self.up - i128::from(take_b) * self.down;
+            // Only after the last of a run of equal values is the difference a CDF value.
+            let tied = a.get(i) == Some(&v) || b.get(j) == Some(&v);
+            if !tied {
+                (self.i, self.j) = (i0 + i, j0 + j);
+                self.point();
+            }
+            last = Some(v);
+        }
+        // One run is used up: the rest of the other moves d one way, so its extremes are the
+        // point after the values tied with the last one, and the end.
+        if let Some(v) = last {
+            while a.get(i) == Some(&v) {
+                i += 1;
+                self.d += self.up;
+            }
+            while b.get(j) == Some(&v) {
+                j += 1;
+                self.d -= self.down;
+            }
+            (self.i, self.j) = (i0 + i, j0 + j);
+            self.point();
+        }
+        self.d += (a.len() - i) as i128 * self.up - (b.len() - j) as i128 * self.down;
+        (self.i, self.j) = (i0 + a.len(), j0 + b.len());
+        self.point();
+    }
+
+    /// The extremes of this walk and of the one that continues it.
+    fn merge(self, next: Walk) -> Walk {
+        let pick = |a: (i128, f64), b: (i128, f64), larger: bool| {
+            if a.0 == b.0 {
+                (a.0, if larger { a.1.max(b.1) } else { a.1.min(b.1) })
+            } else if (a.0 > b.0) == larger {
+                a
+            } else {
+                b
+            }
+        };
+        Walk {
+            max: pick(self.max, next.max, true),
+            min: pick(self.min, next.min, false),
+            ..next
+        }
+    }
 }
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {

@@ -316,9 +316,8 @@ mod tests {
 
     #[test]
     fn transpose8_swaps_lanes_and_rows() {
-        let x: [u64; 8] = std::array::from_fn(|l| {
-            u64::from_le_bytes(std::array::from_fn(|j| (l * 8 + j) as u8))
-        });
+        let x: [u64; 8] =
+            std::array::from_fn(|l| u64::from_le_bytes(std::array::from_fn(|j| (l * 8 + j) as u8)));
         let y = transpose8(x);
         for (j, word) in y.iter().enumerate() {
             for (l, byte) in word.to_le_bytes().iter().enumerate() {
