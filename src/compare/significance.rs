@@ -6,10 +6,15 @@
 //! - McNemar's exact test for classifiers: of the rows exactly one model gets right, is the split
 //!   more lopsided than a fair coin would make it (two-sided binomial test)?
 //!
-//! Rows are drawn with a small xoshiro256++ generator and Lemire's multiply-shift bound, and the
-//! resamples are split across threads: 10,000 resamples of 100,000 rows is 10⁹ draws.
+//! Rows are drawn by eight xoshiro256++ streams stepped together and Lemire's multiply-shift
+//! bound (`resample`), and the resamples are split across threads: 10,000 resamples of
+//! 100,000 rows is 10⁹ draws. roc_auc is computed from the scores' orders, sorted once, and
+//! each resample's row multiplicities (no sort per resample).
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
+
+mod resample;
+use resample::{Draws, Ranking, GROUP};
 
 pub use super::predictions::{read_predictions, Predictions};
 
@@ -76,47 +81,6 @@ fn is_classification(p: &Predictions) -> bool {
         .all(|v| *v == 0.0 || *v == 1.0)
 }
 
-/// xoshiro256++, seeded through splitmix64.
-struct Rng([u64; 4]);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        let mut z = seed;
-        let mut next = || {
-            z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut x = z;
-            x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            x ^ (x >> 31)
-        };
-        Rng([next(), next(), next(), next()])
-    }
-
-    #[inline]
-    fn next_u64(&mut self) -> u64 {
-        let s = &mut self.0;
-        let result = (s[0].wrapping_add(s[3])).rotate_left(23).wrapping_add(s[0]);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        result
-    }
-
-    /// Two draws uniform in 0..n from one output, its high and low halves (Lemire's
-    /// multiply-shift; the bias is below 2⁻³² for n < 2³²; xoshiro256++ has no weak low bits).
-    #[inline]
-    fn two_below(&mut self, n: u32) -> (usize, usize) {
-        let x = self.next_u64();
-        let hi = ((x >> 32) * n as u64) >> 32;
-        let lo = ((x & 0xFFFF_FFFF) * n as u64) >> 32;
-        (hi as usize, lo as usize)
-    }
-}
-
 fn class_metric(name: &str, tp: f64, fp: f64, fn_: f64, tn: f64) -> f64 {
     let div = |a: f64, b: f64| if b == 0.0 { 0.0 } else { a / b };
     match name {
@@ -145,65 +109,52 @@ fn confusion(cells: &[f64; 8]) -> [[f64; 4]; 2] {
     out
 }
 
-/// The rows of one side in score order, each as `row << 2 | positive << 1 | last_of_its_tie`,
-/// so that a resample's AUC is one walk over these codes and the resample's row counts.
-fn rank_codes(scores: &[f64], y: &[f64]) -> Vec<u32> {
-    let mut order: Vec<u32> = (0..scores.len() as u32).collect();
-    order.sort_by(|a, b| scores[*a as usize].total_cmp(&scores[*b as usize]));
-    (0..order.len())
-        .map(|k| {
-            let r = order[k] as usize;
-            let last = order
-                .get(k + 1)
-                .is_none_or(|&next| scores[next as usize] != scores[r]);
-            (order[k] << 2) | (u32::from(y[r] == 1.0) << 1) | u32::from(last)
-        })
-        .collect()
-}
-
-/// Weighted AUC (Mann–Whitney, ties counted half) with row multiplicities `w`, from the
-/// codes of [`rank_codes`]. Integer sums: exact, and equal to the pairwise count.
-fn weighted_auc(codes: &[u32], w: &[u32]) -> f64 {
-    let (mut twice_sum, mut neg_below, mut pos_total) = (0u64, 0u64, 0u64);
-    let (mut pos_run, mut neg_run) = (0u64, 0u64);
-    for &code in codes {
-        let c = u64::from(w[(code >> 2) as usize]);
-        let positive = u64::from((code >> 1) & 1);
-        pos_run += c * positive;
-        neg_run += c * (1 - positive);
-        if code & 1 == 1 {
-            twice_sum += pos_run * (2 * neg_below + neg_run);
-            neg_below += neg_run;
-            pos_total += pos_run;
-            pos_run = 0;
-            neg_run = 0;
-        }
-    }
-    if pos_total == 0 || neg_below == 0 {
-        f64::NAN
-    } else {
-        (twice_sum as f64 * 0.5) / (pos_total as f64 * neg_below as f64)
-    }
-}
-
-/// Per-row data prepared once, so that a resample is a tally.
+/// Per-row data prepared once, so that a resample is a tally. Rows are addressed by a label:
+/// their place in the challenger's score order when roc_auc can be computed (so that its walk
+/// reads the counts in order), their own index otherwise.
 struct Prepared {
     n: usize,
-    /// Classification: per row, y_true*4 + challenger_pred*2 + champion_pred.
+    /// Classification: per label, y_true*4 + challenger_pred*2 + champion_pred.
     cells: Option<Vec<u8>>,
-    /// Regression: per-row squared and absolute errors of each side.
+    /// Regression: per label, the squared and absolute errors of each side.
     errors: Option<Vec<[f64; 4]>>,
-    /// Each side's rows in score order (see [`rank_codes`]): sorted once, never per resample.
-    scores: Option<[Vec<u32>; 2]>,
+    /// roc_auc: the challenger's and the champion's score orders over the labels.
+    rankings: Option<[Ranking; 2]>,
 }
 
 impl Prepared {
     fn new(chal: &Predictions, champ: &Predictions) -> Prepared {
         let n = chal.y_true.len();
         let classification = is_classification(chal) && is_classification(champ);
+        let (rows, rankings) = match (&chal.score, &champ.score) {
+            (Some(a), Some(b)) if classification => {
+                let positive: Vec<bool> = chal.y_true.iter().map(|v| *v == 1.0).collect();
+                let (by_challenger, challenger_flags) = resample::rank_rows(a, &positive);
+                let mut label_of = vec![0u32; n];
+                for (label, &row) in by_challenger.iter().enumerate() {
+                    label_of[row as usize] = label as u32;
+                }
+                let (by_champion, champion_flags) = resample::rank_rows(b, &positive);
+                let champion_order = by_champion.iter().map(|&r| label_of[r as usize]);
+                let rankings = [
+                    Ranking {
+                        order: None,
+                        flags: challenger_flags,
+                    },
+                    Ranking {
+                        order: Some(champion_order.collect()),
+                        flags: champion_flags,
+                    },
+                ];
+                (Some(by_challenger), Some(rankings))
+            }
+            _ => (None, None),
+        };
+        let row = |label: usize| rows.as_ref().map_or(label, |r| r[label] as usize);
         let cells = classification.then(|| {
             (0..n)
-                .map(|i| {
+                .map(|label| {
+                    let i = row(label);
                     ((chal.y_true[i] as u8) << 2)
                         | ((chal.y_pred[i] as u8) << 1)
                         | champ.y_pred[i] as u8
@@ -212,7 +163,8 @@ impl Prepared {
         });
         let errors = (!classification).then(|| {
             (0..n)
-                .map(|i| {
+                .map(|label| {
+                    let i = row(label);
                     let (a, b) = (
                         chal.y_pred[i] - chal.y_true[i],
                         champ.y_pred[i] - champ.y_true[i],
@@ -221,17 +173,11 @@ impl Prepared {
                 })
                 .collect()
         });
-        let scores = match (&chal.score, &champ.score) {
-            (Some(a), Some(b)) if classification => {
-                Some([rank_codes(a, &chal.y_true), rank_codes(b, &champ.y_true)])
-            }
-            _ => None,
-        };
         Prepared {
             n,
             cells,
             errors,
-            scores,
+            rankings,
         }
     }
 
@@ -239,20 +185,19 @@ impl Prepared {
         match metric {
             "accuracy" | "precision" | "recall" | "f1" => self.cells.is_some(),
             "rmse" | "mae" => self.errors.is_some(),
-            "roc_auc" => self.scores.is_some(),
+            "roc_auc" => self.rankings.is_some(),
             _ => false,
         }
     }
 
     /// (challenger, champion) values of `metric` from one resample's tallies: cell counts
-    /// (classification), error sums (regression) and row multiplicities (roc_auc).
+    /// (classification), error sums (regression), both AUCs (roc_auc), `total` rows.
     fn values_from_tallies(
-        &self,
         metric: &str,
         tally: &[f64; 8],
         sums: &[f64; 4],
         total: f64,
-        counts: &[u32],
+        aucs: (f64, f64),
     ) -> (f64, f64) {
         match metric {
             "accuracy" | "precision" | "recall" | "f1" => {
@@ -264,56 +209,43 @@ impl Prepared {
             }
             "rmse" => ((sums[0] / total).sqrt(), (sums[1] / total).sqrt()),
             "mae" => (sums[2] / total, sums[3] / total),
-            _ => self.values(metric, Some(counts)),
+            _ => aucs,
         }
     }
 
-    /// (challenger, champion) values of `metric` with row multiplicities `w` (None = all 1).
-    fn values(&self, metric: &str, w: Option<&[u32]>) -> (f64, f64) {
-        let weight = |i: usize| w.map_or(1.0, |w| w[i] as f64);
-        match metric {
-            "accuracy" | "precision" | "recall" | "f1" => {
-                let mut tally = [0.0f64; 8];
-                for (i, c) in self.cells.iter().flatten().enumerate() {
-                    tally[*c as usize] += weight(i);
-                }
-                let c = confusion(&tally);
-                (
-                    class_metric(metric, c[0][0], c[0][1], c[0][2], c[0][3]),
-                    class_metric(metric, c[1][0], c[1][1], c[1][2], c[1][3]),
-                )
-            }
-            "rmse" | "mae" => {
-                let mut sums = [0.0f64; 4];
-                let mut total = 0.0;
-                for (i, e) in self.errors.iter().flatten().enumerate() {
-                    let wi = weight(i);
-                    total += wi;
-                    for k in 0..4 {
-                        sums[k] += wi * e[k];
-                    }
-                }
-                if metric == "rmse" {
-                    ((sums[0] / total).sqrt(), (sums[1] / total).sqrt())
-                } else {
-                    (sums[2] / total, sums[3] / total)
-                }
-            }
-            _ => {
-                let ones;
-                let w = match w {
-                    Some(w) => w,
-                    None => {
-                        ones = vec![1u32; self.n];
-                        &ones
-                    }
-                };
-                match &self.scores {
-                    Some([c1, c2]) => (weighted_auc(c1, w), weighted_auc(c2, w)),
-                    None => (f64::NAN, f64::NAN),
-                }
+    /// Tallies and AUCs of the labels with weights `w` (one resample, or all ones).
+    fn tallies(&self, w: &[u32]) -> ([f64; 8], [f64; 4], (f64, f64)) {
+        let mut tally = [0.0f64; 8];
+        for (c, &wi) in self.cells.iter().flatten().zip(w) {
+            tally[usize::from(*c)] += f64::from(wi);
+        }
+        let mut sums = [0.0f64; 4];
+        for (e, &wi) in self.errors.iter().flatten().zip(w) {
+            for k in 0..4 {
+                sums[k] += f64::from(wi) * e[k];
             }
         }
+        let total: f64 = w.iter().map(|&x| f64::from(x)).sum();
+        let auc = |ranking: &Ranking| {
+            let (twice, negatives) = resample::walk_wide(w, ranking);
+            let positives = total - negatives;
+            if positives == 0.0 || negatives == 0.0 {
+                f64::NAN
+            } else {
+                twice * 0.5 / (positives * negatives)
+            }
+        };
+        let aucs = match &self.rankings {
+            Some([a, b]) => (auc(a), auc(b)),
+            None => (f64::NAN, f64::NAN),
+        };
+        (tally, sums, aucs)
+    }
+
+    /// (challenger, champion) values of `metric` on the full test set.
+    fn values(&self, metric: &str) -> (f64, f64) {
+        let (tally, sums, aucs) = self.tallies(&vec![1; self.n]);
+        Self::values_from_tallies(metric, &tally, &sums, self.n as f64, aucs)
     }
 }
 
@@ -328,97 +260,119 @@ pub fn metric_on(p: &Predictions, metric: &str) -> Option<f64> {
     if !prep.supports(metric) {
         return None;
     }
-    Some(prep.values(metric, None).0).filter(|v| v.is_finite())
+    Some(prep.values(metric).0).filter(|v| v.is_finite())
 }
 
-/// One resample: `n` draws with replacement from `rng`, tallied into what the metrics need —
-/// confusion cells in `tally`, error sums in `sums`, and per-row draw counts in `counts` (for
-/// roc_auc; empty when no metric needs them).
-#[inline]
-fn tally_draws(
+/// One resample's tallies: confusion cells, error sums, both AUCs.
+type Tallies = ([f64; 8], [f64; 4], (f64, f64));
+
+/// `count` resamples drawn from `draws`, with what the metrics need; roc_auc's multiplicity
+/// walks only when `with_auc`.
+fn resample_tallies(
     prep: &Prepared,
-    rng: &mut Rng,
-    tally: &mut [f64; 8],
-    sums: &mut [f64; 4],
-    counts: &mut [u32],
+    draws: &mut Draws,
+    count: usize,
+    with_auc: bool,
+    mut out: impl FnMut(&Tallies),
 ) {
     let n = prep.n;
-    let need_counts = !counts.is_empty();
-    match (&prep.cells, &prep.errors, need_counts) {
-        (Some(cells), None, false) => {
-            // The common case (classification without roc_auc): integer tallies in
-            // four interleaved copies, so consecutive draws of the same cell do not
-            // wait on each other's store.
-            let mut t4 = [[0u32; 8]; 4];
-            let mut left = n;
-            while left >= 4 {
-                let (a, b) = rng.two_below(n as u32);
-                let (c, d) = rng.two_below(n as u32);
-                t4[0][cells[a] as usize] += 1;
-                t4[1][cells[b] as usize] += 1;
-                t4[2][cells[c] as usize] += 1;
-                t4[3][cells[d] as usize] += 1;
-                left -= 4;
-            }
-            while left > 0 {
-                let (a, b) = rng.two_below(n as u32);
-                t4[0][cells[a] as usize] += 1;
-                if left > 1 {
-                    t4[1][cells[b] as usize] += 1;
+    let rankings = prep
+        .rankings
+        .as_ref()
+        .filter(|_| with_auc && n <= resample::MAX_LANE_ROWS);
+    match (rankings, &prep.cells, &prep.errors) {
+        (Some([first, second]), Some(cells), _) => {
+            let mut lanes: [Vec<u8>; GROUP] = std::array::from_fn(|_| vec![0u8; n]);
+            let mut rows = vec![[0u8; GROUP]; n];
+            let mut wide = vec![0u32; 0];
+            let champion_order = second.order.as_deref().unwrap_or(&[]);
+            let mut done = 0;
+            while done < count {
+                let group = (count - done).min(GROUP);
+                // Lanes whose counts passed 255: recounted one at a time from where they began.
+                let mut recount: Vec<(usize, Draws)> = Vec::new();
+                for (l, counts) in lanes.iter_mut().enumerate() {
+                    if l < group {
+                        let start = draws.clone();
+                        if !resample::count_narrow(draws, counts) {
+                            recount.push((l, start));
+                        }
+                    } else {
+                        counts.fill(0);
+                    }
                 }
-                left = left.saturating_sub(2);
-            }
-            for (k, x) in tally.iter_mut().enumerate() {
-                *x = t4.iter().map(|t| t[k] as f64).sum();
+                let mut tally = [[0u32; GROUP]; 8];
+                let s1 =
+                    resample::challenger_walk(&lanes, &mut rows, &first.flags, cells, &mut tally);
+                let s2 = resample::champion_walk(&rows, champion_order, &second.flags);
+                // A lane indexes the tallies, both walks' sums and the recount list.
+                #[allow(clippy::needless_range_loop)]
+                for l in 0..group {
+                    if let Some((_, start)) = recount.iter_mut().find(|(x, _)| *x == l) {
+                        wide.resize(n, 0);
+                        resample::count_wide(start, &mut wide);
+                        out(&prep.tallies(&wide));
+                    } else {
+                        let cells = std::array::from_fn(|c| f64::from(tally[c][l]));
+                        out(&(cells, [0.0; 4], (s1.auc(l, n as f64), s2.auc(l, n as f64))));
+                    }
+                }
+                done += group;
             }
         }
-        (Some(cells), None, true) => {
-            // Classification with roc_auc: the same draws, tallied and counted per row.
-            counts.fill(0);
-            let mut t2 = [[0u32; 8]; 2];
-            let mut left = n;
-            while left >= 2 {
-                let (a, b) = rng.two_below(n as u32);
-                t2[0][cells[a] as usize] += 1;
-                counts[a] += 1;
-                t2[1][cells[b] as usize] += 1;
-                counts[b] += 1;
-                left -= 2;
-            }
-            if left == 1 {
-                let (a, _) = rng.two_below(n as u32);
-                t2[0][cells[a] as usize] += 1;
-                counts[a] += 1;
-            }
-            for (k, x) in tally.iter_mut().enumerate() {
-                *x = f64::from(t2[0][k] + t2[1][k]);
+        _ if with_auc && prep.rankings.is_some() => {
+            // Too many rows for byte-count walks: one resample at a time.
+            let mut wide = vec![0u32; n];
+            for _ in 0..count {
+                resample::count_wide(draws, &mut wide);
+                out(&prep.tallies(&wide));
             }
         }
-        _ => {
-            counts.iter_mut().for_each(|c| *c = 0);
-            let mut pair = (0, 0);
-            for k in 0..n {
-                // Draws come in pairs from one 64-bit output, as in the fast path.
-                if k % 2 == 0 {
-                    pair = rng.two_below(n as u32);
-                }
-                let i = if k % 2 == 0 { pair.0 } else { pair.1 };
-                if let Some(cells) = &prep.cells {
-                    tally[cells[i] as usize] += 1.0;
-                }
-                if let Some(errors) = &prep.errors {
-                    let e = &errors[i];
-                    sums[0] += e[0];
-                    sums[1] += e[1];
-                    sums[2] += e[2];
-                    sums[3] += e[3];
-                }
-                if need_counts {
-                    counts[i] += 1;
-                }
+        (_, Some(cells), _) => {
+            for _ in 0..count {
+                // Four interleaved tallies, so that consecutive draws of the same cell do not
+                // wait on each other's store.
+                let mut t4 = [[0u32; 8]; 4];
+                draws.resample(n, |block| {
+                    let mut quads = block.chunks_exact(4);
+                    for q in &mut quads {
+                        for (t, &i) in t4.iter_mut().zip(q) {
+                            t[usize::from(cells[i as usize])] += 1;
+                        }
+                    }
+                    for &i in quads.remainder() {
+                        t4[0][usize::from(cells[i as usize])] += 1;
+                    }
+                });
+                let tally = std::array::from_fn(|c| t4.iter().map(|t| f64::from(t[c])).sum());
+                out(&(tally, [0.0; 4], (f64::NAN, f64::NAN)));
             }
         }
+        (_, None, Some(errors)) => {
+            for _ in 0..count {
+                let mut sums = [0.0f64; 4];
+                draws.resample(n, |block| {
+                    for &i in block {
+                        let e = &errors[i as usize];
+                        for k in 0..4 {
+                            sums[k] += e[k];
+                        }
+                    }
+                });
+                out(&([0.0; 8], sums, (f64::NAN, f64::NAN)));
+            }
+        }
+        (_, None, None) => {}
     }
+}
+
+/// The resamples are cut into CHUNKS fixed chunks, each with its own random streams derived
+/// from the seed; threads take whole chunks. Results depend only on the seed — never on the
+/// number of cores or on scheduling.
+const CHUNKS: usize = 8;
+
+fn chunk_draws(seed: u64, chunk: usize) -> Draws {
+    Draws::new(seed ^ (chunk as u64).wrapping_mul(0xA076_1D64_78BD_642F))
 }
 
 /// Paired bootstrap intervals of challenger − champion for each metric that predictions allow.
@@ -436,42 +390,57 @@ pub fn bootstrap(
     if wanted.is_empty() {
         return Ok(Vec::new());
     }
-    // The resamples are cut into STREAMS fixed chunks, each with its own random stream derived
-    // from the seed; threads take whole chunks. Results depend only on the seed — never on
-    // the number of cores or on scheduling.
-    const STREAMS: usize = 8;
+    let diffs = resample_diffs(&prep, &wanted, resamples as usize, seed);
+    let alpha = (1.0 - confidence) / 2.0;
+    let mut out = Vec::new();
+    for (k, m) in wanted.iter().enumerate() {
+        let (a, b) = prep.values(m);
+        let mut d: Vec<f64> = diffs[k].iter().copied().filter(|x| x.is_finite()).collect();
+        d.sort_by(f64::total_cmp);
+        out.push(Interval {
+            metric: (*m).clone(),
+            observed: a - b,
+            low: quantile(&d, alpha),
+            high: quantile(&d, 1.0 - alpha),
+            confidence,
+            resamples,
+        });
+    }
+    Ok(out)
+}
+
+/// diffs[metric][resample]: challenger − champion of each wanted metric on each resample.
+fn resample_diffs(
+    prep: &Prepared,
+    wanted: &[&String],
+    resamples: usize,
+    seed: u64,
+) -> Vec<Vec<f64>> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .clamp(1, STREAMS);
-    let per = (resamples as usize).div_ceil(STREAMS);
-    let n = prep.n;
-    let need_counts = wanted.iter().any(|m| *m == "roc_auc");
+        .clamp(1, CHUNKS);
+    let per = resamples.div_ceil(CHUNKS);
+    let n = prep.n as f64;
+    let with_auc = wanted.iter().any(|m| *m == "roc_auc");
     let run_chunk = |c: usize| -> Vec<Vec<f64>> {
-        let mut rng = Rng::new(seed ^ (c as u64).wrapping_mul(0xA076_1D64_78BD_642F));
-        let start = c * per;
-        let end = ((c + 1) * per).min(resamples as usize);
-        let mut counts = vec![0u32; if need_counts { n } else { 0 }];
-        let mut local: Vec<Vec<f64>> = vec![Vec::new(); wanted.len()];
-        for _ in start..end {
-            // One pass over the draws tallies everything the metrics need.
-            let mut tally = [0.0f64; 8];
-            let mut sums = [0.0f64; 4];
-            tally_draws(&prep, &mut rng, &mut tally, &mut sums, &mut counts);
+        let mut draws = chunk_draws(seed, c);
+        let count = ((c + 1) * per).min(resamples).saturating_sub(c * per);
+        let mut local: Vec<Vec<f64>> = vec![Vec::with_capacity(count); wanted.len()];
+        resample_tallies(prep, &mut draws, count, with_auc, |(tally, sums, aucs)| {
             for (k, m) in wanted.iter().enumerate() {
-                let (a, b) = prep.values_from_tallies(m, &tally, &sums, n as f64, &counts);
+                let (a, b) = Prepared::values_from_tallies(m, tally, sums, n, *aucs);
                 local[k].push(a - b);
             }
-        }
+        });
         local
     };
-    // diffs[metric][resample], chunks in order.
-    let mut chunks: Vec<Option<Vec<Vec<f64>>>> = vec![None; STREAMS];
+    let mut chunks: Vec<Option<Vec<Vec<f64>>>> = vec![None; CHUNKS];
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let run_chunk = &run_chunk;
                 scope.spawn(move || {
-                    (t..STREAMS)
+                    (t..CHUNKS)
                         .step_by(threads)
                         .map(|c| (c, run_chunk(c)))
                         .collect::<Vec<_>>()
@@ -486,28 +455,15 @@ pub fn bootstrap(
             }
         }
     });
-    let mut diffs: Vec<Vec<f64>> = vec![Vec::with_capacity(resamples as usize); wanted.len()];
-    for local in chunks.into_iter().flatten() {
+    let mut diffs: Vec<Vec<f64>> = vec![Vec::with_capacity(resamples); wanted.len()];
+    for (c, local) in chunks.into_iter().enumerate() {
+        // A chunk whose thread panicked is computed here (and panics here too).
+        let local = local.unwrap_or_else(|| run_chunk(c));
         for (k, v) in local.into_iter().enumerate() {
             diffs[k].extend(v);
         }
     }
-    let alpha = (1.0 - confidence) / 2.0;
-    let mut out = Vec::new();
-    for (k, m) in wanted.iter().enumerate() {
-        let (a, b) = prep.values(m, None);
-        let mut d: Vec<f64> = diffs[k].iter().copied().filter(|x| x.is_finite()).collect();
-        d.sort_by(f64::total_cmp);
-        out.push(Interval {
-            metric: (*m).clone(),
-            observed: a - b,
-            low: quantile(&d, alpha),
-            high: quantile(&d, 1.0 - alpha),
-            confidence,
-            resamples,
-        });
-    }
-    Ok(out)
+    diffs
 }
 
 /// Linear-interpolated quantile of sorted data (numpy's default).
@@ -588,18 +544,131 @@ mod tests {
 
     #[test]
     fn auc_with_ties() {
+        let auc = |y: &[f64], s: &[f64]| metric_on(&preds(y, y, Some(s)), "roc_auc").unwrap();
         // sklearn.metrics.roc_auc_score([0,0,1,1],[0.1,0.4,0.35,0.8]) == 0.75
         let y = [0.0, 0.0, 1.0, 1.0];
-        let s = [0.1f64, 0.4, 0.35, 0.8];
-        assert!((weighted_auc(&rank_codes(&s, &y), &[1, 1, 1, 1]) - 0.75).abs() < 1e-12);
-        let s = [0.5f64, 0.5, 0.5, 0.5];
-        assert!((weighted_auc(&rank_codes(&s, &y), &[1, 1, 1, 1]) - 0.5).abs() < 1e-12);
-        // Multiplicities: the second negative (0.4) twice, the first positive (0.35) dropped:
-        // pairs (0.8 vs 0.1, 0.4, 0.4) all won, so 1.0; with 0.35 kept once instead of 0.8:
-        // 0.35 beats 0.1 only, 1 of 3.
-        let s = [0.1f64, 0.4, 0.35, 0.8];
-        assert_eq!(weighted_auc(&rank_codes(&s, &y), &[1, 2, 0, 1]), 1.0);
-        assert!((weighted_auc(&rank_codes(&s, &y), &[1, 2, 1, 0]) - 1.0 / 3.0).abs() < 1e-15);
+        assert!((auc(&y, &[0.1, 0.4, 0.35, 0.8]) - 0.75).abs() < 1e-12);
+        assert!((auc(&y, &[0.5, 0.5, 0.5, 0.5]) - 0.5).abs() < 1e-12);
+        // A tie across the classes counts half, and -0.0 ties with 0.0:
+        // roc_auc_score([0,1,0,1],[0.0,-0.0,0.2,0.9]) == 0.625
+        assert!((auc(&[0.0, 1.0, 0.0, 1.0], &[0.0, -0.0, 0.2, 0.9]) - 0.625).abs() < 1e-12);
+        // Multiplicities are rows repeated: the negative at 0.4 twice, the positive at 0.35
+        // left out: every pair is won.
+        assert_eq!(auc(&[0.0, 0.0, 0.0, 1.0], &[0.1, 0.4, 0.4, 0.8]), 1.0);
+    }
+
+    /// Mann–Whitney AUC the direct way: sort, average ranks over ties, rank sum.
+    fn direct_auc(scores: &[f64], y: &[f64]) -> f64 {
+        let mut idx: Vec<usize> = (0..scores.len()).collect();
+        idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+        let mut ranks = vec![0.0; scores.len()];
+        let mut k = 0;
+        while k < idx.len() {
+            let mut end = k + 1;
+            while end < idx.len() && scores[idx[end]] == scores[idx[k]] {
+                end += 1;
+            }
+            for &i in &idx[k..end] {
+                ranks[i] = (k + end + 1) as f64 / 2.0;
+            }
+            k = end;
+        }
+        let p = y.iter().filter(|v| **v == 1.0).count() as f64;
+        let n = y.len() as f64 - p;
+        let rank_sum: f64 = (0..y.len())
+            .filter(|&i| y[i] == 1.0)
+            .map(|i| ranks[i])
+            .sum();
+        (rank_sum - p * (p + 1.0) / 2.0) / (p * n)
+    }
+
+    /// Predictions with many tied scores, both classes, n rows.
+    fn tied_pair(n: usize) -> (Predictions, Predictions) {
+        let y: Vec<f64> = (0..n).map(|i| f64::from(u8::from(i % 3 == 0))).collect();
+        let s1: Vec<f64> = (0..n)
+            .map(|i| ((y[i] * 0.3 + ((i * 7919) % 101) as f64 / 150.0) * 20.0).round() / 20.0)
+            .collect();
+        let s2: Vec<f64> = (0..n)
+            .map(|i| ((y[i] * 0.2 + ((i * 104_729) % 97) as f64 / 120.0) * 50.0).round() / 50.0)
+            .collect();
+        let p1 = s1
+            .iter()
+            .map(|s| f64::from(u8::from(*s >= 0.5)))
+            .collect::<Vec<_>>();
+        let p2 = s2
+            .iter()
+            .map(|s| f64::from(u8::from(*s >= 0.5)))
+            .collect::<Vec<_>>();
+        (preds(&y, &p1, Some(&s1)), preds(&y, &p2, Some(&s2)))
+    }
+
+    #[test]
+    fn each_resample_auc_equals_a_direct_auc_of_the_same_rows() {
+        // 37 resamples: the last group of eight lanes is partial. The rows each resample drew
+        // are replayed from the same seed, and both AUCs and f1 recomputed from those rows by
+        // sorting them.
+        let n = 1_013;
+        let (a, b) = tied_pair(n);
+        let prep = Prepared::new(&a, &b);
+        let (auc, f1) = ("roc_auc".to_string(), "f1".to_string());
+        let r = 37;
+        let diffs = resample_diffs(&prep, &[&auc, &f1], r, 5);
+        let positive: Vec<bool> = a.y_true.iter().map(|v| *v == 1.0).collect();
+        let row_of_label = resample::rank_rows(a.score.as_ref().unwrap(), &positive).0;
+        let per = r.div_ceil(CHUNKS);
+        let mut checked = 0;
+        for c in 0..CHUNKS {
+            let mut draws = chunk_draws(5, c);
+            #[allow(clippy::needless_range_loop)] // k indexes both metrics' diffs
+            for k in c * per..((c + 1) * per).min(r) {
+                let mut rows = Vec::new();
+                draws.resample(n, |block| {
+                    rows.extend(block.iter().map(|&l| row_of_label[l as usize] as usize))
+                });
+                let pick = |v: &[f64]| rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+                let y = pick(&a.y_true);
+                let direct = direct_auc(&pick(a.score.as_ref().unwrap()), &y)
+                    - direct_auc(&pick(b.score.as_ref().unwrap()), &y);
+                assert!(
+                    (diffs[0][k] - direct).abs() < 1e-12,
+                    "resample {k}: ours {} direct {direct}",
+                    diffs[0][k]
+                );
+                let f1_of = |p: &[f64]| {
+                    let tp = (0..n).filter(|&i| y[i] == 1.0 && p[i] == 1.0).count() as f64;
+                    let wrong = (0..n).filter(|&i| y[i] != p[i]).count() as f64;
+                    2.0 * tp / (2.0 * tp + wrong)
+                };
+                let f1_direct = f1_of(&pick(&a.y_pred)) - f1_of(&pick(&b.y_pred));
+                assert!((diffs[1][k] - f1_direct).abs() < 1e-12, "resample {k} f1");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, r);
+    }
+
+    #[test]
+    fn the_wide_recount_gives_what_the_byte_counts_give() {
+        // A count past 255 is recounted from the resample's first draw with 32-bit counts:
+        // the same draws, the same tallies.
+        let n = 777;
+        let (a, b) = tied_pair(n);
+        let prep = Prepared::new(&a, &b);
+        let mut draws = chunk_draws(9, 0);
+        let mut narrow = vec![0u8; n];
+        let mut wide = vec![0u32; n];
+        let mut replay = draws.clone();
+        assert!(resample::count_narrow(&mut draws, &mut narrow));
+        resample::count_wide(&mut replay, &mut wide);
+        assert!(narrow.iter().zip(&wide).all(|(x, y)| u32::from(*x) == *y));
+        let mut from_lanes = Vec::new();
+        resample_tallies(&prep, &mut chunk_draws(9, 0), 1, true, |t| {
+            from_lanes.push(*t)
+        });
+        let (tally, _, aucs) = prep.tallies(&wide);
+        assert_eq!(from_lanes[0].0, tally);
+        assert!((from_lanes[0].2 .0 - aucs.0).abs() < 1e-15);
+        assert!((from_lanes[0].2 .1 - aucs.1).abs() < 1e-15);
     }
 
     #[test]

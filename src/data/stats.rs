@@ -13,10 +13,12 @@
 //! in double-double arithmetic (same terms, same truncation rule).
 
 mod kolmogorov;
+mod sort;
 
 use std::f64::consts::PI;
 
 pub use kolmogorov::{kolmogn_sf, smirnov_sf};
+pub use sort::sort_f64;
 
 /// A test's statistic and, for hypothesis tests, its p-value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,34 +30,37 @@ pub struct TestOutcome {
 /// Samples at most this large (both of them) get the exact p-value, as in scipy.
 pub const KS_MAX_EXACT_N: usize = 10_000;
 
-/// Two-sample, two-sided Kolmogorov–Smirnov test. NaN values are ignored. Sorts copies of
-/// both samples (in parallel when they are large).
+/// Two-sample, two-sided Kolmogorov–Smirnov test. NaN values are ignored. Sorts keys of
+/// both samples (each on its own thread when they are large) and walks them once.
 pub fn ks_2samp(a: &[f64], b: &[f64]) -> TestOutcome {
-    let mut a: Vec<f64> = a.iter().copied().filter(|x| !x.is_nan()).collect();
-    let mut b: Vec<f64> = b.iter().copied().filter(|x| !x.is_nan()).collect();
-    if a.len() + b.len() > 1 << 16 {
+    let (ka, kb) = if a.len() + b.len() > 1 << 16 {
         std::thread::scope(|s| {
-            s.spawn(|| sort_f64(&mut a));
-            sort_f64(&mut b);
-        });
+            let ka = s.spawn(|| sort::sorted_value_keys(a));
+            let kb = sort::sorted_value_keys(b);
+            // A panic in the sort is a bug: the same one here.
+            (ka.join().unwrap_or_else(|_| sort::sorted_value_keys(a)), kb)
+        })
     } else {
-        sort_f64(&mut a);
-        sort_f64(&mut b);
-    }
-    ks_2samp_sorted(&a, &b)
+        (sort::sorted_value_keys(a), sort::sorted_value_keys(b))
+    };
+    // Keys compare as their values do (-0.0 is keyed as +0.0, NaN is gone).
+    ks_outcome(ka.len(), kb.len(), || ks_statistic(&ka, &kb))
 }
 
 /// [`ks_2samp`] on samples already sorted ascending and free of NaN. An empty sample gives
 /// statistic 0 and no p-value (there is nothing to test).
 pub fn ks_2samp_sorted(a: &[f64], b: &[f64]) -> TestOutcome {
-    let (n1, n2) = (a.len(), b.len());
+    ks_outcome(a.len(), b.len(), || ks_statistic(a, b))
+}
+
+fn ks_outcome(n1: usize, n2: usize, statistic: impl FnOnce() -> f64) -> TestOutcome {
     if n1 == 0 || n2 == 0 {
         return TestOutcome {
             statistic: 0.0,
             p_value: None,
         };
     }
-    let mut d = ks_statistic(a, b);
+    let mut d = statistic();
     let mut p = None;
     if n1.max(n2) <= KS_MAX_EXACT_N {
         let g = gcd(n1 as u64, n2 as u64);
@@ -84,35 +89,149 @@ pub fn ks_2samp_sorted(a: &[f64], b: &[f64]) -> TestOutcome {
     }
 }
 
-/// max |F1 − F2| over the pooled values, evaluated after all ties (searchsorted side=right).
-fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
-    let (n1, n2) = (a.len() as f64, b.len() as f64);
-    let (mut i, mut j) = (0usize, 0usize);
-    let (mut max, mut min) = (f64::NEG_INFINITY, f64::INFINITY);
-    while i < a.len() || j < b.len() {
-        let v = if j >= b.len() || (i < a.len() && a[i] <= b[j]) {
-            a[i]
-        } else {
-            b[j]
-        };
-        if v.is_nan() {
-            break;
-        }
-        while i < a.len() && a[i] <= v {
-            i += 1;
-        }
-        while j < b.len() && b[j] <= v {
-            j += 1;
-        }
-        let diff = i as f64 / n1 - j as f64 / n2;
-        max = max.max(diff);
-        min = min.min(diff);
-    }
-    let min_s = (-min).clamp(0.0, 1.0);
-    if min_s > max {
+/// max |F1 − F2| over the pooled values, evaluated after all ties (searchsorted side=right),
+/// on two non-empty sorted samples. Differences are compared exactly, in units of
+/// 1/(n1·n2); the value reported is scipy's float i/n1 − j/n2 at the extreme. Large samples
+/// are cut at a value of `a` and the halves walked on two threads.
+fn ks_statistic<T: Copy + PartialOrd + Sync>(a: &[T], b: &[T]) -> f64 {
+    let (n1, n2) = (a.len(), b.len());
+    let walk = |i0: usize, j0: usize, a: &[T], b: &[T]| {
+        let mut w = Walk::new(n1, n2, i0, j0);
+        w.run(a, b);
+        w
+    };
+    let w = if n1 + n2 > 1 << 20 {
+        // Everything below a[n1/2] goes to the first half: no run of ties is cut.
+        let v = a[n1 / 2];
+        let i0 = a.partition_point(|x| *x < v);
+        let j0 = b.partition_point(|y| *y < v);
+        let (first, second) = std::thread::scope(|s| {
+            let first = s.spawn(|| walk(0, 0, &a[..i0], &b[..j0]));
+            let second = walk(i0, j0, &a[i0..], &b[j0..]);
+            let first = first
+                .join()
+                .unwrap_or_else(|_| walk(0, 0, &a[..i0], &b[..j0]));
+            (first, second)
+        });
+        first.merge(second)
+    } else {
+        walk(0, 0, a, b)
+    };
+    let min_s = (-w.min.1).clamp(0.0, 1.0);
+    if min_s > w.max.1 {
         min_s
     } else {
-        max
+        w.max.1
+    }
+}
+
+/// A walk over sorted runs of both samples starting at ranks (i0, j0): the largest and
+/// smallest n1·n2·(F1 − F2) seen, each with the largest / smallest float F1 − F2 among the
+/// points where it is reached (the exact difference finds the extreme without rounding; the
+/// float is the value scipy reports).
+struct Walk {
+    n1: f64,
+    n2: f64,
+    up: i128,
+    down: i128,
+    i: usize,
+    j: usize,
+    d: i128,
+    max: (i128, f64),
+    min: (i128, f64),
+}
+
+impl Walk {
+    fn new(n1: usize, n2: usize, i0: usize, j0: usize) -> Walk {
+        let d = i0 as i128 * n2 as i128 - j0 as i128 * n1 as i128;
+        Walk {
+            n1: n1 as f64,
+            n2: n2 as f64,
+            up: n2 as i128,
+            down: n1 as i128,
+            i: i0,
+            j: j0,
+            d,
+            // Both CDFs end at 1, where the difference is exactly 0.
+            max: (0, 0.0),
+            min: (0, 0.0),
+        }
+    }
+
+    /// Records the current point as a CDF value.
+    #[inline]
+    fn point(&mut self) {
+        // Rarely taken: new extremes of a random walk are few.
+        if self.d >= self.max.0 || self.d <= self.min.0 {
+            let f = self.i as f64 / self.n1 - self.j as f64 / self.n2;
+            if self.d > self.max.0 {
+                self.max = (self.d, f);
+            } else if self.d == self.max.0 {
+                self.max.1 = self.max.1.max(f);
+            }
+            if self.d < self.min.0 {
+                self.min = (self.d, f);
+            } else if self.d == self.min.0 {
+                self.min.1 = self.min.1.min(f);
+            }
+        }
+    }
+
+    /// One element per step without data-dependent branches (the samples interleave at
+    /// random, so branches would mispredict half the time).
+    fn run<T: Copy + PartialOrd>(&mut self, a: &[T], b: &[T]) {
+        let (mut i, mut j) = (0usize, 0usize);
+        let (i0, j0) = (self.i, self.j);
+        let mut last = None;
+        while let (Some(&x), Some(&y)) = (a.get(i), b.get(j)) {
+            let (take_a, take_b) = (x <= y, y <= x);
+            let v = if take_a { x } else { y };
+            i += usize::from(take_a);
+            j += usize::from(take_b);
+            self.d += i128::from(take_a) * self.up - i128::from(take_b) * self.down;
+            // Only after the last of a run of equal values is the difference a CDF value.
+            let tied = a.get(i) == Some(&v) || b.get(j) == Some(&v);
+            if !tied {
+                (self.i, self.j) = (i0 + i, j0 + j);
+                self.point();
+            }
+            last = Some(v);
+        }
+        // One run is used up: the rest of the other moves d one way, so its extremes are the
+        // point after the values tied with the last one, and the end.
+        if let Some(v) = last {
+            while a.get(i) == Some(&v) {
+                i += 1;
+                self.d += self.up;
+            }
+            while b.get(j) == Some(&v) {
+                j += 1;
+                self.d -= self.down;
+            }
+            (self.i, self.j) = (i0 + i, j0 + j);
+            self.point();
+        }
+        self.d += (a.len() - i) as i128 * self.up - (b.len() - j) as i128 * self.down;
+        (self.i, self.j) = (i0 + a.len(), j0 + b.len());
+        self.point();
+    }
+
+    /// The extremes of this walk and of the one that continues it.
+    fn merge(self, next: Walk) -> Walk {
+        let pick = |a: (i128, f64), b: (i128, f64), larger: bool| {
+            if a.0 == b.0 {
+                (a.0, if larger { a.1.max(b.1) } else { a.1.min(b.1) })
+            } else if (a.0 > b.0) == larger {
+                a
+            } else {
+                b
+            }
+        };
+        Walk {
+            max: pick(self.max, next.max, true),
+            min: pick(self.min, next.min, false),
+            ..next
+        }
     }
 }
 
@@ -300,61 +419,6 @@ pub fn ln_gamma(a: f64) -> f64 {
         * (1.0 / 12.0
             - r2 * (1.0 / 360.0 - r2 * (1.0 / 1260.0 - r2 * (1.0 / 1680.0 - r2 / 1188.0))));
     (z - 0.5) * z.ln() - z + 0.5 * (2.0 * PI).ln() + series - prod.ln()
-}
-
-/// Sorts floats ascending (NaN last). LSD radix sort on the order-preserving bit pattern for
-/// large inputs — several times faster than a comparison sort on millions of values.
-pub fn sort_f64(v: &mut [f64]) {
-    if v.len() < 4096 {
-        v.sort_unstable_by(f64::total_cmp);
-        return;
-    }
-    let key = |x: f64| -> u64 {
-        let b = x.to_bits();
-        if b >> 63 == 1 {
-            !b
-        } else {
-            b | (1 << 63)
-        }
-    };
-    let unkey = |k: u64| -> f64 {
-        if k >> 63 == 1 {
-            f64::from_bits(k & !(1 << 63))
-        } else {
-            f64::from_bits(!k)
-        }
-    };
-    let mut keys: Vec<u64> = v.iter().map(|&x| key(x)).collect();
-    let mut scratch = vec![0u64; keys.len()];
-    const BITS: usize = 11;
-    const PASSES: usize = 6;
-    const BUCKETS: usize = 1 << BITS;
-    let mut counts = vec![[0usize; BUCKETS]; PASSES];
-    for &k in &keys {
-        for (p, c) in counts.iter_mut().enumerate() {
-            c[((k >> (p * BITS)) as usize) & (BUCKETS - 1)] += 1;
-        }
-    }
-    for (p, c) in counts.iter_mut().enumerate() {
-        if c.contains(&keys.len()) {
-            continue; // every key has the same digit here: nothing to do
-        }
-        let mut offset = 0;
-        for x in c.iter_mut() {
-            let n = *x;
-            *x = offset;
-            offset += n;
-        }
-        for &k in &keys {
-            let d = ((k >> (p * BITS)) as usize) & (BUCKETS - 1);
-            scratch[c[d]] = k;
-            c[d] += 1;
-        }
-        std::mem::swap(&mut keys, &mut scratch);
-    }
-    for (x, k) in v.iter_mut().zip(keys) {
-        *x = unkey(k);
-    }
 }
 
 #[cfg(test)]

@@ -159,3 +159,116 @@ fn radix_sort_orders_like_a_comparison_sort() {
         expected.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
     );
 }
+
+/// max |F1 − F2| the long way: every distinct pooled value, counts by binary search.
+fn direct_statistic(a: &[f64], b: &[f64]) -> f64 {
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    let mut pooled: Vec<f64> = a.iter().chain(&b).copied().collect();
+    pooled.sort_by(f64::total_cmp);
+    pooled.dedup();
+    pooled
+        .iter()
+        .map(|v| {
+            let i = a.partition_point(|x| x <= v) as f64 / a.len() as f64;
+            let j = b.partition_point(|y| y <= v) as f64 / b.len() as f64;
+            (i - j).abs()
+        })
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn ks_statistic_agrees_with_a_direct_count_on_ties_and_on_both_threads() {
+    // Sizes on both sides of the two-thread walk (2^20 values in all); coarse granularity
+    // gives long runs of ties, some of them straddling the cut; a shift makes one sample run
+    // out first.
+    let cases = [
+        (700, 300, 24, 0),
+        (5_000, 9_000, 30, 1),
+        (600_000, 500_001, 28, 0),
+        (600_000, 700_000, 0, 50_000_000),
+        (1_100_000, 3, 20, 2_000),
+        (3, 1_100_000, 31, -1),
+    ];
+    for (k, (n1, n2, bits, shift)) in cases.into_iter().enumerate() {
+        let a = lcg_sample(k as u64 + 1, n1, bits, 0);
+        let b = lcg_sample(k as u64 + 100, n2, bits, shift);
+        let (mut sa, mut sb) = (a.clone(), b.clone());
+        sort_f64(&mut sa);
+        sort_f64(&mut sb);
+        // Before the exact branch rounds it to h/lcm, as scipy does.
+        let ours = ks_statistic(&sa, &sb);
+        let rounded = ks_2samp(&a, &b).statistic;
+        assert!(
+            (rounded - ours).abs() <= 1e-15,
+            "case {k}: {rounded} vs {ours}"
+        );
+        let direct = direct_statistic(&a, &b);
+        // Bit for bit: the float reported is i/n1 − j/n2 at the extreme, as scipy computes it.
+        assert_eq!(ours, direct, "case {k}");
+    }
+}
+
+#[test]
+fn minus_zero_ties_with_zero() {
+    let a: Vec<f64> = (0..9_000)
+        .map(|i| if i % 2 == 0 { -0.0 } else { 1.0 })
+        .collect();
+    let b: Vec<f64> = (0..9_000)
+        .map(|i| if i % 2 == 0 { 0.0 } else { 1.0 })
+        .collect();
+    assert_eq!(ks_2samp(&a, &b).statistic, 0.0);
+}
+
+#[test]
+fn bucketed_sort_orders_awkward_distributions() {
+    let lcg = lcg_sample(7, 200_000, 0, 0);
+    let awkward: Vec<(&str, Vec<f64>)> = vec![
+        ("all equal", vec![3.5; 50_000]),
+        (
+            "two values far apart",
+            (0..50_000)
+                .map(|i| if i % 3 == 0 { -1e300 } else { 1e-300 })
+                .collect(),
+        ),
+        (
+            "a cluster and one outlier",
+            lcg.iter()
+                .map(|x| 1.0 + x * 1e-20)
+                .chain([f64::MAX])
+                .collect(),
+        ),
+        (
+            "subnormals, zeros and infinities",
+            lcg.iter()
+                .enumerate()
+                .map(|(i, x)| match i % 5 {
+                    0 => f64::from_bits(*x as u64 % 1000),
+                    1 => -0.0,
+                    2 => f64::NEG_INFINITY,
+                    3 => -x,
+                    _ => *x,
+                })
+                .collect(),
+        ),
+        (
+            "one huge bin",
+            lcg.iter()
+                .map(|x| (x % 1000.0) + 1e6)
+                .chain([0.0, 1e9])
+                .collect(),
+        ),
+    ];
+    for (name, mut v) in awkward {
+        let mut expected = v.clone();
+        expected.sort_by(f64::total_cmp);
+        sort_f64(&mut v);
+        assert!(
+            v.iter()
+                .map(|x| x.to_bits())
+                .eq(expected.iter().map(|x| x.to_bits())),
+            "{name}"
+        );
+    }
+}
