@@ -10,6 +10,7 @@ model: trivial
 data: {train: {path: data/train.csv}, test: {path: data/test.csv}}
 train: {image: mlops-test/busybox, command: [echo, hello]}
 evaluate: {command: [echo, hello]}
+compare: {metrics: {f1: {direction: maximize, threshold: 0.0}}}
 YAML
 hyperfine -N -w 2 -r 15 --export-json "$work/c1.json" "$mlops --quiet --config $work/trivial/mlops.yaml train" >/dev/null
 hyperfine -N -w 2 -r 15 --export-json "$work/c2.json" "$DOCKER run --rm --network none mlops-test/busybox echo hello" >/dev/null
