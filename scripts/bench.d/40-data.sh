@@ -106,7 +106,7 @@ from evidently import Report
 from evidently.presets import DataDriftPreset
 ref = pd.read_csv(sys.argv[1]); cur = pd.read_csv(sys.argv[2])
 snap = Report([DataDriftPreset()]).run(cur, ref)
-print(snap.dict()["metrics"][0]["value"])
+print(snap.dict()["metrics"][0]["value"], file=sys.stderr)
 PY
 peer=$(py_ms 1 "import sys; sys.argv = ['', '$work/drift/data/reference.csv', '$work/drift/data/current.csv']; src = open('$work/ev_drift.py').read()" "exec(src, {'__name__': 'bench'})")
 ours=$(mean_ms "$work/d1.json")
