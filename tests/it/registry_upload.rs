@@ -93,10 +93,15 @@ fn random_file(dir: &Path, size: u64) -> (std::path::PathBuf, String) {
     (path, sha256_digest(&bytes))
 }
 
-fn push(host: &str, repo: &str, digest: &str, path: &Path) -> anyhow::Result<bool> {
-    let settings = RegistrySettings::anonymous()
+/// Anonymous, 1 MiB chunks, short retry gaps: what every upload in this file uses.
+fn chunked() -> RegistrySettings {
+    RegistrySettings::anonymous()
         .with_chunk(MIB)
-        .with_backoff(std::time::Duration::from_millis(20));
+        .with_backoff(std::time::Duration::from_millis(20))
+}
+
+fn push(host: &str, repo: &str, digest: &str, path: &Path) -> anyhow::Result<bool> {
+    let settings = chunked();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let reg = Registry::new(host, &settings)?;
@@ -283,9 +288,7 @@ fn model_dir(
 }
 
 fn push_layer(host: &str, repo: &str, tree: &std::sync::Arc<ModelTree>) -> anyhow::Result<String> {
-    let settings = RegistrySettings::anonymous()
-        .with_chunk(MIB)
-        .with_backoff(std::time::Duration::from_millis(20));
+    let settings = chunked();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let reg = Registry::new(host, &settings)?;
