@@ -231,6 +231,38 @@ fn the_fast_float_path_agrees_with_the_full_parser() {
         "0.30000000000000004",
         "-999999999999999",
         "00000000000000001.5",
+        // Around the eight-byte words and next to the digits' byte range ('/' and ':').
+        "1/2",
+        "1:2",
+        "/1",
+        ":1",
+        "1.5/",
+        "1.5:",
+        "1.:5",
+        "12\u{e9}",
+        "1.2\u{663}",
+        "12345678.5",
+        "1234567.12345678",
+        "1234567.123456789",
+        "0.12345678",
+        "0.123456789",
+        "99999999",
+        "9999999",
+        "9999999.99999999",
+        "-9999999.99999999",
+        "1.0000000",
+        "0.00000001",
+        "7.",
+        "-7",
+        "1 ",
+        " 1",
+        "1.5 ",
+        "12345678.",
+        "1234567.8",
+        "-12345678.",
+        "1.2345678",
+        "12.345678",
+        "123456789",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -246,6 +278,14 @@ fn the_fast_float_path_agrees_with_the_full_parser() {
         let sign = if state >> 63 == 1 { "-" } else { "" };
         cases.push(format!("{sign}{}.{}", &digits[..point], &digits[point..]));
         cases.push(format!("{sign}{digits}"));
+        // Short strings over digits, the bytes next to them and the other number characters.
+        let alphabet = b"0123456789012345678901234567890123456789.-/:e+ \x7f";
+        let len = (state >> 20) as usize % 19;
+        cases.push(
+            (0..len)
+                .map(|i| alphabet[(state >> (i * 3 % 60)) as usize % alphabet.len()] as char)
+                .collect(),
+        );
     }
     for c in &cases {
         let full = c.parse::<f64>().ok();
