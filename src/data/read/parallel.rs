@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{channel, sync_channel, Receiver};
 use std::sync::Mutex;
 
 use super::{utf8_fields, ColumnScan, Kept, ReadError, SampleRow, Scanner};
@@ -33,6 +33,10 @@ struct Blocks<'h, R> {
     buf: Vec<u8>,
     eof: bool,
     splitter: Splitter,
+    /// Buffers of merged chunks, handed back to be filled again: the scan allocates a few
+    /// buffers whatever the file's size (fresh memory is expensive: every new page is zeroed
+    /// by the kernel, and on a VM often backed by the host on its first touch).
+    spare: Option<Receiver<Vec<u8>>>,
 }
 
 impl<'h, R: Read> Blocks<'h, R> {
@@ -43,6 +47,18 @@ impl<'h, R: Read> Blocks<'h, R> {
             buf: Vec::new(),
             eof: false,
             splitter: Splitter::new(),
+            spare: None,
+        }
+    }
+
+    /// An empty buffer: a spare one if the merger handed one back.
+    fn fresh(&self) -> Vec<u8> {
+        match self.spare.as_ref().and_then(|rx| rx.try_recv().ok()) {
+            Some(mut buf) => {
+                buf.clear();
+                buf
+            }
+            None => Vec::with_capacity(BLOCK + BLOCK / 8),
         }
     }
 
@@ -65,7 +81,9 @@ impl<'h, R: Read> Blocks<'h, R> {
                 continue;
             }
             if let Some(cut) = self.splitter.last_boundary(&self.buf, from) {
-                let rest = self.buf.split_off(cut);
+                let mut rest = self.fresh();
+                rest.extend_from_slice(&self.buf[cut..]);
+                self.buf.truncate(cut);
                 self.splitter.cut(cut);
                 return Ok(Some(std::mem::replace(&mut self.buf, rest)));
             }
@@ -444,7 +462,8 @@ struct Merger<'a> {
 }
 
 impl Merger<'_> {
-    fn merge(&mut self, done: Done) -> Result<(), ReadError> {
+    /// Merges `done`, returning its buffer for the next chunk.
+    fn merge(&mut self, done: Done) -> Result<Vec<u8>, ReadError> {
         if let Some(e) = done.error {
             return Err(shift_line(e, self.line_base));
         }
@@ -474,7 +493,7 @@ impl Merger<'_> {
             self.last_open = open.map(|line| line + self.line_base);
         }
         self.line_base += done.newlines;
-        Ok(())
+        Ok(done.bytes)
     }
 }
 
@@ -535,6 +554,8 @@ pub(super) fn scan_csv_stream<R: Read + Send>(
         source,
     };
     let mut blocks = Blocks::new(input, hasher);
+    let (spare_tx, spare_rx) = channel();
+    blocks.spare = Some(spare_rx);
     let Some(chunk0) = blocks.next_chunk().map_err(io)? else {
         return Err(ReadError::Empty { path: path.into() });
     };
@@ -608,10 +629,14 @@ pub(super) fn scan_csv_stream<R: Read + Send>(
             pending.insert(done.seq, done);
             while let Some(d) = pending.remove(&next) {
                 next += 1;
-                if let Err(e) = merger.merge(d) {
-                    stop.store(true, Ordering::Relaxed);
-                    merged = Err(e);
-                    break;
+                match merger.merge(d) {
+                    // The reader may have finished: then the buffer is simply freed.
+                    Ok(buf) => drop(spare_tx.send(buf)),
+                    Err(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        merged = Err(e);
+                        break;
+                    }
                 }
             }
         }
