@@ -36,15 +36,29 @@ run_id=$(cat "$push/.mlops/runs/latest")
 weights="$push/.mlops/runs/$run_id/model/weights.bin"
 weights_digest="sha256:$("$python" -c "import hashlib,sys; h=hashlib.sha256(); f=open(sys.argv[1],'rb'); [h.update(b) for b in iter(lambda: f.read(1<<22), b'')]; print(h.hexdigest())" "$weights")"
 
-# Peer: the same bytes as one blob, POST + curl -T of the file.
-raw_ms=$(ms_of sh -c "loc=\$(curl -fsS -X POST -D - -o /dev/null http://$REG/v2/bench/push-raw-$$/blobs/uploads/ | tr -d '\r' | sed -n 's/^[Ll]ocation: //p'); case \$loc in http*) ;; *) loc=http://$REG\$loc;; esac; sep='?'; case \$loc in *\\?*) sep='&';; esac; curl -fsS -T $weights -H 'Content-Type: application/octet-stream' \"\$loc\${sep}digest=$weights_digest\"")
-
-# Ours: package + push, timed and its peak memory measured in the same run.
-push_yaml "$REG" "push-ours-$$"
-t0=$(date +%s%N)
-mem=$(peak_mb "$mlops" --quiet --config "$push/mlops.yaml" package)
-ours_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-layer_digest=$("$python" -c "import json,sys; print(json.load(open(sys.argv[1]))['model_layer']['digest'])" "$push/.mlops/runs/$run_id/package.json")
+# Three runs a side, alternating, each into a new repository with its blob first removed from
+# the registry's storage (every run uploads everything) and after a `sync` (nothing left to
+# write back from the run before). The row takes each side's fastest run: on this VM the same
+# upload takes 15 to 32 s from one run to the next, with how much of the guest's memory the
+# host has backed (a first touch of a page costs 3-14 us here): noise that only adds time.
+rm_blob() { local hex=${1#sha256:}; [ ${#hex} -eq 64 ] && rm -rf "$REG_DATA/docker/registry/v2/blobs/sha256/${hex:0:2}/$hex"; }
+raw_runs=(); ours_runs=(); mem_runs=(); layer_digest=
+for i in 1 2 3; do
+  rm_blob "$weights_digest"; sync
+  # Peer: the same bytes as one blob, POST + curl -T of the file.
+  raw_runs+=("$(ms_of sh -c "loc=\$(curl -fsS -X POST -D - -o /dev/null http://$REG/v2/bench/push-raw-$$-$i/blobs/uploads/ | tr -d '\r' | sed -n 's/^[Ll]ocation: //p'); case \$loc in http*) ;; *) loc=http://$REG\$loc;; esac; sep='?'; case \$loc in *\\?*) sep='&';; esac; curl -fsS -T $weights -H 'Content-Type: application/octet-stream' \"\$loc\${sep}digest=$weights_digest\"")")
+  # Ours: package + push, timed and its peak memory measured in the same run.
+  [ -z "$layer_digest" ] || rm_blob "$layer_digest"
+  push_yaml "$REG" "push-ours-$$-$i"; sync
+  t0=$(date +%s%N)
+  mem_runs+=("$(peak_mb "$mlops" --quiet --config "$push/mlops.yaml" package | cut -d' ' -f1)")
+  ours_runs+=("$(( ($(date +%s%N) - t0) / 1000000 ))")
+  layer_digest=$("$python" -c "import json,sys; print(json.load(open(sys.argv[1]))['model_layer']['digest'])" "$push/.mlops/runs/$run_id/package.json")
+done
+echo "bench push: curl -T ${raw_runs[*]} ms, ours ${ours_runs[*]} ms (peak ${mem_runs[*]} MiB)" >&2
+raw_ms=$(printf '%s\n' "${raw_runs[@]}" | sort -n | head -n 1)
+ours_ms=$(printf '%s\n' "${ours_runs[@]}" | sort -n | head -n 1)
+mem="$(printf '%s\n' "${mem_runs[@]}" | sort -n | tail -n 1) MiB"
 layer_size=$("$python" -c "import json,sys; print(json.load(open(sys.argv[1]))['model_layer']['size'])" "$push/.mlops/runs/$run_id/package.json")
 row "package + push a $gib GiB model vs curl -T (ms)" "ratio <= 1.15, < 100 MiB" "$ours_ms" "$raw_ms" "$(ratio_of "$ours_ms" "$raw_ms")" "$mem" "ratio <= 1.15 and mem < 100"
 
@@ -126,5 +140,5 @@ for d in "$layer_digest" "$weights_digest"; do
   hex=${d#sha256:}
   [ ${#hex} -eq 64 ] && rm -rf "$REG_DATA/docker/registry/v2/blobs/sha256/${hex:0:2}/$hex"
 done
-rm -rf "$REG_DATA"/docker/registry/v2/repositories/bench/push-*-$$
+rm -rf "$REG_DATA"/docker/registry/v2/repositories/bench/push-*-$$ "$REG_DATA"/docker/registry/v2/repositories/bench/push-*-$$-*
 rm -rf "$push"
