@@ -4,7 +4,8 @@
 //! so the rows the sample keeps are known before the read and only they are printed.
 //!
 //! Integer, float and boolean columns feed the statistics their values directly; text columns
-//! go through the same inference as CSV fields (they are text). The figures are those a
+//! go through the same inference as CSV fields (they are text), read as dictionaries: once a
+//! column is categorical, each distinct value of a batch is scanned once with its count. The figures are those a
 //! scan of each value's Arrow text would give (what this reader did before): floats count as
 //! `float`, a NaN is missing, an infinity makes the column categorical as the text `inf`
 //! would, and category keys are the values as Arrow prints them. Typed values are counted by
@@ -19,11 +20,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::sync_channel;
 
-use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::array::{AnyDictionaryArray, Array, ArrayRef, AsArray};
 use arrow::datatypes::{self as types, DataType};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
-use super::{ColumnScan, Kept, ReadError, SampleRow, Scanner, MAX_CATEGORIES};
+use super::{ColumnScan, Kept, ReadError, SampleRow, Scanner, State, MAX_CATEGORIES};
 use crate::oci::digest::Hasher;
 
 /// Reads one Parquet file batch by batch into the scanner, hashing its bytes into `hasher`.
@@ -52,7 +53,8 @@ pub(super) fn scan_parquet(
 
 fn hash_file(path: &Path, hasher: &mut Hasher) -> std::io::Result<()> {
     let mut f = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 1 << 20];
+    // Small reads: each is hashed while it is still in the cache the kernel copied it into.
+    let mut buf = vec![0u8; 256 << 10];
     loop {
         let n = f.read(&mut buf)?;
         if n == 0 {
@@ -73,6 +75,14 @@ fn decode(
     let file = open(path)?;
     let metadata =
         ArrowReaderMetadata::load(&file, Default::default()).map_err(|e| bad(path, e))?;
+    let metadata = match dictionary_hint(metadata.schema()) {
+        Some(schema) => ArrowReaderMetadata::try_new(
+            metadata.metadata().clone(),
+            parquet::arrow::arrow_reader::ArrowReaderOptions::new().with_schema(schema),
+        )
+        .map_err(|e| bad(path, e))?,
+        None => metadata,
+    };
     let header: Vec<String> = metadata
         .schema()
         .fields()
@@ -120,6 +130,29 @@ fn decode(
         scanner.reservoir.place(slot, Kept::Row(row));
     }
     Ok(())
+}
+
+/// The file's schema with its text columns read as dictionaries (keys into the column
+/// chunk's dictionary page, as Parquet stores them), or None when it has no text column.
+/// Each distinct value is then scanned once per batch with its count instead of once a row.
+fn dictionary_hint(schema: &types::SchemaRef) -> Option<types::SchemaRef> {
+    let text = |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8);
+    if !schema.fields().iter().any(|f| text(f.data_type())) {
+        return None;
+    }
+    let fields: Vec<types::FieldRef> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            t if text(t) => {
+                let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(t.clone()));
+                std::sync::Arc::new(f.as_ref().clone().with_data_type(dict))
+            }
+            _ => f.clone(),
+        })
+        .collect();
+    let hinted = types::Schema::new_with_metadata(fields, schema.metadata().clone());
+    Some(std::sync::Arc::new(hinted))
 }
 
 fn open(path: &Path) -> Result<std::fs::File, ReadError> {
@@ -356,6 +389,8 @@ enum Column<'a> {
     Float32(&'a arrow::array::Float32Array),
     Bool(&'a arrow::array::BooleanArray),
     Text(&'a ArrayRef),
+    /// Text read as a dictionary, with its keys as indexes into the values.
+    Dict(&'a dyn AnyDictionaryArray, Vec<usize>),
     Other(&'a ArrayRef, ArrayFormatter<'a>),
 }
 
@@ -374,6 +409,15 @@ impl<'a> Column<'a> {
             DataType::Float32 => Column::Float32(array.as_primitive::<types::Float32Type>()),
             DataType::Boolean => Column::Bool(array.as_boolean()),
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Column::Text(array),
+            DataType::Dictionary(_, v)
+                if matches!(
+                    **v,
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                ) =>
+            {
+                let dict = array.as_any_dictionary();
+                Column::Dict(dict, dict.normalized_keys())
+            }
             _ => Column::Other(
                 array,
                 ArrayFormatter::try_new(array.as_ref(), options).map_err(|e| e.to_string())?,
@@ -477,6 +521,7 @@ impl<'a> Column<'a> {
                     }
                 }
             }
+            Column::Dict(a, keys) => scan_dictionary(scan, *a, keys),
             Column::Other(a, f) => {
                 let mut text = String::new();
                 for i in 0..a.len() {
@@ -506,9 +551,58 @@ impl<'a> Column<'a> {
             }
             Column::Bool(a) => (!a.is_null(row)).then(|| a.value(row).to_string()),
             Column::Text(a) => text_value(a, row).map(str::to_string),
+            Column::Dict(a, keys) => (!a.keys().is_null(row))
+                .then(|| text_value(a.values(), keys[row]).map(str::to_string))
+                .flatten(),
             Column::Other(a, f) => (!a.is_null(row)).then(|| f.value(row).to_string()),
         };
         text.filter(|t| !super::is_null(t))
+    }
+}
+
+/// A text column read as a dictionary: row by row (as `push` of each value) until the column
+/// is categorical, and from then on each distinct value once with its count, which is what as
+/// many `push` calls would do: a categorical column only counts values and nulls.
+fn scan_dictionary(scan: &mut ColumnScan, a: &dyn AnyDictionaryArray, keys: &[usize]) {
+    let (nulls, values) = (a.keys(), a.values());
+    let mut row = 0;
+    while row < keys.len() && scan.state != State::Categorical {
+        match text_value(values, keys[row]).filter(|_| !nulls.is_null(row)) {
+            Some(t) => scan.push(t),
+            None => scan.nulls += 1,
+        }
+        row += 1;
+    }
+    if row == keys.len() {
+        return;
+    }
+    let mut counts = vec![0u64; values.len()];
+    for (i, &k) in keys.iter().enumerate().skip(row) {
+        if nulls.is_null(i) {
+            scan.nulls += 1;
+        } else {
+            counts[k] += 1;
+        }
+    }
+    for (k, &n) in counts.iter().enumerate().filter(|(_, &n)| n > 0) {
+        match text_value(values, k).filter(|t| !super::is_null(t)) {
+            Some(t) => push_categorical(scan, t, n),
+            None => scan.nulls += n,
+        }
+    }
+}
+
+/// `n` calls of `push(field)` on a categorical column, `field` not null-like.
+fn push_categorical(scan: &mut ColumnScan, field: &str, n: u64) {
+    scan.count += n;
+    if let Some(counts) = &mut scan.counts {
+        if let Some(c) = counts.get_mut(field) {
+            *c += n;
+        } else if counts.len() < MAX_CATEGORIES {
+            counts.insert(field.to_string(), n);
+        } else {
+            scan.counts = None;
+        }
     }
 }
 

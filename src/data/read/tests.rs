@@ -592,3 +592,82 @@ fn parquet_row_groups_scan_as_one_and_as_their_text() {
     );
     assert_eq!(one.sample.len(), 2_000);
 }
+
+#[test]
+fn parquet_text_columns_scan_as_their_text_with_and_without_dictionaries() {
+    // Text columns are read as dictionaries and each distinct value scanned once per batch
+    // once the column is categorical: numbers in text, a column that turns categorical in
+    // the middle of a batch, nulls and null-like text, more than MAX_CATEGORIES values, a
+    // LargeUtf8 column, dictionary-encoded or plain, all scan as the CSV of the same text.
+    use arrow::array::{ArrayRef, LargeStringArray, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::record_batch::RecordBatch;
+    use parquet::file::properties::WriterProperties;
+    use std::sync::Arc;
+    let n = 40_000usize;
+    let num: Vec<String> = (0..n).map(|i| format!("{}", i % 50)).collect();
+    let mixed: Vec<String> = (0..n)
+        .map(|i| match i {
+            0..5000 => format!("{}.5", i % 7),
+            _ => ["a", "b", "NA", "7"][i % 4].to_string(),
+        })
+        .collect();
+    let many: Vec<Option<String>> = (0..n)
+        .map(|i| (i % 9 != 0).then(|| format!("v{}", i % 15_000)))
+        .collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("num", DataType::Utf8, false),
+        Field::new("mixed", DataType::LargeUtf8, false),
+        Field::new("many", DataType::Utf8, true),
+    ]));
+    let arrays: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(&num)),
+        Arc::new(LargeStringArray::from_iter_values(&mixed)),
+        Arc::new(StringArray::from(many.clone())),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), arrays).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, dictionary: bool| {
+        let p = dir.path().join(name);
+        let props = WriterProperties::builder()
+            .set_dictionary_enabled(dictionary)
+            .set_max_row_group_row_count(Some(9_000))
+            .build();
+        let f = std::fs::File::create(&p).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(f, schema.clone(), Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        p
+    };
+    let mut text = String::from("num,mixed,many\n");
+    for i in 0..n {
+        let m = many[i].as_deref().unwrap_or("");
+        text.push_str(&format!("{},{},{m}\n", num[i], mixed[i]));
+    }
+    let csv = scan_csv_bytes(Path::new("t.csv"), text.as_bytes(), 1_000, 3).unwrap();
+    for dictionary in [true, false] {
+        let pq = scan(
+            &write(&format!("d{dictionary}.parquet"), dictionary),
+            1_000,
+            3,
+        )
+        .unwrap();
+        assert_eq!(pq.rows, csv.rows);
+        assert_eq!(pq.sample, csv.sample);
+        for (a, b) in pq.columns.iter().zip(&csv.columns) {
+            let (fa, fb) = (figures(a), figures(b));
+            assert_eq!(
+                (fa.0, fa.1, fa.2, fa.3, fa.4),
+                (fb.0, fb.1, fb.2, fb.3, fb.4)
+            );
+            assert_eq!(fa.6, fb.6, "{} (dictionary {dictionary})", a.name);
+            assert_eq!(a.kind(), b.kind(), "{}", a.name);
+        }
+        let kinds: Vec<Kind> = pq.columns.iter().map(ColumnScan::kind).collect();
+        assert_eq!(kinds, [Kind::Integer, Kind::Categorical, Kind::Categorical]);
+        assert_eq!(pq.columns[1].counts.as_ref().unwrap()["a"], 8_750);
+        assert_eq!(pq.columns[1].nulls, 8_750, "NA is null");
+        assert!(pq.columns[2].counts.is_none(), "more than MAX_CATEGORIES");
+        assert_eq!(pq.columns[2].nulls, (n as u64).div_ceil(9));
+    }
+}
