@@ -26,6 +26,9 @@ use crate::oci::digest::Hasher;
 /// Bytes read at a time.
 pub(crate) const BLOCK: usize = 4 << 20;
 
+/// Bytes read by one call while a block is read (sized to stay in a core's cache).
+const HASHED_READ: usize = 256 << 10;
+
 /// Cuts a byte stream into chunks of whole records, hashing the bytes as they are read.
 struct Blocks<'h, R> {
     input: R,
@@ -70,17 +73,29 @@ impl<'h, R: Read> Blocks<'h, R> {
             }
             let from = self.buf.len();
             self.buf.reserve(BLOCK);
-            let n = (&mut self.input)
-                .take(BLOCK as u64)
-                .read_to_end(&mut self.buf)?;
-            if let Some(h) = self.hasher.as_mut() {
-                h.update(&self.buf[from..]);
+            // In small reads, each hashed while it is still in the cache the kernel copied
+            // it into.
+            // The quote check too, unless an earlier one already found a quote.
+            let (mut n, mut quoted) = (0, self.splitter.slow);
+            while n < BLOCK {
+                let at = self.buf.len();
+                let got = (&mut self.input)
+                    .take(HASHED_READ.min(BLOCK - n) as u64)
+                    .read_to_end(&mut self.buf)?;
+                if let Some(h) = self.hasher.as_mut() {
+                    h.update(&self.buf[at..]);
+                }
+                quoted = quoted || memchr::memchr(b'"', &self.buf[at..]).is_some();
+                n += got;
+                if got == 0 {
+                    break;
+                }
             }
             if n < BLOCK {
                 self.eof = true;
                 continue;
             }
-            if let Some(cut) = self.splitter.last_boundary(&self.buf, from) {
+            if let Some(cut) = self.splitter.last_boundary(&self.buf, from, quoted) {
                 let mut rest = self.fresh();
                 rest.extend_from_slice(&self.buf[cut..]);
                 self.buf.truncate(cut);
@@ -113,11 +128,11 @@ impl Splitter {
     }
 
     /// The end of the last complete record in `buf`; bytes before `new_from` were looked at
-    /// by an earlier call.
-    fn last_boundary(&mut self, buf: &[u8], new_from: usize) -> Option<usize> {
+    /// by an earlier call, and `quoted` says whether a quote was seen in those after it.
+    fn last_boundary(&mut self, buf: &[u8], new_from: usize, quoted: bool) -> Option<usize> {
         use csv_core::ReadRecordResult as R;
         if !self.slow {
-            if memchr::memchr(b'"', &buf[new_from..]).is_none() {
+            if !quoted {
                 return memchr::memrchr(b'\n', &buf[new_from..]).map(|i| new_from + i + 1);
             }
             self.slow = true;
