@@ -529,15 +529,8 @@ fn parquet_row_groups_scan_as_one_and_as_their_text() {
     let batch = RecordBatch::try_new(schema.clone(), arrays).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let write_groups = |name: &str, group: usize| {
-        let p = dir.path().join(name);
-        let props = WriterProperties::builder()
-            .set_max_row_group_row_count(Some(group))
-            .build();
-        let f = std::fs::File::create(&p).unwrap();
-        let mut w = parquet::arrow::ArrowWriter::try_new(f, schema.clone(), Some(props)).unwrap();
-        w.write(&batch).unwrap();
-        w.close().unwrap();
-        p
+        let props = WriterProperties::builder().set_max_row_group_row_count(Some(group));
+        write_parquet(&dir.path().join(name), &batch, props.build())
     };
     let one = scan(&write_groups("one.parquet", n), 2_000, 5).unwrap();
     let many = scan(&write_groups("many.parquet", 811), 2_000, 5).unwrap();
@@ -552,17 +545,8 @@ fn parquet_row_groups_scan_as_one_and_as_their_text() {
     }
     let csv = scan_csv_bytes(Path::new("t.csv"), text.as_bytes(), 2_000, 5).unwrap();
     for other in [&many, &csv] {
-        assert_eq!(other.rows, one.rows);
-        assert_eq!(other.sample, one.sample);
+        assert_same_scan(&one, other);
         for (a, b) in one.columns.iter().zip(&other.columns) {
-            let (fa, fb) = (figures(a), figures(b));
-            assert_eq!(
-                (fa.0, fa.1, fa.2, fa.3, fa.4),
-                (fb.0, fb.1, fb.2, fb.3, fb.4),
-                "{}",
-                a.name
-            );
-            assert_eq!(fa.6, fb.6, "{}", a.name);
             if let (Some(ma), Some(mb)) = (a.mean(), b.mean()) {
                 assert!(
                     (ma - mb).abs() <= 1e-9 * ma.abs().max(1.0),
@@ -628,16 +612,10 @@ fn parquet_text_columns_scan_as_their_text_with_and_without_dictionaries() {
     let batch = RecordBatch::try_new(schema.clone(), arrays).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, dictionary: bool| {
-        let p = dir.path().join(name);
         let props = WriterProperties::builder()
             .set_dictionary_enabled(dictionary)
-            .set_max_row_group_row_count(Some(9_000))
-            .build();
-        let f = std::fs::File::create(&p).unwrap();
-        let mut w = parquet::arrow::ArrowWriter::try_new(f, schema.clone(), Some(props)).unwrap();
-        w.write(&batch).unwrap();
-        w.close().unwrap();
-        p
+            .set_max_row_group_row_count(Some(9_000));
+        write_parquet(&dir.path().join(name), &batch, props.build())
     };
     let mut text = String::from("num,mixed,many\n");
     for i in 0..n {
@@ -652,22 +630,41 @@ fn parquet_text_columns_scan_as_their_text_with_and_without_dictionaries() {
             3,
         )
         .unwrap();
-        assert_eq!(pq.rows, csv.rows);
-        assert_eq!(pq.sample, csv.sample);
-        for (a, b) in pq.columns.iter().zip(&csv.columns) {
-            let (fa, fb) = (figures(a), figures(b));
-            assert_eq!(
-                (fa.0, fa.1, fa.2, fa.3, fa.4),
-                (fb.0, fb.1, fb.2, fb.3, fb.4)
-            );
-            assert_eq!(fa.6, fb.6, "{} (dictionary {dictionary})", a.name);
-            assert_eq!(a.kind(), b.kind(), "{}", a.name);
-        }
+        assert_same_scan(&pq, &csv);
         let kinds: Vec<Kind> = pq.columns.iter().map(ColumnScan::kind).collect();
         assert_eq!(kinds, [Kind::Integer, Kind::Categorical, Kind::Categorical]);
         assert_eq!(pq.columns[1].counts.as_ref().unwrap()["a"], 8_750);
         assert_eq!(pq.columns[1].nulls, 8_750, "NA is null");
         assert!(pq.columns[2].counts.is_none(), "more than MAX_CATEGORIES");
         assert_eq!(pq.columns[2].nulls, (n as u64).div_ceil(9));
+    }
+}
+
+/// Writes `batch` as the Parquet file `path`.
+fn write_parquet(
+    path: &Path,
+    batch: &arrow::record_batch::RecordBatch,
+    props: parquet::file::properties::WriterProperties,
+) -> std::path::PathBuf {
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(f, batch.schema(), Some(props)).unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+    path.to_path_buf()
+}
+
+/// The same rows, sample, and per column the same type, counts, extremes and categories.
+fn assert_same_scan(a: &Scan, b: &Scan) {
+    assert_eq!(a.rows, b.rows);
+    assert_eq!(a.sample, b.sample);
+    for (ca, cb) in a.columns.iter().zip(&b.columns) {
+        let (fa, fb) = (figures(ca), figures(cb));
+        let name = &ca.name;
+        assert_eq!(
+            (fa.0, fa.1, fa.2, fa.3, fa.4),
+            (fb.0, fb.1, fb.2, fb.3, fb.4),
+            "{name}"
+        );
+        assert_eq!(fa.6, fb.6, "{name}");
     }
 }
