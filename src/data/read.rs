@@ -277,7 +277,7 @@ impl ColumnScan {
         if let Some(x) = number {
             self.add_number(x);
         }
-        self.count_value(field);
+        self.count_value(field, 1);
     }
 
     /// Non-null finite numbers of a typed column, all at once: as `push_int` (`float` false)
@@ -336,12 +336,13 @@ impl ColumnScan {
         }
     }
 
-    fn count_value(&mut self, field: &str) {
+    /// Counts `n` more of `field`.
+    fn count_value(&mut self, field: &str, n: u64) {
         if let Some(counts) = &mut self.counts {
             if let Some(c) = counts.get_mut(field) {
-                *c += 1;
+                *c += n;
             } else if counts.len() < MAX_CATEGORIES {
-                counts.insert(field.to_string(), 1);
+                counts.insert(field.to_string(), n);
             } else {
                 self.counts = None;
             }

@@ -5,14 +5,15 @@
 //!
 //! Integer, float and boolean columns feed the statistics their values directly; text columns
 //! go through the same inference as CSV fields (they are text), read as dictionaries: once a
-//! column is categorical, each distinct value of a batch is scanned once with its count. The figures are those a
-//! scan of each value's Arrow text would give (what this reader did before): floats count as
-//! `float`, a NaN is missing, an infinity makes the column categorical as the text `inf`
-//! would, and category keys are the values as Arrow prints them. Typed values are counted by
-//! value within a row group and printed once per distinct value at its end; only those keys
-//! (while a column has at most `MAX_CATEGORIES` distinct values), the kept sample rows and
-//! the columns of other types (dates, decimals...) are turned into text. The file is hashed for
-//! the dataset digest on another thread while it is decoded.
+//! column is categorical, each distinct value of a batch is scanned once with its count. The
+//! figures are those a scan of each value's Arrow text would give (what this reader did
+//! before): floats count as `float`, a NaN is missing, an infinity makes the column
+//! categorical as the text `inf` would, and category keys are the values as Arrow prints
+//! them. Typed values are counted by value within a row group and printed once per distinct
+//! value at its end; only those keys (while a column has at most `MAX_CATEGORIES` distinct
+//! values), the kept sample rows and the columns of other types (dates, decimals...) are
+//! turned into text. The file is hashed for the dataset digest on another thread while it is
+//! decoded.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -75,14 +76,12 @@ fn decode(
     let file = open(path)?;
     let metadata =
         ArrowReaderMetadata::load(&file, Default::default()).map_err(|e| bad(path, e))?;
-    let metadata = match dictionary_hint(metadata.schema()) {
-        Some(schema) => ArrowReaderMetadata::try_new(
-            metadata.metadata().clone(),
-            parquet::arrow::arrow_reader::ArrowReaderOptions::new().with_schema(schema),
-        )
-        .map_err(|e| bad(path, e))?,
-        None => metadata,
-    };
+    // A schema the reader refuses as a hint is read as it is.
+    let hinted = dictionary_hint(metadata.schema()).and_then(|schema| {
+        let options = parquet::arrow::arrow_reader::ArrowReaderOptions::new().with_schema(schema);
+        ArrowReaderMetadata::try_new(metadata.metadata().clone(), options).ok()
+    });
+    let metadata = hinted.unwrap_or(metadata);
     let header: Vec<String> = metadata
         .schema()
         .fields()
@@ -576,6 +575,17 @@ fn scan_dictionary(scan: &mut ColumnScan, a: &dyn AnyDictionaryArray, keys: &[us
     if row == keys.len() {
         return;
     }
+    if values.len() > keys.len() - row {
+        // A dictionary larger than what is left of the batch (a high-cardinality column):
+        // counting by key would cost the dictionary's size on every batch.
+        for (i, &k) in keys.iter().enumerate().skip(row) {
+            match text_value(values, k).filter(|t| !nulls.is_null(i) && !super::is_null(t)) {
+                Some(t) => push_categorical(scan, t, 1),
+                None => scan.nulls += 1,
+            }
+        }
+        return;
+    }
     let mut counts = vec![0u64; values.len()];
     for (i, &k) in keys.iter().enumerate().skip(row) {
         if nulls.is_null(i) {
@@ -595,15 +605,7 @@ fn scan_dictionary(scan: &mut ColumnScan, a: &dyn AnyDictionaryArray, keys: &[us
 /// `n` calls of `push(field)` on a categorical column, `field` not null-like.
 fn push_categorical(scan: &mut ColumnScan, field: &str, n: u64) {
     scan.count += n;
-    if let Some(counts) = &mut scan.counts {
-        if let Some(c) = counts.get_mut(field) {
-            *c += n;
-        } else if counts.len() < MAX_CATEGORIES {
-            counts.insert(field.to_string(), n);
-        } else {
-            scan.counts = None;
-        }
-    }
+    scan.count_value(field, n);
 }
 
 /// Every key into the tally, stopping as soon as it is over (or the column is not counted).

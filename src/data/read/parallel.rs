@@ -73,9 +73,8 @@ impl<'h, R: Read> Blocks<'h, R> {
             }
             let from = self.buf.len();
             self.buf.reserve(BLOCK);
-            // In small reads, each hashed while it is still in the cache the kernel copied
-            // it into.
-            // The quote check too, unless an earlier one already found a quote.
+            // In small reads, each hashed and checked for a quote (unless one was already
+            // seen) while it is still in the cache the kernel copied it into.
             let (mut n, mut quoted) = (0, self.splitter.slow);
             while n < BLOCK {
                 let at = self.buf.len();
