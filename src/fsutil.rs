@@ -7,20 +7,32 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// As [`write_atomic`], the content written by `write` through a buffer (large outputs are
+/// never held whole in memory).
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(".mlops-tmp-")
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     // Temporary files are created 0600; what we write is meant to be read by steps running as
     // another user and by git, like any file the user writes.
     use std::os::unix::fs::PermissionsExt;
-    tmp.write_all(bytes)
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
+    write(&mut out)
+        .and_then(|_| out.flush())
         .and_then(|_| {
+            drop(out);
             tmp.as_file()
                 .set_permissions(std::fs::Permissions::from_mode(0o644))
         })

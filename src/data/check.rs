@@ -335,10 +335,18 @@ fn kind_name(k: Kind) -> &'static str {
 pub fn accept(config: &Config, only: Option<&str>) -> Result<Vec<(String, Reference)>> {
     // Read everything first: if one dataset is unreadable, no reference is replaced.
     let mut references = Vec::new();
-    let commit = crate::git::info(&config.root).commit;
+    // The commit (all a reference records of git) is asked while the data is read.
+    let root = config.root.clone();
+    let git = std::thread::spawn(move || {
+        crate::git::run(&root, &["rev-parse", "HEAD"]).unwrap_or_default()
+    });
+    let mut scans = Vec::new();
     for name in selected(config, only)? {
         let ds = &config.data.datasets[name];
-        let scanned = scan_dataset(&ds.abs_path, DEFAULT_SAMPLE_SIZE, DEFAULT_SEED)?;
+        scans.push((name, ds, scan_dataset(&ds.abs_path, DEFAULT_SAMPLE_SIZE, DEFAULT_SEED)?));
+    }
+    let commit = git.join().unwrap_or_default();
+    for (name, ds, scanned) in scans {
         references.push(Reference {
             version: FORMAT_VERSION,
             dataset: name.to_string(),

@@ -66,11 +66,11 @@ pub fn load(root: &Path, dataset: &str) -> Result<Option<Reference>> {
 /// so a 100,000-value sample is one line, not 100,000.
 pub fn save(root: &Path, reference: &Reference) -> Result<PathBuf> {
     let path = path_for(root, &reference.dataset);
-    let mut out = Vec::with_capacity(1 << 20);
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, CompactArrays::default());
-    reference.serialize(&mut ser)?;
-    out.push(b'\n');
-    crate::fsutil::write_atomic(&path, &out)?;
+    crate::fsutil::write_atomic_with(&path, |out| {
+        let mut ser = serde_json::Serializer::with_formatter(&mut *out, CompactArrays::default());
+        reference.serialize(&mut ser).map_err(std::io::Error::other)?;
+        out.write_all(b"\n")
+    })?;
     Ok(path)
 }
 
