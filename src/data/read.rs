@@ -478,10 +478,18 @@ impl Reservoir {
     fn plan(&mut self, n: u64) -> Vec<(u64, usize)> {
         let start = self.seen;
         let end = start.saturating_add(n);
-        let mut kept: HashMap<usize, u64> = HashMap::new();
+        // Slot -> the last of the `n` rows placed in it (a row of a later slot write wins).
+        const EMPTY: u64 = u64::MAX;
+        let mut kept: Vec<u64> = Vec::new();
+        let mut put = |slot: usize, row: u64| {
+            if slot >= kept.len() {
+                kept.resize(slot + 1, EMPTY);
+            }
+            kept[slot] = row;
+        };
         while self.seen < end {
             if (self.seen as usize) < self.capacity {
-                kept.insert(self.seen as usize, self.seen - start);
+                put(self.seen as usize, self.seen - start);
                 self.seen += 1;
                 continue;
             }
@@ -493,10 +501,15 @@ impl Reservoir {
             }
             self.seen = taken;
             if let Some(slot) = self.slot() {
-                kept.insert(slot, taken - start);
+                put(slot, taken - start);
             }
         }
-        let mut plan: Vec<(u64, usize)> = kept.into_iter().map(|(s, r)| (r, s)).collect();
+        let mut plan: Vec<(u64, usize)> = kept
+            .into_iter()
+            .enumerate()
+            .filter(|&(_, r)| r != EMPTY)
+            .map(|(s, r)| (r, s))
+            .collect();
         plan.sort_unstable();
         plan
     }
