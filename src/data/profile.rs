@@ -162,11 +162,14 @@ fn column_samples(scan: &Scan, columns: std::ops::Range<usize>) -> Vec<ColumnSam
         .collect();
     for row in &scan.sample {
         for (i, sample) in columns.clone().zip(out.iter_mut()) {
-            let Some(text) = row.get(i) else { continue };
             match (&mut sample.numbers, &mut sample.texts) {
                 // NaN carries no position in a distribution: it counts as missing here.
-                (Some(v), _) => v.extend(parse_float(text).filter(|x| !x.is_nan())),
-                (None, Some(t)) => t.push(text.to_string()),
+                (Some(v), _) => v.extend(
+                    row.number(i)
+                        .or_else(|| row.get(i).and_then(|t| parse_float(&t)))
+                        .filter(|x| !x.is_nan()),
+                ),
+                (None, Some(t)) => t.extend(row.get(i).map(String::from)),
                 (None, None) => {}
             }
         }

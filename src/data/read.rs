@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 mod columnar;
 mod number;
 mod parallel;
+mod sample;
 
 pub(crate) use number::parse_float;
+pub use sample::{Cell, SampleRow};
 
 use crate::oci::digest::{Digest, Hasher};
 use rand::rngs::ChaCha8Rng;
@@ -537,57 +539,6 @@ impl Reservoir {
             return Some(slot);
         }
         None
-    }
-}
-
-/// One sampled row, compactly: its fields' text back to back and where each ends (two
-/// allocations a row rather than one per field: the sample is most of a scan's memory).
-#[derive(Debug, Clone, PartialEq)]
-pub struct SampleRow {
-    text: Box<str>,
-    /// End of each field in `text`, with NULL_FIELD set for nulls.
-    ends: Box<[usize]>,
-}
-
-const NULL_FIELD: usize = 1 << (usize::BITS - 1);
-
-impl SampleRow {
-    /// A row from its fields' text (null-like text counts as null).
-    pub fn new<'a>(fields: impl IntoIterator<Item = Option<&'a str>>) -> SampleRow {
-        let mut text = String::new();
-        let mut ends = Vec::new();
-        for f in fields {
-            match f.filter(|f| !is_null(f)) {
-                Some(f) => {
-                    text.push_str(f);
-                    ends.push(text.len());
-                }
-                None => ends.push(text.len() | NULL_FIELD),
-            }
-        }
-        SampleRow {
-            text: text.into_boxed_str(),
-            ends: ends.into_boxed_slice(),
-        }
-    }
-
-    /// Fields in the row.
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    /// Field `i`, None when it is null or out of range.
-    pub fn get(&self, i: usize) -> Option<&str> {
-        let end = *self.ends.get(i)?;
-        if end & NULL_FIELD != 0 {
-            return None;
-        }
-        let start = i.checked_sub(1).map_or(0, |j| self.ends[j] & !NULL_FIELD);
-        self.text.get(start..end)
     }
 }
 

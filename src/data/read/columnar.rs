@@ -25,7 +25,7 @@ use arrow::array::{AnyDictionaryArray, Array, ArrayRef, AsArray};
 use arrow::datatypes::{self as types, DataType};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
-use super::{ColumnScan, Kept, ReadError, SampleRow, Scanner, State, MAX_CATEGORIES};
+use super::{Cell, ColumnScan, Kept, ReadError, SampleRow, Scanner, State, MAX_CATEGORIES};
 use crate::oci::digest::Hasher;
 
 /// Reads one Parquet file batch by batch into the scanner, hashing its bytes into `hasher`.
@@ -286,8 +286,7 @@ fn scan_group(job: &Job<'_>, file: std::fs::File, index: usize) -> Result<Group,
         rows += batch.num_rows() as u64;
         while let Some(&(row, slot)) = planned_next.filter(|&&(r, _)| r < start + rows) {
             let at = (row - first) as usize;
-            let cells: Vec<Option<String>> = cols.iter().map(|c| c.text(at)).collect();
-            sample.push((slot, SampleRow::new(cells.iter().map(|c| c.as_deref()))));
+            sample.push((slot, SampleRow::from_cells(cols.iter().map(|c| c.cell(at)))));
             planned_next = planned.next();
         }
         for ((c, t), flag) in columns.iter().zip(&tallies).zip(job.counted) {
@@ -537,25 +536,33 @@ impl<'a> Column<'a> {
         }
     }
 
-    /// One value as text, for the sample (None for nulls and null-like values).
-    fn text(&self, row: usize) -> Option<String> {
-        let text = match self {
-            Column::Int(a) => (!a.is_null(row)).then(|| a.value(row).to_string()),
-            Column::UInt64(a) => (!a.is_null(row)).then(|| a.value(row).to_string()),
-            Column::Float64(a) => {
-                (!a.is_null(row)).then(|| ryu::Buffer::new().format(a.value(row)).to_string())
+    /// One value for the sample: integers and floats as numbers, the rest as text.
+    fn cell(&self, row: usize) -> Cell<'_> {
+        use std::borrow::Cow;
+        let text = |t: Option<&'a str>| t.map_or(Cell::Null, |t| Cell::Text(Cow::Borrowed(t)));
+        let owned = |null: bool, t: &dyn Fn() -> String| {
+            if null {
+                Cell::Null
+            } else {
+                Cell::Text(Cow::Owned(t()))
             }
-            Column::Float32(a) => {
-                (!a.is_null(row)).then(|| ryu::Buffer::new().format(a.value(row)).to_string())
-            }
-            Column::Bool(a) => (!a.is_null(row)).then(|| a.value(row).to_string()),
-            Column::Text(a) => text_value(a, row).map(str::to_string),
-            Column::Dict(a, keys) => (!a.keys().is_null(row))
-                .then(|| text_value(a.values(), keys[row]).map(str::to_string))
-                .flatten(),
-            Column::Other(a, f) => (!a.is_null(row)).then(|| f.value(row).to_string()),
         };
-        text.filter(|t| !super::is_null(t))
+        match self {
+            Column::Int(a) if a.is_null(row) => Cell::Null,
+            Column::Int(a) => Cell::Int(a.value(row)),
+            Column::Float64(a) if a.is_null(row) => Cell::Null,
+            Column::Float64(a) => Cell::Float(a.value(row)),
+            Column::UInt64(a) => owned(a.is_null(row), &|| a.value(row).to_string()),
+            Column::Float32(a) => owned(a.is_null(row), &|| {
+                ryu::Buffer::new().format(a.value(row)).to_string()
+            }),
+            Column::Bool(a) => owned(a.is_null(row), &|| a.value(row).to_string()),
+            Column::Text(a) => text(text_value(a, row)),
+            Column::Dict(a, keys) => {
+                text((!a.keys().is_null(row)).then(|| text_value(a.values(), keys[row])).flatten())
+            }
+            Column::Other(a, f) => owned(a.is_null(row), &|| f.value(row).to_string()),
+        }
     }
 }
 
