@@ -178,9 +178,9 @@ fn column_samples(scan: &Scan, columns: std::ops::Range<usize>) -> Vec<ColumnSam
         if let Some(v) = &mut sample.numbers {
             // Stored sorted: the order of a sample carries no information, and sorted
             // values make the reference diff-friendly and the tests cheaper. (Values
-            // equal under total_cmp have the same bits: an unstable sort gives the same
-            // result as a stable one.)
-            v.sort_unstable_by(f64::total_cmp);
+            // equal under total_cmp have the same bits: any sort in that order gives the
+            // same result.)
+            super::stats::sort_f64(v);
         }
     }
     out
