@@ -343,7 +343,11 @@ pub fn accept(config: &Config, only: Option<&str>) -> Result<Vec<(String, Refere
     let mut scans = Vec::new();
     for name in selected(config, only)? {
         let ds = &config.data.datasets[name];
-        scans.push((name, ds, scan_dataset(&ds.abs_path, DEFAULT_SAMPLE_SIZE, DEFAULT_SEED)?));
+        scans.push((
+            name,
+            ds,
+            scan_dataset(&ds.abs_path, DEFAULT_SAMPLE_SIZE, DEFAULT_SEED)?,
+        ));
     }
     let commit = git.join().unwrap_or_default();
     for (name, ds, scanned) in scans {

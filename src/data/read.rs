@@ -410,7 +410,11 @@ impl Moments {
                 *a += (x - mean) * (x - mean);
             }
         }
-        let tail: f64 = quads.remainder().iter().map(|&x| (x - mean) * (x - mean)).sum();
+        let tail: f64 = quads
+            .remainder()
+            .iter()
+            .map(|&x| (x - mean) * (x - mean))
+            .sum();
         let m2 = (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail;
         Moments {
             n,

@@ -8,7 +8,9 @@ use anyhow::{Context, Result};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::profile::{Profile, Sample};
+use serde_json::value::{to_raw_value, RawValue};
+
+use super::profile::{ColumnSample, Profile, Sample};
 use super::read::Kind;
 
 /// Version of the reference file format.
@@ -66,12 +68,97 @@ pub fn load(root: &Path, dataset: &str) -> Result<Option<Reference>> {
 /// so a 100,000-value sample is one line, not 100,000.
 pub fn save(root: &Path, reference: &Reference) -> Result<PathBuf> {
     let path = path_for(root, &reference.dataset);
+    let saved = Saved::of(reference)?;
     crate::fsutil::write_atomic_with(&path, |out| {
         let mut ser = serde_json::Serializer::with_formatter(&mut *out, CompactArrays::default());
-        reference.serialize(&mut ser).map_err(std::io::Error::other)?;
+        saved.serialize(&mut ser).map_err(std::io::Error::other)?;
         out.write_all(b"\n")
     })?;
     Ok(path)
+}
+
+/// A reference as it is written: the same fields in the same order, each column's sample
+/// arrays (most of the file's bytes) printed beforehand, the columns on every core. Arrays
+/// are written compactly, so a fragment prints as the array would in place.
+#[derive(Serialize)]
+struct Saved<'a> {
+    version: u32,
+    dataset: &'a str,
+    path: &'a str,
+    digest: &'a str,
+    accepted_at: &'a str,
+    git_commit: &'a Option<String>,
+    schema: &'a IndexMap<String, Kind>,
+    profile: &'a Profile,
+    sample: SavedSample<'a>,
+}
+
+#[derive(Serialize)]
+struct SavedSample<'a> {
+    size: usize,
+    seed: u64,
+    rows: usize,
+    columns: IndexMap<&'a str, SavedColumn>,
+}
+
+#[derive(Serialize)]
+struct SavedColumn {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    numbers: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    texts: Option<Box<RawValue>>,
+}
+
+impl<'a> Saved<'a> {
+    fn of(r: &'a Reference) -> Result<Saved<'a>> {
+        let columns: Vec<(&String, &ColumnSample)> = r.sample.columns.iter().collect();
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8));
+        let per = columns.len().div_ceil(workers).max(1);
+        let printed: Vec<serde_json::Result<Vec<SavedColumn>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = columns
+                .chunks(per)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|(_, c)| {
+                                Ok(SavedColumn {
+                                    numbers: c.numbers.as_ref().map(to_raw_value).transpose()?,
+                                    texts: c.texts.as_ref().map(to_raw_value).transpose()?,
+                                })
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let mut saved = IndexMap::new();
+        let mut names = columns.iter().map(|(n, _)| n.as_str());
+        for part in printed {
+            for column in part? {
+                saved.insert(names.next().expect("one name a column"), column);
+            }
+        }
+        Ok(Saved {
+            version: r.version,
+            dataset: &r.dataset,
+            path: &r.path,
+            digest: &r.digest,
+            accepted_at: &r.accepted_at,
+            git_commit: &r.git_commit,
+            schema: &r.schema,
+            profile: &r.profile,
+            sample: SavedSample {
+                size: r.sample.size,
+                seed: r.sample.seed,
+                rows: r.sample.rows,
+                columns: saved,
+            },
+        })
+    }
 }
 
 /// serde_json's pretty printer, except inside arrays, which are written compactly.
@@ -164,7 +251,8 @@ mod tests {
     fn saved_reference_reads_back_and_keeps_samples_on_one_line() {
         let dir = tempfile::tempdir().unwrap();
         let csv = dir.path().join("d.csv");
-        std::fs::write(&csv, "x,c\n1.5,a\n2.25,b\n-3,a\n").unwrap();
+        // Text that JSON escapes: a quote, a tab, a control character, non-ASCII.
+        std::fs::write(&csv, "x,c\n1.5,a\n2.25,\"b\"\"q\"\n-3,\u{1}\t\u{e9}\n").unwrap();
         let scan = crate::data::read::scan(&csv, 100, 0).unwrap();
         let (profile, sample) = crate::data::profile::build(&scan, 100, 0);
         let reference = Reference {
@@ -184,6 +272,11 @@ mod tests {
         };
         let path = save(dir.path(), &reference).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
+        // Written as the Reference itself serializes, byte for byte.
+        let mut plain = Vec::new();
+        let mut ser = serde_json::Serializer::with_formatter(&mut plain, CompactArrays::default());
+        reference.serialize(&mut ser).unwrap();
+        assert_eq!(text.trim_end(), String::from_utf8(plain).unwrap());
         assert!(text.contains("\"numbers\": [-3.0,1.5,2.25]"), "{text}");
         assert!(
             text.contains("\n  \"schema\": {\n    \"x\": \"float\","),

@@ -585,9 +585,11 @@ impl<'a> Column<'a> {
             }),
             Column::Bool(a) => owned(a.is_null(row), &|| a.value(row).to_string()),
             Column::Text(a) => text(text_value(a, row)),
-            Column::Dict(a, keys) => {
-                text((!a.keys().is_null(row)).then(|| text_value(a.values(), keys[row])).flatten())
-            }
+            Column::Dict(a, keys) => text(
+                (!a.keys().is_null(row))
+                    .then(|| text_value(a.values(), keys[row]))
+                    .flatten(),
+            ),
             Column::Other(a, f) => owned(a.is_null(row), &|| f.value(row).to_string()),
         }
     }
@@ -696,7 +698,10 @@ mod tests {
                 b.iter().for_each(|&i| slow.add(&scan, Key::Int(i)));
             }
             assert_eq!(fast.over, slow.over, "{extra}");
-            assert_eq!((fast.small, fast.small_distinct), (slow.small, slow.small_distinct));
+            assert_eq!(
+                (fast.small, fast.small_distinct),
+                (slow.small, slow.small_distinct)
+            );
             assert_eq!(fast.keys, slow.keys);
         }
         // Out of the table's range: each value through `add`.

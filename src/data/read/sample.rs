@@ -140,7 +140,6 @@ impl PartialEq for SampleRow {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,13 +175,19 @@ mod tests {
         let fields: Vec<_> = (0..typed.len()).map(|i| typed.get(i)).collect();
         assert_eq!(fields[0].as_deref(), Some("-42"));
         assert_eq!(fields[3].as_deref(), Some("1e300"));
-        assert_eq!((fields[4].as_deref(), fields[5].as_deref()), (None, Some("inf")));
+        assert_eq!(
+            (fields[4].as_deref(), fields[5].as_deref()),
+            (None, Some("inf"))
+        );
         assert_eq!(fields[6].as_deref(), Some("a,b"));
         // Numbers are kept as numbers; text (and an infinity, kept as text) is not.
         assert_eq!(typed.number(0), Some(-42.0));
         assert_eq!(typed.number(2).map(f64::to_bits), Some((-0.0f64).to_bits()));
         assert_eq!(typed.number(9), Some(i64::MIN as f64));
-        assert_eq!((typed.number(4), typed.number(5), typed.number(6)), (None, None, None));
+        assert_eq!(
+            (typed.number(4), typed.number(5), typed.number(6)),
+            (None, None, None)
+        );
         assert_eq!((typed.get(10), typed.number(10)), (None, None));
         assert_eq!(text.number(0), None);
     }
