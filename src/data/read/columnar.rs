@@ -11,9 +11,9 @@
 //! categorical as the text `inf` would, and category keys are the values as Arrow prints
 //! them. Typed values are counted by value within a row group and printed once per distinct
 //! value at its end; only those keys (while a column has at most `MAX_CATEGORIES` distinct
-//! values), the kept sample rows and the columns of other types (dates, decimals...) are
-//! turned into text. The file is hashed for the dataset digest on another thread while it is
-//! decoded.
+//! values) and the columns of other types (dates, decimals...) are turned into text; the
+//! kept sample rows hold integers and floats as numbers. The file is hashed for the dataset
+//! digest on another thread while it is decoded.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
