@@ -28,3 +28,27 @@ pub fn dataset_digests(config: &Config) -> Result<IndexMap<String, DatasetDigest
     }
     Ok(out)
 }
+
+/// `f` over contiguous ranges of `0..n` (columns, usually), one range a core (at most 8),
+/// the results in order. A thread that panicked has a bug to report, not an input to
+/// describe: its panic goes on.
+pub(crate) fn per_core<R: Send>(
+    n: usize,
+    f: impl Fn(std::ops::Range<usize>) -> Vec<R> + Sync,
+) -> Vec<R> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |w| w.get().clamp(1, 8))
+        .min(n.max(1));
+    let per = n.div_ceil(workers).max(1);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .step_by(per)
+            .map(|from| s.spawn(move || f(from..(from + per).min(n))))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}

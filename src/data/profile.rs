@@ -101,31 +101,14 @@ pub struct Sample {
 
 /// Builds the profile and the per-column samples from a scan (the columns on every core).
 pub fn build(scan: &Scan, sample_size: usize, seed: u64) -> (Profile, Sample) {
-    let n = scan.columns.len();
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |w| w.get().clamp(1, 8))
-        .min(n.max(1));
-    let per = n.div_ceil(workers.max(1)).max(1);
-    let built: Vec<(ColumnProfile, ColumnSample)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n)
-            .step_by(per)
-            .map(|from| {
-                s.spawn(move || {
-                    let columns = from..(from + per).min(n);
-                    let mut samples = column_samples(scan, columns.clone());
-                    columns
-                        .zip(samples.iter_mut())
-                        .map(|(i, sample)| build_column(scan, i, std::mem::take(sample)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        // A worker that panicked has a bug to report, not an input to describe.
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
+    let built: Vec<(ColumnProfile, ColumnSample)> =
+        super::per_core(scan.columns.len(), |columns| {
+            let mut samples = column_samples(scan, columns.clone());
+            columns
+                .zip(samples.iter_mut())
+                .map(|(i, sample)| build_column(scan, i, std::mem::take(sample)))
+                .collect()
+        });
     let mut columns = IndexMap::new();
     let mut samples = IndexMap::new();
     for (col, (profile, sample)) in scan.columns.iter().zip(built) {

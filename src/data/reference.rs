@@ -112,36 +112,21 @@ struct SavedColumn {
 impl<'a> Saved<'a> {
     fn of(r: &'a Reference) -> Result<Saved<'a>> {
         let columns: Vec<(&String, &ColumnSample)> = r.sample.columns.iter().collect();
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8));
-        let per = columns.len().div_ceil(workers).max(1);
-        let printed: Vec<serde_json::Result<Vec<SavedColumn>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = columns
-                .chunks(per)
-                .map(|part| {
-                    s.spawn(move || {
-                        part.iter()
-                            .map(|(_, c)| {
-                                Ok(SavedColumn {
-                                    numbers: c.numbers.as_ref().map(to_raw_value).transpose()?,
-                                    texts: c.texts.as_ref().map(to_raw_value).transpose()?,
-                                })
-                            })
-                            .collect()
-                    })
+        let printed = super::per_core(columns.len(), |part| {
+            columns[part]
+                .iter()
+                .map(|&(name, c)| {
+                    let column = SavedColumn {
+                        numbers: c.numbers.as_ref().map(to_raw_value).transpose()?,
+                        texts: c.texts.as_ref().map(to_raw_value).transpose()?,
+                    };
+                    Ok((name.as_str(), column))
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
+                .collect::<Vec<serde_json::Result<_>>>()
         });
-        let mut saved = IndexMap::new();
-        let mut names = columns.iter().map(|(n, _)| n.as_str());
-        for part in printed {
-            for column in part? {
-                saved.insert(names.next().expect("one name a column"), column);
-            }
-        }
+        let saved = printed
+            .into_iter()
+            .collect::<serde_json::Result<IndexMap<_, _>>>()?;
         Ok(Saved {
             version: r.version,
             dataset: &r.dataset,
