@@ -33,7 +33,7 @@ pub enum OutputError {
     Changed { path: PathBuf, how: &'static str },
     #[error("{} is not a plain relative path below {}", .rel.display(), .root.display())]
     BadPath { root: PathBuf, rel: PathBuf },
-    #[error("cannot read {}: {source}", .path.display())]
+    #[error("cannot read {}", .path.display())]
     Io { path: PathBuf, source: io::Error },
 }
 
@@ -440,6 +440,17 @@ impl Read for Limited {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// An I/O error names the file and its cause once (the cause is the error's source,
+    /// which `{:#}` prints after the message).
+    #[test]
+    fn io_errors_print_their_cause_once() {
+        let e = anyhow::Error::from(OutputError::Io {
+            path: "out/metrics.json".into(),
+            source: io::Error::other("the disk went away"),
+        });
+        assert_eq!(format!("{e:#}"), "cannot read out/metrics.json: the disk went away");
+    }
 
     fn fifo(path: &Path) {
         rustix::fs::mknodat(

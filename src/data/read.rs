@@ -44,7 +44,7 @@ pub const MAX_CATEGORIES: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("cannot read {}: {source}", .path.display())]
+    #[error("cannot read {}", .path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,

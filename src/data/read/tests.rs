@@ -668,3 +668,14 @@ fn assert_same_scan(a: &Scan, b: &Scan) {
         assert_eq!(fa.6, fb.6, "{name}");
     }
 }
+
+/// An I/O error names the file and its cause once (the cause is the error's source, which
+/// `{:#}` prints after the message).
+#[test]
+fn io_errors_print_their_cause_once() {
+    let e = anyhow::Error::from(ReadError::Io {
+        path: "data/d.csv".into(),
+        source: std::io::Error::other("the disk went away"),
+    });
+    assert_eq!(format!("{e:#}"), "cannot read data/d.csv: the disk went away");
+}
