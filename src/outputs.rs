@@ -449,7 +449,10 @@ mod tests {
             path: "out/metrics.json".into(),
             source: io::Error::other("the disk went away"),
         });
-        assert_eq!(format!("{e:#}"), "cannot read out/metrics.json: the disk went away");
+        assert_eq!(
+            format!("{e:#}"),
+            "cannot read out/metrics.json: the disk went away"
+        );
     }
 
     fn fifo(path: &Path) {

@@ -2,8 +2,11 @@
 //! exit status; bounded by the step's timeout and by Ctrl-C/SIGTERM whatever the engine does
 //! (a log stream that fails or never ends, a wait that never answers).
 
-use bollard::query_parameters::{KillContainerOptionsBuilder, LogsOptionsBuilder};
+use bollard::query_parameters::{
+    EventsOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder,
+};
 use futures_util::StreamExt;
+use std::collections::HashMap;
 
 use std::time::Duration;
 
@@ -16,6 +19,11 @@ use super::{LogSink, RunnerError, StepOutcome, StepSpec};
 const LOG_GRACE: Duration = Duration::from_secs(5);
 /// How long a kill or an inspect may take before we stop waiting for the engine.
 const ENGINE_GRACE: Duration = Duration::from_secs(30);
+/// How long a step killed by SIGKILL under a memory limit waits for the engine's OOM event.
+/// The engine marks a container OOM-killed only when that event comes before the exit; when
+/// the process killed is not the step's first (`a | b`) it often comes after, and the event
+/// is then the only word of it.
+const OOM_EVENT_WAIT: Duration = Duration::from_secs(2);
 
 /// How many bytes of each stream the followed log stream delivered.
 #[derive(Default)]
@@ -66,6 +74,19 @@ impl DockerRunner {
             .stderr(true)
             .build();
         let mut logs = self.docker.logs(id, Some(logs_options));
+        // The container's OOM events, from a second before its start (the engine replays them
+        // to a subscription that comes late).
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs().saturating_sub(1))
+            .to_string();
+        let filters = HashMap::from([("container", vec![id]), ("event", vec!["oom"])]);
+        let events_options = EventsOptionsBuilder::new()
+            .since(&since)
+            .filters(&filters)
+            .build();
+        let mut oom_events = Box::pin(self.docker.events(Some(events_options)));
+        let (mut oom_seen, mut events_open) = (false, true);
         self.docker
             .start_container(id, None)
             .await
@@ -111,6 +132,11 @@ impl DockerRunner {
                     // The last lines may trail the exit a little; not for long.
                     grace.as_mut().reset(tokio::time::Instant::now() + LOG_GRACE);
                 },
+                event = oom_events.next(), if events_open && !oom_seen => match event {
+                    Some(Ok(_)) => oom_seen = true,
+                    // An engine that cannot stream events still reports OOM kills by inspect.
+                    _ => events_open = false,
+                },
                 _ = &mut grace, if exited.is_some() && logs_open => logs_open = false,
                 _ = &mut deadline => break Stop::Timeout,
                 _ = crate::interrupt::interrupted() => break Stop::Interrupted,
@@ -130,20 +156,13 @@ impl DockerRunner {
             Stop::Timeout => return Ok((self.kill(id, spec, log, true).await, None)),
             Stop::Interrupted => return Ok((self.kill(id, spec, log, false).await, None)),
         };
-        let inspect = tokio::time::timeout(ENGINE_GRACE, self.docker.inspect_container(id, None))
-            .await
-            .map_err(|_| RunnerError::Start {
-                step: spec.step.clone(),
-                reason: format!(
-                    "the engine did not describe container {id} within {}s after it exited",
-                    ENGINE_GRACE.as_secs()
-                ),
-            })??;
-        let oom = inspect
-            .state
-            .as_ref()
-            .and_then(|s| s.oom_killed)
-            .unwrap_or(false);
+        // An event of a process the step outlived (exit 0) is not the step's outcome.
+        let mut oom = self.oom_killed(id, spec).await? || (oom_seen && code != 0);
+        if !oom && events_open && code == 137 && spec.resources.memory_bytes.is_some() {
+            // Killed by SIGKILL under a memory limit: the OOM event may still be on its way.
+            let event = tokio::time::timeout(OOM_EVENT_WAIT, oom_events.next()).await;
+            oom = matches!(event, Ok(Some(Ok(_))));
+        }
         let outcome = if oom {
             let limit = spec
                 .resources
@@ -158,6 +177,24 @@ impl DockerRunner {
             StepOutcome::Failed
         };
         Ok((outcome, Some(code)))
+    }
+
+    /// Whether the engine says the container was killed for want of memory.
+    async fn oom_killed(&self, id: &str, spec: &StepSpec) -> Result<bool, RunnerError> {
+        let inspect = tokio::time::timeout(ENGINE_GRACE, self.docker.inspect_container(id, None))
+            .await
+            .map_err(|_| RunnerError::Start {
+                step: spec.step.clone(),
+                reason: format!(
+                    "the engine did not describe container {id} within {}s after it exited",
+                    ENGINE_GRACE.as_secs()
+                ),
+            })??;
+        Ok(inspect
+            .state
+            .as_ref()
+            .and_then(|s| s.oom_killed)
+            .unwrap_or(false))
     }
 
     /// Kills a container that ran out of time (or was interrupted) and says so in its log.

@@ -677,5 +677,8 @@ fn io_errors_print_their_cause_once() {
         path: "data/d.csv".into(),
         source: std::io::Error::other("the disk went away"),
     });
-    assert_eq!(format!("{e:#}"), "cannot read data/d.csv: the disk went away");
+    assert_eq!(
+        format!("{e:#}"),
+        "cannot read data/d.csv: the disk went away"
+    );
 }
