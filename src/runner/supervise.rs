@@ -283,7 +283,14 @@ mod tests {
     /// Answers start and kill; fails the log stream at once; never answers wait (the
     /// headers go out, the status never does, as when the container runs on). Records the
     /// requests it saw.
-    async fn fake_engine(socket: std::path::PathBuf, seen: Arc<Mutex<Vec<String>>>) {
+    ///
+    /// With `oom_late`, the engine of an OOM race instead: the step's output ends at once, it
+    /// exits 137, inspect says it was not OOM-killed, and its OOM event is on the event stream.
+    async fn fake_engine(
+        socket: std::path::PathBuf,
+        seen: Arc<Mutex<Vec<String>>>,
+        oom_late: bool,
+    ) {
         let listener = tokio::net::UnixListener::bind(&socket).unwrap();
         loop {
             let Ok((mut conn, _)) = listener.accept().await else {
@@ -308,7 +315,25 @@ mod tests {
                     buf.drain(..end + 4);
                     let line = head.lines().next().unwrap_or("").to_string();
                     seen.lock().unwrap().push(line.clone());
-                    let reply: &[u8] = if line.contains("/logs") {
+                    let reply: &[u8] = if oom_late && line.contains("/events") {
+                        let event =
+                            br#"{"Type":"container","Action":"oom","Actor":{"ID":"c0ffee"}}"#;
+                        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+                        let chunk = format!(
+                            "{:x}\r\n{}\n\r\n",
+                            event.len() + 1,
+                            String::from_utf8_lossy(event)
+                        );
+                        let _ = conn.write_all(format!("{head}{chunk}").as_bytes()).await;
+                        std::future::pending::<()>().await;
+                        return;
+                    } else if oom_late && line.contains("/logs") {
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+                    } else if oom_late && line.contains("/wait") {
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 31\r\n\r\n{\"StatusCode\":137,\"Error\":null}"
+                    } else if oom_late && line.contains("/json") {
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 43\r\n\r\n{\"Id\":\"c0ffee\",\"State\":{\"OOMKilled\":false}}"
+                    } else if line.contains("/logs") {
                         b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: 33\r\n\r\n{\"message\":\"log stream is gone\"}\n"
                     } else if line.contains("/wait") {
                         let _ = conn
@@ -360,7 +385,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("engine.sock");
         let seen = Arc::new(Mutex::new(Vec::new()));
-        tokio::spawn(fake_engine(socket.clone(), seen.clone()));
+        tokio::spawn(fake_engine(socket.clone(), seen.clone(), false));
         tokio::time::sleep(Duration::from_millis(50)).await;
         let docker = bollard::Docker::connect_with_unix(
             socket.to_str().unwrap(),
@@ -388,6 +413,38 @@ mod tests {
             seen.iter()
                 .any(|l| l.starts_with("POST") && l.contains("/containers/c0ffee/kill")),
             "the container was not killed: {seen:?}"
+        );
+    }
+
+    /// The engine's OOM flag comes from an event that can trail the exit (`head | tail`,
+    /// the process killed not the step's first): the event says it, and so does the outcome.
+    #[tokio::test]
+    async fn an_oom_kill_reported_only_as_an_event_is_out_of_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("engine.sock");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        tokio::spawn(fake_engine(socket.clone(), seen.clone(), true));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let docker = bollard::Docker::connect_with_unix(
+            socket.to_str().unwrap(),
+            600,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .unwrap();
+        let runner = DockerRunner { docker };
+        let mut spec = spec(dir.path(), Duration::from_secs(20));
+        spec.resources.memory_bytes = Some(32 << 20);
+        let mut log = LogSink::open("train", &spec.log_file).unwrap();
+        let result = tokio::time::timeout(
+            Duration::from_secs(15),
+            runner.supervise("c0ffee", &spec, &mut log),
+        )
+        .await
+        .expect("the step did not finish");
+        let seen = seen.lock().unwrap().clone();
+        assert!(
+            matches!(result, Ok((StepOutcome::Oom, Some(137)))),
+            "{result:?} {seen:?}"
         );
     }
 }
