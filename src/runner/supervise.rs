@@ -380,12 +380,14 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_failing_log_stream_cannot_make_a_step_outlive_its_timeout() {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("engine.sock");
+    /// A runner talking to [`fake_engine`] on a socket in `dir`, and the requests it sees.
+    async fn on_fake_engine(
+        dir: &std::path::Path,
+        oom_late: bool,
+    ) -> (DockerRunner, Arc<Mutex<Vec<String>>>) {
+        let socket = dir.join("engine.sock");
         let seen = Arc::new(Mutex::new(Vec::new()));
-        tokio::spawn(fake_engine(socket.clone(), seen.clone(), false));
+        tokio::spawn(fake_engine(socket.clone(), seen.clone(), oom_late));
         tokio::time::sleep(Duration::from_millis(50)).await;
         let docker = bollard::Docker::connect_with_unix(
             socket.to_str().unwrap(),
@@ -393,7 +395,13 @@ mod tests {
             bollard::API_DEFAULT_VERSION,
         )
         .unwrap();
-        let runner = DockerRunner { docker };
+        (DockerRunner { docker }, seen)
+    }
+
+    #[tokio::test]
+    async fn a_failing_log_stream_cannot_make_a_step_outlive_its_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let (runner, seen) = on_fake_engine(dir.path(), false).await;
         let spec = spec(dir.path(), Duration::from_secs(2));
         let mut log = LogSink::open("train", &spec.log_file).unwrap();
         let started = std::time::Instant::now();
@@ -421,17 +429,7 @@ mod tests {
     #[tokio::test]
     async fn an_oom_kill_reported_only_as_an_event_is_out_of_memory() {
         let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("engine.sock");
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        tokio::spawn(fake_engine(socket.clone(), seen.clone(), true));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let docker = bollard::Docker::connect_with_unix(
-            socket.to_str().unwrap(),
-            600,
-            bollard::API_DEFAULT_VERSION,
-        )
-        .unwrap();
-        let runner = DockerRunner { docker };
+        let (runner, seen) = on_fake_engine(dir.path(), true).await;
         let mut spec = spec(dir.path(), Duration::from_secs(20));
         spec.resources.memory_bytes = Some(32 << 20);
         let mut log = LogSink::open("train", &spec.log_file).unwrap();
