@@ -583,35 +583,23 @@ impl Scanner {
 
 /// The sample's rows, the CSV records that stayed to the end split into fields on every core
 /// (a parser each: every record is parsed on its own).
-fn split_records(mut kept: Vec<Kept>) -> Vec<SampleRow> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8));
-    let per = kept.len().div_ceil(workers).max(1);
-    let mut parts = Vec::new();
-    while kept.len() > per {
-        parts.push(kept.split_off(kept.len() - per));
-    }
-    parts.push(kept);
-    parts.reverse();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = parts
-            .into_iter()
-            .map(|part| {
-                s.spawn(move || {
-                    let mut parser = parallel::RowParser::new();
-                    part.into_iter()
-                        .map(|kept| match kept {
-                            Kept::Row(row) => row,
-                            Kept::Record(bytes) => parser.fields(&bytes),
-                        })
-                        .collect::<Vec<_>>()
-                })
+fn split_records(kept: Vec<Kept>) -> Vec<SampleRow> {
+    let parsed = super::per_core(kept.len(), |part| {
+        let mut parser = parallel::RowParser::new();
+        kept[part]
+            .iter()
+            .map(|k| match k {
+                Kept::Record(bytes) => Some(parser.fields(bytes)),
+                Kept::Row(_) => None,
             })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
+    });
+    let rows = kept.into_iter().zip(parsed);
+    rows.filter_map(|(k, parsed)| match k {
+        Kept::Row(row) => Some(row),
+        Kept::Record(_) => parsed,
     })
+    .collect()
 }
 
 /// Reads one CSV file into the scanner, hashing its bytes into `hasher` on the way.

@@ -25,6 +25,13 @@ const ENGINE_GRACE: Duration = Duration::from_secs(30);
 /// is then the only word of it.
 const OOM_EVENT_WAIT: Duration = Duration::from_secs(2);
 
+/// Whether `event` is an OOM kill in container `id` (not trusting the engine to have applied
+/// the subscription's filters: another container's event, or another action, is not one).
+fn is_oom_of(event: &bollard::models::EventMessage, id: &str) -> bool {
+    let actor = event.actor.as_ref().and_then(|a| a.id.as_deref());
+    event.action.as_deref() == Some("oom") && actor == Some(id)
+}
+
 /// How many bytes of each stream the followed log stream delivered.
 #[derive(Default)]
 struct Seen {
@@ -133,7 +140,7 @@ impl DockerRunner {
                     grace.as_mut().reset(tokio::time::Instant::now() + LOG_GRACE);
                 },
                 event = oom_events.next(), if events_open && !oom_seen => match event {
-                    Some(Ok(_)) => oom_seen = true,
+                    Some(Ok(event)) => oom_seen = is_oom_of(&event, id),
                     // An engine that cannot stream events still reports OOM kills by inspect.
                     _ => events_open = false,
                 },
@@ -160,8 +167,17 @@ impl DockerRunner {
         let mut oom = self.oom_killed(id, spec).await? || (oom_seen && code != 0);
         if !oom && events_open && code == 137 && spec.resources.memory_bytes.is_some() {
             // Killed by SIGKILL under a memory limit: the OOM event may still be on its way.
-            let event = tokio::time::timeout(OOM_EVENT_WAIT, oom_events.next()).await;
-            oom = matches!(event, Ok(Some(Ok(_))));
+            let oom_event = async {
+                while let Some(Ok(event)) = oom_events.next().await {
+                    if is_oom_of(&event, id) {
+                        return true;
+                    }
+                }
+                false
+            };
+            oom = tokio::time::timeout(OOM_EVENT_WAIT, oom_event)
+                .await
+                .unwrap_or(false);
         }
         let outcome = if oom {
             let limit = spec

@@ -348,6 +348,11 @@ impl Tally {
             }
             _ => *self.keys.entry(key).or_insert(0) += 1,
         }
+        self.cap();
+    }
+
+    /// Over once it holds more than MAX_CATEGORIES distinct values (its counts forgotten).
+    fn cap(&mut self) {
         if self.keys.len() + self.small_distinct > MAX_CATEGORIES {
             self.over = true;
             self.keys = HashMap::default();
@@ -373,11 +378,7 @@ impl Tally {
             self.small_distinct += usize::from(*c == 0);
             *c += 1;
         }
-        if self.keys.len() + self.small_distinct > MAX_CATEGORIES {
-            self.over = true;
-            self.keys = HashMap::default();
-            (self.small, self.small_distinct) = (Vec::new(), 0);
-        }
+        self.cap();
     }
 
     fn into_counts(self, scan: &mut ColumnScan) {
@@ -565,32 +566,24 @@ impl<'a> Column<'a> {
 
     /// One value for the sample: integers and floats as numbers, the rest as text.
     fn cell(&self, row: usize) -> Cell<'_> {
-        use std::borrow::Cow;
-        let text = |t: Option<&'a str>| t.map_or(Cell::Null, |t| Cell::Text(Cow::Borrowed(t)));
-        let owned = |null: bool, t: &dyn Fn() -> String| {
-            if null {
-                Cell::Null
-            } else {
-                Cell::Text(Cow::Owned(t()))
-            }
-        };
+        let text = |t: Option<&'a str>| t.map_or(Cell::Null, |t| Cell::Text(t.into()));
         match self {
-            Column::Int(a) if a.is_null(row) => Cell::Null,
-            Column::Int(a) => Cell::Int(a.value(row)),
-            Column::Float64(a) if a.is_null(row) => Cell::Null,
-            Column::Float64(a) => Cell::Float(a.value(row)),
-            Column::UInt64(a) => owned(a.is_null(row), &|| a.value(row).to_string()),
-            Column::Float32(a) => owned(a.is_null(row), &|| {
-                ryu::Buffer::new().format(a.value(row)).to_string()
-            }),
-            Column::Bool(a) => owned(a.is_null(row), &|| a.value(row).to_string()),
+            Column::Int(a) if !a.is_null(row) => Cell::Int(a.value(row)),
+            Column::Float64(a) if !a.is_null(row) => Cell::Float(a.value(row)),
+            Column::UInt64(a) if !a.is_null(row) => Cell::Text(a.value(row).to_string().into()),
+            Column::Float32(a) if !a.is_null(row) => {
+                Cell::Text(ryu::Buffer::new().format(a.value(row)).to_string().into())
+            }
+            Column::Bool(a) if !a.is_null(row) => Cell::Text(a.value(row).to_string().into()),
+            Column::Other(a, f) if !a.is_null(row) => Cell::Text(f.value(row).to_string().into()),
             Column::Text(a) => text(text_value(a, row)),
             Column::Dict(a, keys) => text(
                 (!a.keys().is_null(row))
                     .then(|| text_value(a.values(), keys[row]))
                     .flatten(),
             ),
-            Column::Other(a, f) => owned(a.is_null(row), &|| f.value(row).to_string()),
+            // The nulls of the typed columns.
+            _ => Cell::Null,
         }
     }
 }

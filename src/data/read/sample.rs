@@ -14,8 +14,8 @@ pub struct SampleRow {
     /// End of each field in `text`, with NULL_FIELD set for nulls, NUMBER_FIELD (and
     /// INT_FIELD for an integer) for a field held in `numbers` at the same index.
     ends: Box<[usize]>,
-    /// The bits of the number fields (i64 or f64), one slot a field; empty when every
-    /// field is text.
+    /// The bits of the number fields (i64 or f64) at their fields' indexes, up to the last
+    /// number field; empty when every field is text.
     numbers: Box<[u64]>,
 }
 
@@ -35,22 +35,8 @@ pub enum Cell<'a> {
 impl SampleRow {
     /// A row from its fields' text (null-like text counts as null).
     pub fn new<'a>(fields: impl IntoIterator<Item = Option<&'a str>>) -> SampleRow {
-        let mut text = String::new();
-        let mut ends = Vec::new();
-        for f in fields {
-            match f.filter(|f| !is_null(f)) {
-                Some(f) => {
-                    text.push_str(f);
-                    ends.push(text.len());
-                }
-                None => ends.push(text.len() | NULL_FIELD),
-            }
-        }
-        SampleRow {
-            text: text.into_boxed_str(),
-            ends: ends.into_boxed_slice(),
-            numbers: Box::default(),
-        }
+        let cells = fields.into_iter();
+        SampleRow::from_cells(cells.map(|f| f.map_or(Cell::Null, |t| Cell::Text(Cow::Borrowed(t)))))
     }
 
     /// A row from typed fields: text as in [`SampleRow::new`]; a NaN is null and an
@@ -58,31 +44,20 @@ impl SampleRow {
     pub fn from_cells<'a>(cells: impl IntoIterator<Item = Cell<'a>>) -> SampleRow {
         let mut text = String::new();
         let mut ends = Vec::new();
+        // Up to the last number field: a row of text only keeps none.
         let mut numbers = Vec::new();
         for cell in cells {
-            numbers.push(0);
-            let end = match cell {
-                Cell::Int(i) => {
-                    *numbers.last_mut().expect("pushed") = i as u64;
-                    text.len() | NUMBER_FIELD | INT_FIELD
-                }
-                Cell::Float(x) if x.is_finite() => {
-                    *numbers.last_mut().expect("pushed") = x.to_bits();
-                    text.len() | NUMBER_FIELD
-                }
-                Cell::Float(x) => match ryu::Buffer::new().format(x) {
-                    t if is_null(t) => text.len() | NULL_FIELD,
-                    t => {
-                        text.push_str(t);
-                        text.len()
-                    }
-                },
-                Cell::Text(t) if !is_null(&t) => {
-                    text.push_str(&t);
-                    text.len()
-                }
-                Cell::Text(_) | Cell::Null => text.len() | NULL_FIELD,
+            let (end, bits) = match cell {
+                Cell::Int(i) => (text.len() | NUMBER_FIELD | INT_FIELD, Some(i as u64)),
+                Cell::Float(x) if x.is_finite() => (text.len() | NUMBER_FIELD, Some(x.to_bits())),
+                Cell::Float(x) => (push_text(&mut text, ryu::Buffer::new().format(x)), None),
+                Cell::Text(t) => (push_text(&mut text, &t), None),
+                Cell::Null => (text.len() | NULL_FIELD, None),
             };
+            if let Some(bits) = bits {
+                numbers.resize(ends.len(), 0);
+                numbers.push(bits);
+            }
             ends.push(end);
         }
         SampleRow {
@@ -131,6 +106,15 @@ impl SampleRow {
             }
         })
     }
+}
+
+/// Appends a field's text (null-like text is a null); where the field ends, with its flags.
+fn push_text(text: &mut String, field: &str) -> usize {
+    if is_null(field) {
+        return text.len() | NULL_FIELD;
+    }
+    text.push_str(field);
+    text.len()
 }
 
 /// Rows are equal when every field reads as the same text.
