@@ -2,6 +2,7 @@
 //! exit status; bounded by the step's timeout and by Ctrl-C/SIGTERM whatever the engine does
 //! (a log stream that fails or never ends, a wait that never answers).
 
+use bollard::models::EventMessage;
 use bollard::query_parameters::{
     EventsOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder,
 };
@@ -27,7 +28,7 @@ const OOM_EVENT_WAIT: Duration = Duration::from_secs(2);
 
 /// Whether `event` is an OOM kill in container `id` (not trusting the engine to have applied
 /// the subscription's filters: another container's event, or another action, is not one).
-fn is_oom_of(event: &bollard::models::EventMessage, id: &str) -> bool {
+fn is_oom_of(event: &EventMessage, id: &str) -> bool {
     let actor = event.actor.as_ref().and_then(|a| a.id.as_deref());
     event.action.as_deref() == Some("oom") && actor == Some(id)
 }
@@ -81,18 +82,7 @@ impl DockerRunner {
             .stderr(true)
             .build();
         let mut logs = self.docker.logs(id, Some(logs_options));
-        // The container's OOM events, from a second before its start (the engine replays them
-        // to a subscription that comes late).
-        let since = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs().saturating_sub(1))
-            .to_string();
-        let filters = HashMap::from([("container", vec![id]), ("event", vec!["oom"])]);
-        let events_options = EventsOptionsBuilder::new()
-            .since(&since)
-            .filters(&filters)
-            .build();
-        let mut oom_events = Box::pin(self.docker.events(Some(events_options)));
+        let mut oom_events = self.oom_events(id);
         let (mut oom_seen, mut events_open) = (false, true);
         self.docker
             .start_container(id, None)
@@ -193,6 +183,26 @@ impl DockerRunner {
             StepOutcome::Failed
         };
         Ok((outcome, Some(code)))
+    }
+
+    /// The container's OOM events, from a second before its start (the engine replays them
+    /// to a subscription that comes late).
+    fn oom_events(
+        &self,
+        id: &str,
+    ) -> std::pin::Pin<
+        Box<impl futures_util::Stream<Item = Result<EventMessage, bollard::errors::Error>> + '_>,
+    > {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs().saturating_sub(1))
+            .to_string();
+        let filters = HashMap::from([("container", vec![id]), ("event", vec!["oom"])]);
+        let options = EventsOptionsBuilder::new()
+            .since(&since)
+            .filters(&filters)
+            .build();
+        Box::pin(self.docker.events(Some(options)))
     }
 
     /// Whether the engine says the container was killed for want of memory.
