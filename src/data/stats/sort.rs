@@ -1,8 +1,11 @@
-//! Sorting floats through order-preserving `u64` keys: one distribution pass into buckets
-//! small enough for the core's cache (bucket bounds from a histogram of the keys' range, so
-//! buckets stay small however the values are distributed), then an LSD radix sort of each
-//! bucket on only the bits its keys differ in. Two passes over memory instead of the six of
-//! a plain 11-bit LSD radix sort on 64-bit keys.
+//! Sorting floats through order-preserving `u64` keys. Large inputs: one distribution pass
+//! into buckets small enough for the core's cache (bucket bounds from a histogram of the
+//! keys' range, so buckets stay small however the values are distributed), each bucket then
+//! sorted where it lies. A bucket (and a small input) is sorted most significant digit first
+//! on only the bits its keys differ in, with digits sized so that a digit's bin holds a few
+//! keys, which an insertion sort then orders; a bin that is still large is split again.
+//! The input is read three times (range, histogram, distribution) and the keys written once
+//! into the result: the only buffer as large as the input.
 
 /// Fine histogram bins over the keys' range; adjacent bins are merged into buckets.
 const FINE_BITS: u32 = 16;
@@ -10,8 +13,12 @@ const FINE_BITS: u32 = 16;
 const BUCKET_TARGET: usize = 16 * 1024;
 /// Buckets at most (the distribution pass writes to this many places at once).
 const MAX_BUCKETS: usize = 4096;
-/// Below this, a comparison sort is faster than building histograms.
-const SMALL: usize = 4096;
+/// From this many keys up, the histogram pass pays for itself.
+const LARGE: usize = 1 << 18;
+/// Digits at most this wide inside a bucket (a bin count each, on the stack).
+const DIGIT_BITS: u32 = 13;
+/// Runs of at most this many keys are insertion-sorted.
+const RUN: usize = 32;
 
 /// The key of `x` whose unsigned order is `f64::total_cmp`'s order.
 #[inline]
@@ -38,38 +45,48 @@ pub(crate) fn from_order_key(k: u64) -> f64 {
 /// values, so a test must see them tie), sorted ascending.
 pub(crate) fn sorted_value_keys(v: &[f64]) -> Vec<u64> {
     // x + 0.0 turns −0.0 into +0.0 and leaves every other value as it is.
-    let mut keys: Vec<u64> = v
-        .iter()
-        .filter(|x| !x.is_nan())
-        .map(|&x| order_key(x + 0.0))
-        .collect();
-    sort_keys(&mut keys);
-    keys
+    sorted_keys(v, |x| (!x.is_nan()).then(|| order_key(x + 0.0)))
 }
 
-/// Sorts `keys` ascending.
-pub(crate) fn sort_keys(keys: &mut Vec<u64>) {
-    let n = keys.len();
-    if n < SMALL {
-        keys.sort_unstable();
+/// Sorts floats in `f64::total_cmp` order (−0.0 before +0.0; NaN with the sign bit first,
+/// other NaN last).
+pub fn sort_f64(v: &mut [f64]) {
+    if v.len() <= RUN {
+        v.sort_unstable_by(f64::total_cmp);
         return;
     }
-    let (lo, hi) = keys
-        .iter()
-        .fold((u64::MAX, 0), |(lo, hi), &k| (lo.min(k), hi.max(k)));
-    if lo == hi {
-        return;
+    let keys = sorted_keys(v, |x| Some(order_key(x)));
+    for (x, k) in v.iter_mut().zip(keys) {
+        *x = from_order_key(k);
+    }
+}
+
+/// The keys `key` gives the items of `src` (those it gives one), sorted ascending.
+#[inline]
+fn sorted_keys<T: Copy>(src: &[T], key: impl Fn(T) -> Option<u64> + Copy) -> Vec<u64> {
+    let kept = || src.iter().filter_map(move |&x| key(x));
+    if src.len() < LARGE {
+        let mut keys: Vec<u64> = kept().collect();
+        let mut tmp = vec![0u64; keys.len()];
+        sort_run(&mut keys, &mut tmp);
+        return keys;
+    }
+    let (lo, hi, n) = kept().fold((u64::MAX, 0, 0usize), |(lo, hi, n), k| {
+        (lo.min(k), hi.max(k), n + 1)
+    });
+    if n == 0 || lo == hi {
+        return vec![lo; n];
     }
     let shift = (64 - (hi - lo).leading_zeros()).saturating_sub(FINE_BITS);
     let mut fine = vec![0u32; 1 << FINE_BITS];
-    for &k in keys.iter() {
+    for k in kept() {
         fine[((k - lo) >> shift) as usize] += 1;
     }
     // Adjacent fine bins merged into buckets of about `target` keys; a bin is never split, so
     // every key of a bucket is below every key of the next one.
     let target = BUCKET_TARGET.max(n.div_ceil(MAX_BUCKETS));
     let mut bucket_of = vec![0u16; 1 << FINE_BITS];
-    let mut starts: Vec<usize> = Vec::with_capacity(MAX_BUCKETS + 2);
+    let mut starts: Vec<usize> = Vec::with_capacity(2 * MAX_BUCKETS + 2);
     starts.push(0);
     let (mut filled, mut current) = (0usize, 0usize);
     for (bin, &count) in fine.iter().enumerate() {
@@ -85,27 +102,25 @@ pub(crate) fn sort_keys(keys: &mut Vec<u64>) {
     }
     starts.push(n);
     let buckets = starts.len() - 1;
-    let mut scratch = vec![0u64; n];
+    let mut out = vec![0u64; n];
     let mut next: Vec<usize> = starts[..buckets].to_vec();
-    for &k in keys.iter() {
+    for k in kept() {
         let b = usize::from(bucket_of[((k - lo) >> shift) as usize]);
-        scratch[next[b]] = k;
+        out[next[b]] = k;
         next[b] += 1;
     }
-    for b in 0..buckets {
-        let (s, e) = (starts[b], starts[b + 1]);
-        radix_sort_bucket(&mut scratch[s..e], &mut keys[s..e]);
+    let largest = starts.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    let mut tmp = vec![0u64; largest];
+    for w in starts.windows(2) {
+        sort_run(&mut out[w[0]..w[1]], &mut tmp[..w[1] - w[0]]);
     }
-    std::mem::swap(keys, &mut scratch);
+    out
 }
 
-/// LSD radix sort of `v` (11-bit digits) on the bits in which its keys differ, using `tmp`
-/// (same length) as the other buffer.
-fn radix_sort_bucket(v: &mut [u64], tmp: &mut [u64]) {
-    const BITS: u32 = 11;
-    const MASK: u64 = (1 << BITS) - 1;
-    if v.len() <= 64 {
-        v.sort_unstable();
+/// Sorts `v` in place, most significant digit first, using `tmp` (same length) as scratch.
+fn sort_run(v: &mut [u64], tmp: &mut [u64]) {
+    if v.len() <= RUN {
+        insertion_sort(v);
         return;
     }
     let (lo, hi) = v
@@ -114,53 +129,44 @@ fn radix_sort_bucket(v: &mut [u64], tmp: &mut [u64]) {
     if lo == hi {
         return;
     }
-    let passes = (64 - (hi - lo).leading_zeros()).div_ceil(BITS) as usize;
-    let mut counts = vec![[0u32; 1 << BITS]; passes];
+    // A digit of about len/8 bins: a few keys a bin, and the bins' counts stay in L1.
+    let digit = (v.len().ilog2().saturating_sub(2)).clamp(3, DIGIT_BITS);
+    let shift = (64 - (hi - lo).leading_zeros()).saturating_sub(digit);
+    let mut ends = [0u32; 1 << DIGIT_BITS];
+    let ends = &mut ends[..1 << digit];
     for &k in v.iter() {
-        let r = k - lo;
-        for (p, c) in counts.iter_mut().enumerate() {
-            c[((r >> (p as u32 * BITS)) & MASK) as usize] += 1;
+        ends[((k - lo) >> shift) as usize] += 1;
+    }
+    let mut offset = 0;
+    for e in ends.iter_mut() {
+        offset += *e;
+        *e = offset - *e; // the bin's start for now; its end once the keys are placed
+    }
+    for &k in v.iter() {
+        let d = ((k - lo) >> shift) as usize;
+        tmp[ends[d] as usize] = k;
+        ends[d] += 1;
+    }
+    // With no bits below the digit, each bin holds equal keys.
+    if shift > 0 {
+        let mut start = 0;
+        for &end in ends.iter() {
+            let (s, e) = (start, end as usize);
+            sort_run(&mut tmp[s..e], &mut v[s..e]);
+            start = e;
         }
     }
-    let n = v.len() as u32;
-    let mut in_v = true;
-    for (p, c) in counts.iter_mut().enumerate() {
-        if c.contains(&n) {
-            continue; // every key has the same digit here
-        }
-        let mut offset = 0;
-        for x in c.iter_mut() {
-            let count = *x;
-            *x = offset;
-            offset += count;
-        }
-        let (src, dst): (&[u64], &mut [u64]) = if in_v {
-            (&*v, &mut *tmp)
-        } else {
-            (&*tmp, &mut *v)
-        };
-        for &k in src {
-            let d = (((k - lo) >> (p as u32 * BITS)) & MASK) as usize;
-            dst[c[d] as usize] = k;
-            c[d] += 1;
-        }
-        in_v = !in_v;
-    }
-    if !in_v {
-        v.copy_from_slice(tmp);
-    }
+    v.copy_from_slice(tmp);
 }
 
-/// Sorts floats in `f64::total_cmp` order (−0.0 before +0.0; NaN with the sign bit first,
-/// other NaN last).
-pub fn sort_f64(v: &mut [f64]) {
-    if v.len() < SMALL {
-        v.sort_unstable_by(f64::total_cmp);
-        return;
-    }
-    let mut keys: Vec<u64> = v.iter().map(|&x| order_key(x)).collect();
-    sort_keys(&mut keys);
-    for (x, k) in v.iter_mut().zip(keys) {
-        *x = from_order_key(k);
+fn insertion_sort(v: &mut [u64]) {
+    for i in 1..v.len() {
+        let k = v[i];
+        let mut j = i;
+        while j > 0 && v[j - 1] > k {
+            v[j] = v[j - 1];
+            j -= 1;
+        }
+        v[j] = k;
     }
 }

@@ -223,12 +223,19 @@ fn minus_zero_ties_with_zero() {
 
 #[test]
 fn bucketed_sort_orders_awkward_distributions() {
-    let lcg = lcg_sample(7, 200_000, 0, 0);
+    // Past the size at which the histogram pass is taken, and below it.
+    for n in [300_000, 20_000] {
+        awkward_distributions_sort(n);
+    }
+}
+
+fn awkward_distributions_sort(n: usize) {
+    let lcg = lcg_sample(7, n, 0, 0);
     let awkward: Vec<(&str, Vec<f64>)> = vec![
-        ("all equal", vec![3.5; 50_000]),
+        ("all equal", vec![3.5; n]),
         (
             "two values far apart",
-            (0..50_000)
+            (0..n)
                 .map(|i| if i % 3 == 0 { -1e300 } else { 1e-300 })
                 .collect(),
         ),
@@ -268,7 +275,7 @@ fn bucketed_sort_orders_awkward_distributions() {
             v.iter()
                 .map(|x| x.to_bits())
                 .eq(expected.iter().map(|x| x.to_bits())),
-            "{name}"
+            "{name}, {n} values"
         );
     }
 }
