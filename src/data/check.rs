@@ -129,13 +129,26 @@ pub fn scan_dataset(path: &Path, sample_size: usize, seed: u64) -> Result<Scanne
 fn check_dataset(config: &Config, name: &str) -> Result<DatasetReport> {
     let ds = &config.data.datasets[name];
     let checks = &config.data.checks;
-    let reference = reference::load(&config.root, name)?;
-    let (size, seed) = reference
-        .as_ref()
-        .map_or((DEFAULT_SAMPLE_SIZE, DEFAULT_SEED), |r| {
-            (r.sample.size, r.sample.seed)
-        });
-    let current = scan_dataset(&ds.abs_path, size, seed)?;
+    // The scan samples as the reference did. Every reference `accept` writes uses the default
+    // sample, so the scan starts with it while the reference is read; one that says otherwise
+    // (edited, or written by another version) has the data scanned again its way.
+    let (reference, scanned) = std::thread::scope(|s| {
+        let scan = s.spawn(|| scan_dataset(&ds.abs_path, DEFAULT_SAMPLE_SIZE, DEFAULT_SEED));
+        let reference = reference::load(&config.root, name);
+        // A panic in the scan is a bug: the same one here.
+        let scanned = scan
+            .join()
+            .unwrap_or_else(|_| scan_dataset(&ds.abs_path, DEFAULT_SAMPLE_SIZE, DEFAULT_SEED));
+        (reference, scanned)
+    });
+    // The reference's error first, as when it was read before the data.
+    let reference = reference?;
+    let current = match &reference {
+        Some(r) if (r.sample.size, r.sample.seed) != (DEFAULT_SAMPLE_SIZE, DEFAULT_SEED) => {
+            scan_dataset(&ds.abs_path, r.sample.size, r.sample.seed)?
+        }
+        _ => scanned?,
+    };
     let mut report = DatasetReport {
         name: name.to_string(),
         path: ds.path.clone(),

@@ -117,6 +117,30 @@ fn unchanged_data_fails_changed_required_and_the_test_set_may_stay_frozen() {
 }
 
 #[test]
+fn a_reference_sampled_its_own_way_has_the_data_sampled_the_same_way() {
+    // `accept` samples with the default reservoir, and `check` starts scanning with it before
+    // the reference is read; a reference that records another size (edited, or from another
+    // version) must have the data sampled again its way: 50 of the 398 rows here.
+    let dir = project();
+    accept(dir.path());
+    let path = dir.path().join(".mlops/data/train.json");
+    let mut stored: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    stored["sample"]["size"] = 50.into();
+    std::fs::write(&path, serde_json::to_vec(&stored).unwrap()).unwrap();
+    let (code, json) = check_json(dir.path());
+    assert_eq!(code, 1, "{json:#}"); // unchanged data, `changed: required`
+                                     // Sampled the default way, the unchanged data would give statistic 0 in every column (see
+                                     // above); 50 of its rows against all of them cannot, in a column of many distinct values.
+    let tenure = dataset(&json, "train")["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "tenure_months")
+        .unwrap();
+    assert!(tenure["statistic"].as_f64().unwrap() > 0.0, "{tenure}");
+}
+
+#[test]
 fn drifted_data_fails_and_a_fresh_sample_of_the_same_distribution_passes() {
     let dir = project();
     accept(dir.path());
