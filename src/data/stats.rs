@@ -13,6 +13,7 @@
 //! in double-double arithmetic (same terms, same truncation rule).
 
 mod kolmogorov;
+mod ks_buckets;
 mod sort;
 
 use std::f64::consts::PI;
@@ -30,22 +31,21 @@ pub struct TestOutcome {
 /// Samples at most this large (both of them) get the exact p-value, as in scipy.
 pub const KS_MAX_EXACT_N: usize = 10_000;
 
-/// Two-sample, two-sided Kolmogorov–Smirnov test. NaN values are ignored. Sorts keys of
-/// both samples (each on its own thread when they are large) and walks them once.
+/// Two-sample, two-sided Kolmogorov–Smirnov test. NaN values are ignored. Small samples are
+/// sorted and walked once; large ones are counted in buckets on two threads, and only the
+/// few stretches that can hold an extreme are sorted (see `stats/ks_buckets.rs`).
 pub fn ks_2samp(a: &[f64], b: &[f64]) -> TestOutcome {
-    let (ka, kb) = if a.len() + b.len() > 1 << 16 {
-        std::thread::scope(|s| {
-            let ka = s.spawn(|| sort::sorted_value_keys(a));
-            let kb = sort::sorted_value_keys(b);
-            // A panic in the sort is a bug: the same one here.
-            (ka.join().unwrap_or_else(|_| sort::sorted_value_keys(a)), kb)
-        })
-    } else {
-        (sort::sorted_value_keys(a), sort::sorted_value_keys(b))
-    };
+    if a.len() + b.len() >= KS_BUCKETED {
+        let (n1, n2, walk) = ks_buckets::extremes(a, b);
+        return ks_outcome(n1, n2, || walk.map_or(0.0, |w| w.statistic()));
+    }
+    let (ka, kb) = (sort::sorted_value_keys(a), sort::sorted_value_keys(b));
     // Keys compare as their values do (-0.0 is keyed as +0.0, NaN is gone).
     ks_outcome(ka.len(), kb.len(), || ks_statistic(&ka, &kb))
 }
+
+/// From this many values in all, [`ks_2samp`] counts in buckets instead of sorting.
+const KS_BUCKETED: usize = 1 << 18;
 
 /// [`ks_2samp`] on samples already sorted ascending and free of NaN. An empty sample gives
 /// statistic 0 and no p-value (there is nothing to test).
@@ -117,12 +117,7 @@ fn ks_statistic<T: Copy + PartialOrd + Sync>(a: &[T], b: &[T]) -> f64 {
     } else {
         walk(0, 0, a, b)
     };
-    let min_s = (-w.min.1).clamp(0.0, 1.0);
-    if min_s > w.max.1 {
-        min_s
-    } else {
-        w.max.1
-    }
+    w.statistic()
 }
 
 /// A walk over sorted runs of both samples starting at ranks (i0, j0): the largest and
@@ -214,6 +209,16 @@ impl Walk {
         self.d += (a.len() - i) as i128 * self.up - (b.len() - j) as i128 * self.down;
         (self.i, self.j) = (i0 + a.len(), j0 + b.len());
         self.point();
+    }
+
+    /// The statistic scipy reports: the float difference at the larger extreme.
+    fn statistic(&self) -> f64 {
+        let min_s = (-self.min.1).clamp(0.0, 1.0);
+        if min_s > self.max.1 {
+            min_s
+        } else {
+            self.max.1
+        }
     }
 
     /// The extremes of this walk and of the one that continues it.

@@ -8,11 +8,11 @@
 //! into the result: the only buffer as large as the input.
 
 /// Fine histogram bins over the keys' range; adjacent bins are merged into buckets.
-const FINE_BITS: u32 = 16;
+pub(super) const FINE_BITS: u32 = 16;
 /// Keys per bucket aimed at: 16 Ki keys and their scratch fit in L2 with room to spare.
-const BUCKET_TARGET: usize = 16 * 1024;
+pub(super) const BUCKET_TARGET: usize = 16 * 1024;
 /// Buckets at most (the distribution pass writes to this many places at once).
-const MAX_BUCKETS: usize = 4096;
+pub(super) const MAX_BUCKETS: usize = 4096;
 /// From this many keys up, the histogram pass pays for itself.
 const LARGE: usize = 1 << 18;
 /// Digits at most this wide inside a bucket (a bin count each, on the stack).

@@ -207,6 +207,79 @@ fn ks_statistic_agrees_with_a_direct_count_on_ties_and_on_both_threads() {
         let direct = direct_statistic(&a, &b);
         // Bit for bit: the float reported is i/n1 − j/n2 at the extreme, as scipy computes it.
         assert_eq!(ours, direct, "case {k}");
+        assert_eq!(bucketed(&a, &b), direct, "case {k}, counted in buckets");
+    }
+}
+
+/// The statistic as the bucketed path finds it, at any size.
+fn bucketed(a: &[f64], b: &[f64]) -> f64 {
+    let (_, _, walk) = ks_buckets::extremes(a, b);
+    walk.map_or(0.0, |w| w.statistic())
+}
+
+#[test]
+fn bucketed_statistic_agrees_on_ties_clusters_and_lopsided_samples() {
+    let lcg = |seed, n, bits, shift| lcg_sample(seed, n, bits, shift);
+    let cases: Vec<(&str, Vec<f64>, Vec<f64>)> = vec![
+        // A few hundred distinct values: every bin a run of ties.
+        ("heavy ties", lcg(1, 300_000, 24, 0), lcg(2, 200_000, 24, 3)),
+        // Identical samples: every difference 0.
+        ("identical", lcg(3, 300_000, 10, 0), lcg(3, 300_000, 10, 0)),
+        ("lopsided", lcg(4, 400_000, 0, 0), lcg(5, 7, 0, 0)),
+        (
+            "a cluster and outliers",
+            lcg(6, 300_000, 0, 0)
+                .iter()
+                .map(|x| 1.0 + x * 1e-20)
+                .chain([f64::MAX, f64::NEG_INFINITY])
+                .collect(),
+            lcg(7, 300_000, 0, 0)
+                .iter()
+                .map(|x| 1.0 + x * 1e-20)
+                .collect(),
+        ),
+        (
+            "NaN, zeros of both signs and infinities",
+            lcg(8, 300_000, 8, 0)
+                .iter()
+                .enumerate()
+                .map(|(i, x)| match i % 7 {
+                    0 => f64::NAN,
+                    1 => -0.0,
+                    2 => f64::INFINITY,
+                    _ => x - 1e9,
+                })
+                .collect(),
+            lcg(9, 250_000, 8, 0)
+                .iter()
+                .enumerate()
+                .map(|(i, x)| match i % 5 {
+                    0 => 0.0,
+                    1 => f64::NEG_INFINITY,
+                    _ => x - 1e9,
+                })
+                .collect(),
+        ),
+        (
+            "one value each side",
+            vec![2.0; 200_000],
+            vec![1.0; 100_000],
+        ),
+    ];
+    for (name, a, b) in cases {
+        let clean = |v: &[f64]| {
+            v.iter()
+                .copied()
+                .filter(|x| !x.is_nan())
+                .collect::<Vec<_>>()
+        };
+        let direct = direct_statistic(&clean(&a), &clean(&b));
+        assert_eq!(bucketed(&a, &b), direct, "{name}");
+        assert_eq!(
+            ks_2samp(&a, &b).statistic,
+            direct,
+            "{name}, through ks_2samp"
+        );
     }
 }
 
