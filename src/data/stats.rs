@@ -47,6 +47,16 @@ pub fn ks_2samp(a: &[f64], b: &[f64]) -> TestOutcome {
 /// From this many values in all, [`ks_2samp`] counts in buckets instead of sorting.
 const KS_BUCKETED: usize = 1 << 18;
 
+/// The KS statistic both ways — counted in buckets, and walked over both samples sorted —
+/// at any size (`ks_2samp` counts only from `KS_BUCKETED` values up), for the fuzz target
+/// that holds them bit-for-bit equal. None when a sample has no value that is not NaN.
+#[doc(hidden)]
+pub fn ks_statistic_both_ways(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
+    let (_, _, walk) = ks_buckets::extremes(a, b);
+    let (ka, kb) = (sort::sorted_value_keys(a), sort::sorted_value_keys(b));
+    Some((walk?.statistic(), ks_statistic(&ka, &kb)))
+}
+
 /// [`ks_2samp`] on samples already sorted ascending and free of NaN. An empty sample gives
 /// statistic 0 and no p-value (there is nothing to test).
 pub fn ks_2samp_sorted(a: &[f64], b: &[f64]) -> TestOutcome {
