@@ -7,7 +7,7 @@
 //! that could reach an extreme (or tie one) has its keys sorted and walked one by one. In a
 //! sample of millions, a few hundred bins are; the rest is counting.
 
-use super::sort::{order_key, BUCKET_TARGET, FINE_BITS, MAX_BUCKETS};
+use super::sort::{key_range, value_key, Buckets};
 use super::Walk;
 
 /// Digits at most this wide inside a bucket (two bin counts each, on the stack).
@@ -15,82 +15,43 @@ const DIGIT_BITS: u32 = 12;
 /// Buckets of at most this many keys (both samples) are sorted and walked whole.
 const WALK_WHOLE: usize = 64;
 
-/// The keys of a sample's values that are not NaN, −0.0 keyed as +0.0 (see
-/// [`super::sort::sorted_value_keys`]).
-#[inline]
-fn value_key(x: f64) -> Option<u64> {
-    (!x.is_nan()).then(|| order_key(x + 0.0))
-}
-
-fn range(v: &[f64]) -> (u64, u64, usize) {
-    v.iter()
-        .filter_map(|&x| value_key(x))
-        .fold((u64::MAX, 0, 0), |(lo, hi, n), k| {
-            (lo.min(k), hi.max(k), n + 1)
-        })
+/// The keys of a sample's values that are not NaN (see [`value_key`]).
+fn keys(v: &[f64]) -> impl Iterator<Item = u64> + '_ {
+    v.iter().filter_map(|&x| value_key(x))
 }
 
 /// The non-NaN counts of `a` and `b` and, when both are non-empty, the walk's extremes over
 /// all of the pooled values (as [`Walk::run`] on both samples sorted would find them).
 pub(super) fn extremes(a: &[f64], b: &[f64]) -> (usize, usize, Option<Walk>) {
-    let ((lo_a, hi_a, n1), (lo_b, hi_b, n2)) = both(|| range(a), || range(b));
+    let ((lo_a, hi_a, n1), (lo_b, hi_b, n2)) = both(|| key_range(keys(a)), || key_range(keys(b)));
     if n1 == 0 || n2 == 0 {
         return (n1, n2, None);
     }
     let (lo, hi) = (lo_a.min(lo_b), hi_a.max(hi_b));
-    let mut walk = Walk::new(n1, n2, 0, 0);
     if lo == hi {
         // One value in both samples: the only point is the end, where F1 = F2 = 1.
-        return (n1, n2, Some(walk));
+        return (n1, n2, Some(Walk::new(n1, n2, 0, 0)));
     }
-    let shift = (64 - (hi - lo).leading_zeros()).saturating_sub(FINE_BITS);
-    let fine_of = move |k: u64| ((k - lo) >> shift) as usize;
-    let histogram = |v: &[f64]| {
-        let mut fine = vec![0u32; 1 << FINE_BITS];
-        for k in v.iter().filter_map(|&x| value_key(x)) {
-            fine[fine_of(k)] += 1;
-        }
-        fine
-    };
+    let histogram = |v| Buckets::histogram(lo, hi, keys(v));
     let (fine_a, fine_b) = both(|| histogram(a), || histogram(b));
-    // Adjacent fine bins merged into buckets of about `target` keys of both samples.
-    let target = BUCKET_TARGET.max((n1 + n2).div_ceil(MAX_BUCKETS));
-    let mut bucket_of = vec![0u16; 1 << FINE_BITS];
-    let (mut starts_a, mut starts_b) = (vec![0usize], vec![0usize]);
-    let (mut in_a, mut in_b) = (0usize, 0usize);
-    for (bin, (&ca, &cb)) in fine_a.iter().zip(&fine_b).enumerate() {
-        let (ca, cb) = (ca as usize, cb as usize);
-        let (sa, sb) = (starts_a[starts_a.len() - 1], starts_b[starts_b.len() - 1]);
-        let current = (in_a - sa) + (in_b - sb);
-        if current > 0 && current + ca + cb > target {
-            starts_a.push(in_a);
-            starts_b.push(in_b);
-        }
-        in_a += ca;
-        in_b += cb;
-        // As in the sort: at most 2·MAX_BUCKETS + 1 buckets, so the id fits in u16.
-        bucket_of[bin] = (starts_a.len() - 1) as u16;
-    }
-    starts_a.push(n1);
-    starts_b.push(n2);
-    let bucket = |k: u64| usize::from(bucket_of[fine_of(k)]);
+    let buckets = Buckets::new(lo, hi, &[&fine_a, &fine_b]);
     let (keys_a, keys_b) = both(
-        || distribute(a, &starts_a, bucket),
-        || distribute(b, &starts_b, bucket),
+        || buckets.distribute(0, keys(a)),
+        || buckets.distribute(1, keys(b)),
     );
+    let (starts_a, starts_b) = (&buckets.starts[0], &buckets.starts[1]);
     // The differences at the bucket bounds: the extremes are at least these.
     let (n1i, n2i) = (n1 as i128, n2 as i128);
     let bound_d = |t: usize| starts_a[t] as i128 * n2i - starts_b[t] as i128 * n1i;
-    let buckets = starts_a.len() - 1;
-    let floor = (0..=buckets).map(bound_d).max().unwrap_or(0);
-    let ceiling = (0..=buckets).map(bound_d).min().unwrap_or(0);
-    let half = buckets / 2;
+    let count = starts_a.len() - 1;
+    let floor = (0..=count).map(bound_d).max().unwrap_or(0);
+    let ceiling = (0..=count).map(bound_d).min().unwrap_or(0);
     let walk_buckets = |from: usize, to: usize| {
         let mut w = Walk::new(n1, n2, starts_a[from], starts_b[from]);
         let mut tmp = Vec::new();
         for t in from..to {
             let (sa, ea, sb, eb) = (starts_a[t], starts_a[t + 1], starts_b[t], starts_b[t + 1]);
-            let mut part = Part {
+            let part = Part {
                 a: &keys_a[sa..ea],
                 b: &keys_b[sb..eb],
                 i: sa,
@@ -100,9 +61,9 @@ pub(super) fn extremes(a: &[f64], b: &[f64]) -> (usize, usize, Option<Walk>) {
         }
         w
     };
-    let (first, second) = both(|| walk_buckets(0, half), || walk_buckets(half, buckets));
-    walk = first.merge(second);
-    (n1, n2, Some(walk))
+    let half = count / 2;
+    let (first, second) = both(|| walk_buckets(0, half), || walk_buckets(half, count));
+    (n1, n2, Some(first.merge(second)))
 }
 
 /// `f()` and `g()`, the first on another thread.
@@ -113,18 +74,6 @@ fn both<A: Send, B: Send>(f: impl FnOnce() -> A + Send, g: impl FnOnce() -> B) -
         // A panic on the other thread is a bug in this file: the same one here.
         (f.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), b)
     })
-}
-
-/// The keys of `v`, each in its bucket's range of the result (in the order of `v`).
-fn distribute(v: &[f64], starts: &[usize], bucket: impl Fn(u64) -> usize) -> Vec<u64> {
-    let mut out = vec![0u64; starts[starts.len() - 1]];
-    let mut next = starts[..starts.len() - 1].to_vec();
-    for k in v.iter().filter_map(|&x| value_key(x)) {
-        let b = bucket(k);
-        out[next[b]] = k;
-        next[b] += 1;
-    }
-    out
 }
 
 /// The keys of both samples in one key range, unsorted, and the ranks where it starts.
@@ -138,7 +87,7 @@ struct Part<'a> {
 impl Part<'_> {
     /// Advances `w` over this part, from its start to its end. `(floor, ceiling)`: the
     /// largest and smallest differences at bucket bounds, which the extremes reach at least.
-    fn walk(&mut self, w: &mut Walk, (floor, ceiling): (i128, i128), tmp: &mut Vec<u64>) {
+    fn walk(&self, w: &mut Walk, (floor, ceiling): (i128, i128), tmp: &mut Vec<u64>) {
         let (ca, cb) = (self.a.len(), self.b.len());
         w.i = self.i;
         w.j = self.j;
